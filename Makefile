@@ -1,0 +1,65 @@
+# RadViewer: `make run` starts the app on the embedded default; `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-dev static run test lint migrate demo clean-var benchmarks
+
+help:
+	@echo "make run    - set up and run RadViewer at http://127.0.0.1:$(PORT) (embedded default)"
+	@echo "make test   - set up and run ruff, import-linter and the whole test suite"
+
+$(VENV)/bin/python:
+	@scripts/check_prereqs.sh
+	@PYTHON=$$(scripts/check_prereqs.sh --print-python) && $$PYTHON -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+
+# The stamps hold a hash of pyproject.toml so a changed dependency list reinstalls.
+$(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[s3]'
+	@sha256sum pyproject.toml > $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[dev,s3,ray]'
+	@sha256sum pyproject.toml > $@
+	@sha256sum pyproject.toml > $(VENV)/.stamp-run
+
+static/vendor/.stamp: package.json package-lock.json
+	@scripts/check_prereqs.sh --npm
+	npm ci --no-audit --no-fund --loglevel=error
+	scripts/vendor_static.sh
+	@touch $@
+
+setup: $(VENV)/.stamp-run static/vendor/.stamp
+setup-dev: $(VENV)/.stamp-dev static/vendor/.stamp
+
+migrate: setup
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py create_demo_accounts
+	$(PY) manage.py ensure_demo_model
+
+run: demo
+	@echo ""
+	@echo "  RadViewer is starting at http://127.0.0.1:$(PORT)/  (Ctrl-C stops web, workers and beat)"
+	@echo ""
+	PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+benchmarks: setup-dev
+	$(PY) benchmarks/latency.py
+	$(PY) benchmarks/predictor_memory.py
+
+clean-var:
+	rm -rf var/

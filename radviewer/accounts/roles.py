@@ -1,0 +1,30 @@
+"""Roles are Django groups; what a role may do is a set of permissions on ``accounts.Role``.
+
+Views check permissions, never group names, so a hospital can build its own groups.
+"""
+
+from __future__ import annotations
+
+RADIOLOGIST = "Radiologist"
+ML_ADMIN = "ML admin"
+INTEGRATION = "Integration"
+
+# codename -> description (declared on accounts.Role.Meta.permissions)
+PERMISSIONS: dict[str, str] = {
+    "view_worklist": "Can view the worklist and open studies",
+    "upload_studies": "Can upload studies",
+    "review_studies": "Can review (confirm or correct) AI labels",
+    "sign_off_studies": "Can sign off studies",
+    "manage_models": "Can train, compare, promote and roll back models",
+    "view_audit_log": "Can read the audit log",
+    "view_phi_mapping": "Can read the protected original-UID mapping",
+    "api_submit": "API: can submit studies",
+    "api_read": "API: can read results",
+    "api_feedback": "API: can send readings",
+}
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    RADIOLOGIST: ("view_worklist", "upload_studies", "review_studies", "sign_off_studies"),
+    ML_ADMIN: ("manage_models", "view_audit_log", "view_phi_mapping", "view_worklist"),
+    INTEGRATION: ("api_submit", "api_read", "api_feedback"),
+}

@@ -1,0 +1,43 @@
+"""The one way to write an audit event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+
+from radviewer.audit.models import AuditEvent
+from radviewer.lib.http import client_ip
+
+
+def audit_event_create(
+    *,
+    actor: Any | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    request: HttpRequest | None = None,
+    details: dict[str, Any] | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Record that ``actor`` did ``action`` (dotted, e.g. ``study.viewed``) to an object.
+
+    ``actor`` is a user or None (system); non-user actors such as API clients pass
+    ``actor_label``. Runs inside the caller's transaction, so a rolled-back change leaves no
+    event claiming it happened.
+    """
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=actor_label,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        client_ip=client_ip(request) if request is not None else None,
+        details=details or {},
+    )

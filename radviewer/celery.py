@@ -1,0 +1,56 @@
+"""The one Celery app. Queues: ``default``, ``inference``, ``training`` (DESIGN.md section 3).
+
+JSON only; tasks are declared with :func:`radviewer.lib.tasks.house_task`, which sets the
+reliability options, and enqueued from services with ``transaction.on_commit``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radviewer.settings.base")
+
+app = Celery("radviewer")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("default", "inference", "training")
+
+app.conf.update(
+    task_queues=[Queue(name, routing_key=name) for name in QUEUES],
+    task_default_queue="default",
+    task_default_routing_key="default",
+    task_routes=("radviewer.lib.tasks.route_task",),
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    timezone="UTC",
+)
+app.autodiscover_tasks()
+
+
+def beat_schedule(heartbeat_seconds: int) -> dict:
+    return {
+        f"worker-heartbeat-{queue}": {
+            "task": "radviewer.ops.tasks.record_heartbeat",
+            "schedule": float(heartbeat_seconds),
+            "kwargs": {"queue": queue},
+            "options": {"queue": queue, "expires": float(heartbeat_seconds)},
+        }
+        for queue in QUEUES
+    }
+
+
+@app.on_after_finalize.connect
+def _setup_periodic(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    sender.conf.beat_schedule = beat_schedule(settings.CELERY_WORKER_HEARTBEAT_SECONDS)

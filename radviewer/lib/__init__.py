@@ -1,0 +1,1 @@
+"""Shared helpers for every app. Imports no app at module level (import-linter checks)."""

@@ -1,0 +1,75 @@
+"""The house task decorator (DESIGN.md section 9, rule 3).
+
+Every task acknowledges late and is re-queued when its worker dies, so a crash never loses
+work; every task has soft and hard time limits; retries happen only on the named exceptions
+and back off exponentially. Tasks take keyword-only primary keys and must be idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import shared_task
+
+QUEUES = ("default", "inference", "training")
+
+# task name -> queue, filled by house_task; read by route_task (Celery's task_routes).
+_TASK_QUEUES: dict[str, str] = {}
+
+
+def route_task(name: str, args, kwargs, options, task=None, **_: Any) -> dict[str, str]:
+    """Celery router: each house task goes to the queue it was declared with."""
+    return {"queue": _TASK_QUEUES.get(name, "default")}
+
+
+def house_task(
+    *,
+    queue: str = "default",
+    soft_time_limit: int = 60,
+    time_limit: int | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
+    max_retries: int = 3,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; accepted: {', '.join(QUEUES)}")
+    hard = time_limit if time_limit is not None else soft_time_limit + 30
+    if hard <= soft_time_limit:
+        raise ValueError("time_limit must exceed soft_time_limit so the task can clean up")
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        options: dict[str, Any] = {
+            "acks_late": True,
+            "reject_on_worker_lost": True,
+            "soft_time_limit": soft_time_limit,
+            "time_limit": hard,
+            "serializer": "json",
+            "ignore_result": True,
+        }
+        if name:
+            options["name"] = name
+        if retry_on:
+            options.update(
+                autoretry_for=retry_on,
+                max_retries=max_retries,
+                retry_backoff=True,
+                retry_backoff_max=600,
+                retry_jitter=True,
+            )
+        task = shared_task(**options)(fn)
+        _TASK_QUEUES[task.name] = queue
+        return task
+
+    return decorate
+
+
+def enqueue_on_commit(task: Any, /, **kwargs: Any) -> None:
+    """Send ``task`` with keyword arguments once the current transaction commits.
+
+    A task sent before commit can run before its row is visible to the worker, or for a
+    row that is then rolled back.
+    """
+    from django.db import transaction
+
+    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs))

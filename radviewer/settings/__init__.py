@@ -1,0 +1,1 @@
+"""Settings package: ``base`` (embedded default and env-driven services), ``production``, ``test``."""

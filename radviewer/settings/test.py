@@ -1,0 +1,27 @@
+"""Test profile: the embedded default (or the services named in the environment), fast hashing."""
+
+from radviewer.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Tests keep their own broker folder and media so a developer's `make run` state is untouched.
+TEST_FILESYSTEM_BROKER_DIR = VAR_DIR / "test-celery" / "broker"  # noqa: F405
+TEST_FILESYSTEM_BROKER_DIR.mkdir(parents=True, exist_ok=True)
+TEST_FILESYSTEM_TRANSPORT_OPTIONS = {
+    "data_folder_in": str(TEST_FILESYSTEM_BROKER_DIR),
+    "data_folder_out": str(TEST_FILESYSTEM_BROKER_DIR),
+    "control_folder": str(TEST_FILESYSTEM_BROKER_DIR.parent / "control"),
+    "store_processed": False,
+}
+if CELERY_BROKER_URL.startswith("filesystem://"):  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = TEST_FILESYSTEM_TRANSPORT_OPTIONS
+MEDIA_ROOT = VAR_DIR / "test-media"  # noqa: F405
+if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
+    STORAGES["default"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from radviewer import views
+from radviewer.ops import views as ops_views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("radviewer.accounts.urls")),
+    path("audit/", include("radviewer.audit.urls")),
+    path("ml/", include("mlcore.urls")),
+    path("", include("clinical.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
+]

@@ -1,0 +1,70 @@
+"""A real worker process consumes a task from a real broker and writes to the real database.
+
+Embedded profile: kombu filesystem broker + SQLite (or whatever DATABASE_URL says).
+Services profile: Redis broker + the configured database (PostgreSQL in CI's second pass).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection, transaction
+
+from radviewer.ops.models import WorkerHeartbeat
+from radviewer.ops.tasks import record_heartbeat
+from tests.support.services import IN_CI, require_redis
+from tests.support.worker import WorkerProcess, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+
+def _send_on_commit(broker_url: str, queue: str) -> None:
+    from django.conf import settings
+    from kombu import Connection
+
+    options = settings.TEST_FILESYSTEM_TRANSPORT_OPTIONS if broker_url.startswith("filesystem") else {}
+
+    def send():
+        with Connection(broker_url, transport_options=options) as conn:
+            record_heartbeat.apply_async(kwargs={"queue": queue}, queue=queue, connection=conn)
+
+    with transaction.atomic():
+        transaction.on_commit(send)
+
+
+def test_embedded_broker_worker_writes_database():
+    with WorkerProcess(queues="inference,default", broker_url="filesystem://") as worker:
+        _send_on_commit("filesystem://", "inference")
+        hb = wait_until(lambda: WorkerHeartbeat.objects.filter(queue="inference").first(),
+                        timeout=30, what="heartbeat row")
+        assert hb.beats == 1
+        assert "record_heartbeat" in worker.log()
+
+
+def test_redis_broker_worker_writes_database():
+    redis_url = require_redis()
+    if IN_CI and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        assert connection.vendor == "postgresql"
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+    with WorkerProcess(queues="training", broker_url=redis_url):
+        _send_on_commit(redis_url, "training")
+        _send_on_commit(redis_url, "training")
+        hb = wait_until(
+            lambda: WorkerHeartbeat.objects.filter(queue="training", beats=2).first(),
+            timeout=30, what="two heartbeats",
+        )
+        assert hb.hostname
+
+
+def test_task_is_not_sent_when_transaction_rolls_back(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        try:
+            with transaction.atomic():
+                _send_on_commit("filesystem://", "default")
+                raise RuntimeError("rollback")
+        except RuntimeError:
+            pass
+    assert callbacks == []

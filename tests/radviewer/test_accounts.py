@@ -1,0 +1,82 @@
+import pytest
+from django.urls import reverse
+
+from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_PERMISSIONS
+from radviewer.accounts.services import demo_accounts_ensure
+from radviewer.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_redirected_to_login(client):
+    for url in ["/", reverse("mlcore:dashboard"), reverse("audit:list")]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("accounts:login"))
+
+
+def test_login_page_renders_with_csrf_header_and_htmx(client):
+    response = client.get(reverse("accounts:login"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'hx-headers=\'{"X-CSRFToken": "' in body
+    assert "vendor/htmx.min.js" in body
+
+
+def test_radiologist_logs_in_and_reaches_home(client, radiologist):
+    response = client.post(
+        reverse("accounts:login"), {"username": "dr_house", "password": "pw-for-tests-123"}, follow=True
+    )
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == reverse("home")
+    assert "Welcome" in response.content.decode()
+
+
+def test_wrong_password_shows_error(client, radiologist):
+    response = client.post(reverse("accounts:login"), {"username": "dr_house", "password": "nope"})
+    assert response.status_code == 200
+    assert "didn't match" in response.content.decode()
+
+
+def test_radiologist_gets_403_on_ml_admin_pages(radiologist_client):
+    assert radiologist_client.get(reverse("mlcore:dashboard")).status_code == 403
+    assert radiologist_client.get(reverse("audit:list")).status_code == 403
+
+
+def test_ml_admin_opens_ml_pages(ml_admin_client):
+    assert ml_admin_client.get(reverse("mlcore:dashboard")).status_code == 200
+    assert ml_admin_client.get(reverse("audit:list")).status_code == 200
+
+
+def test_navigation_only_lists_permitted_pages(radiologist_client):
+    body = radiologist_client.get("/").content.decode()
+    assert "Audit log" not in body and "Models" not in body
+
+
+def test_logout_needs_post_and_ends_session(radiologist_client):
+    response = radiologist_client.post(reverse("accounts:logout"))
+    assert response.status_code == 302
+    assert radiologist_client.get("/").status_code == 302
+
+
+def test_groups_hold_exactly_their_permissions(db):
+    from django.contrib.auth.models import Group
+
+    for role, codenames in ROLE_PERMISSIONS.items():
+        group = Group.objects.get(name=role)
+        assert set(group.permissions.values_list("codename", flat=True)) == set(codenames)
+
+
+def test_demo_accounts_idempotent_and_audited(db):
+    first = demo_accounts_ensure(password=None)
+    assert first.password_generated and len(first.password) >= 12
+    second = demo_accounts_ensure(password="chosen-password-1")
+    assert not second.password_generated
+    from django.contrib.auth import authenticate, get_user_model
+
+    assert get_user_model().objects.filter(username__in=["radiologist", "mladmin"]).count() == 2
+    assert authenticate(username="radiologist", password="chosen-password-1") is not None
+    assert get_user_model().objects.get(username="mladmin").groups.filter(name=ML_ADMIN).exists()
+    assert get_user_model().objects.get(username="radiologist").groups.filter(name=RADIOLOGIST).exists()
+    assert AuditEvent.objects.filter(action="account.demo_created").count() == 2
+    assert AuditEvent.objects.filter(action="account.demo_password_reset").count() == 2

@@ -1,0 +1,91 @@
+"""Start-up configuration: profiles, fail-fast messages, production hardening."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env={**clean, **env},
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+PROD = {
+    "DJANGO_SETTINGS_MODULE": "radviewer.settings.production",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "radviewer.example.org",
+    "DATABASE_URL": "postgres://radviewer@127.0.0.1:5432/radviewer",
+    "RADVIEWER_PSEUDONYM_KEY": secrets.token_urlsafe(32),
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def test_production_check_deploy_is_clean():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PROD)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "RADVIEWER_PSEUDONYM_KEY"])
+def test_production_names_missing_variable(missing):
+    env = {k: v for k, v in PROD.items() if k != missing}
+    result = manage("check", env=env)
+    assert result.returncode == 2
+    assert f"Environment variable {missing} is required" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_embedded_broker():
+    result = manage("check", env={**PROD, "CELERY_BROKER_URL": "filesystem://"})
+    assert result.returncode == 2 and "embedded profile only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DATABASE_URL", "not-a-url", "expected a URL such as postgres://"),
+        ("CELERY_BROKER_URL", "kafka://x", "redis://"),
+        ("DJANGO_DEBUG", "maybe", "expected true or false"),
+        ("RADVIEWER_MAX_UPLOAD_BYTES", "lots", "expected an integer"),
+        ("RADVIEWER_METRICS_ALLOWED_CIDRS", "10.0.0.0/99", "CIDR"),
+    ],
+)
+def test_malformed_value_stops_startup_with_message(name, value, expected):
+    result = manage("check", env={name: value})
+    assert result.returncode == 2, result.stderr
+    assert name in result.stderr and expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_profile_follows_environment():
+    """Unset = embedded default; CI's second pass sets DATABASE_URL/CELERY_BROKER_URL."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        assert engine == "django.db.backends.postgresql"
+    else:
+        assert engine == "django.db.backends.sqlite3"
+    assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://")
+    assert settings.MLFLOW_TRACKING_URI.startswith("sqlite:///") or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def test_s3_profile_selects_s3_storage():
+    code = (
+        "from django.conf import settings; s = settings.STORAGES['default']; "
+        "print(s['BACKEND'], s['OPTIONS']['bucket_name'], s['OPTIONS']['endpoint_url'])"
+    )
+    result = manage(
+        "shell", "-v", "0", "-c", code,
+        env={"AWS_STORAGE_BUCKET_NAME": "rad-bucket", "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9000"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["storages.backends.s3.S3Storage", "rad-bucket", "http://127.0.0.1:9000"]
