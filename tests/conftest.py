@@ -41,3 +41,29 @@ def radiologist_client(client, radiologist):
 def ml_admin_client(client, ml_admin):
     client.force_login(ml_admin)
     return client
+
+
+@pytest.fixture(scope="session")
+def _mlflow_test_store(django_db_blocker):
+    """A fresh MLflow store for this test session with one random-weight model in production."""
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.support.models import register_random_model
+
+    uri = settings.MLFLOW_TRACKING_URI
+    if uri.startswith("sqlite:///"):
+        shutil.rmtree(Path(uri.removeprefix("sqlite:///")).parent, ignore_errors=True)
+    version = register_random_model(tracking_uri=uri, name=settings.MLFLOW_REGISTERED_MODEL)
+    return {"tracking_uri": uri, "name": settings.MLFLOW_REGISTERED_MODEL, "version": version}
+
+
+@pytest.fixture
+def production_model(_mlflow_test_store, db):
+    """The session's test model, mirrored into this test's database."""
+    from mlcore.services.registry import registry_sync
+
+    registry_sync(name=_mlflow_test_store["name"])
+    return _mlflow_test_store

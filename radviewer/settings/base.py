@@ -180,7 +180,6 @@ CELERY_WORKER_HEARTBEAT_SECONDS = env_int("RADVIEWER_WORKER_HEARTBEAT_SECONDS", 
 MLFLOW_TRACKING_URI = env_str(
     "MLFLOW_TRACKING_URI", f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}"
 )
-MLFLOW_ARTIFACT_ROOT = env_str("MLFLOW_ARTIFACT_ROOT", str(VAR_DIR / "mlflow" / "artifacts"))
 if MLFLOW_TRACKING_URI.startswith("sqlite:///"):
     (VAR_DIR / "mlflow").mkdir(parents=True, exist_ok=True)
 MLFLOW_REGISTERED_MODEL = env_str("RADVIEWER_REGISTERED_MODEL", "radviewer-triage")

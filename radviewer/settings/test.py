@@ -1,6 +1,7 @@
 """Test profile: the embedded default (or the services named in the environment), fast hashing."""
 
 from radviewer.settings.base import *  # noqa: F403
+from radviewer.settings.env import env_str
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
@@ -25,3 +26,10 @@ if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
     }
+
+# A separate MLflow store and dataset store for tests (the session fixture registers a tiny
+# model there), unless the environment names real ones.
+if not env_str("MLFLOW_TRACKING_URI", ""):
+    (VAR_DIR / "test-mlflow").mkdir(parents=True, exist_ok=True)  # noqa: F405
+    MLFLOW_TRACKING_URI = f"sqlite:///{VAR_DIR / 'test-mlflow' / 'mlflow.db'}"  # noqa: F405
+DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", "") or str(VAR_DIR / "test-datasets" / "current")  # noqa: F405

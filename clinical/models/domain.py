@@ -1,0 +1,218 @@
+"""Clinical domain: studies, images, predictions as readers see them, reviews.
+
+Every prediction records the model version that made it, one per (image, model version);
+review history is kept and the latest review counts. Original DICOM identifiers live only in
+``OriginalIdentifiers`` (the protected re-identification mapping), never on these rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def new_uid() -> str:
+    """A DICOM UID under the UUID-derived root 2.25 (PS3.5 B.2): unique without a registry."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "AI triage running"
+        AWAITING_REVIEW = "awaiting_review", "Awaiting review"
+        REVIEWED = "reviewed", "Reviewed"
+        SIGNED_OFF = "signed_off", "Signed off"
+        FAILED = "failed", "AI triage failed"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Upload page"
+        API = "api", "REST API"
+        DICOMWEB = "dicomweb", "DICOMweb STOW-RS"
+
+    class Scope(models.TextChoices):
+        CXR = "cxr", "Chest X-ray"
+        OCT = "oct", "Retinal OCT"
+        UNKNOWN = "unknown", "Unknown"
+
+    uid = models.CharField(max_length=64, unique=True, default=new_uid)
+    accession_number = models.CharField(max_length=64, blank=True, db_index=True)
+    modality = models.CharField(max_length=16, blank=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.UNKNOWN)
+    scope_warning = models.TextField(blank=True)
+    patient_key = models.CharField(max_length=64, blank=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
+    # 0..1: probability mass on urgent classes; out-of-scope images get 1.0 for a human look.
+    triage_priority = models.FloatField(default=0.0)
+    priority_hint = models.CharField(max_length=16, blank=True)
+    top_class = models.CharField(max_length=40, blank=True)  # denormalised for worklist filters
+    out_of_scope = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.UPLOAD)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_client_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    callback_url = models.URLField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=128, blank=True)
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-received_at",)
+        indexes = [
+            models.Index(fields=["status", "-triage_priority", "received_at"], name="worklist_idx"),
+            models.Index(fields=["status", "received_at"], name="study_status_received_idx"),
+            models.Index(fields=["api_client_id", "received_at"], name="study_client_received_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_client_id", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="study_unique_idempotency_key_per_client",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Study {self.uid}"
+
+    @property
+    def is_signed_off(self) -> bool:
+        return self.status == self.Status.SIGNED_OFF
+
+
+class Image(models.Model):
+    class Format(models.TextChoices):
+        PNG = "png", "PNG"
+        JPEG = "jpeg", "JPEG"
+        DICOM = "dicom", "DICOM"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
+    file = models.FileField(upload_to="images/%Y/%m/%d/", max_length=255)
+    display_file = models.FileField(upload_to="display/%Y/%m/%d/", max_length=255)
+    original_name = models.CharField(max_length=255)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.PositiveBigIntegerField()
+    # De-identified DICOM UIDs (the originals are in OriginalIdentifiers).
+    sop_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
+    series_instance_uid = models.CharField(max_length=64, blank=True)
+    sop_class_uid = models.CharField(max_length=64, blank=True)
+    frame_index = models.PositiveIntegerField(null=True, blank=True)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.width}x{self.height} {self.format})"
+
+    def latest_prediction(self) -> Prediction | None:
+        preds = [p for p in self.predictions.all() if p.arm != Prediction.Arm.SHADOW]
+        return max(preds, key=lambda p: p.created_at, default=None)
+
+    def latest_review(self) -> Review | None:
+        return max(self.reviews.all(), key=lambda r: r.created_at, default=None)
+
+
+class OriginalIdentifiers(models.Model):
+    """Protected re-identification mapping; read only through an audited selector."""
+
+    image = models.OneToOneField(Image, on_delete=models.PROTECT, related_name="original_ids")
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
+    series_instance_uid = models.CharField(max_length=64)
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    accession_number = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"original ids of image {self.image_id}"
+
+
+class Prediction(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Arm(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        CANARY = "canary", "Canary"
+        SHADOW = "shadow", "Shadow"
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="predictions")
+    model_name = models.CharField(max_length=100, blank=True)
+    model_version = models.CharField(max_length=40, blank=True)
+    arm = models.CharField(max_length=16, choices=Arm.choices, default=Arm.PRODUCTION)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    probabilities = models.JSONField(default=dict, blank=True)
+    top_class = models.CharField(max_length=40, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    out_of_scope = models.BooleanField(default=False)
+    ood_score = models.FloatField(null=True, blank=True)
+    heatmap_png = models.FileField(upload_to="heatmaps/%Y/%m/%d/", blank=True, max_length=255)
+    heatmap_array = models.FileField(upload_to="heatmaps/%Y/%m/%d/", blank=True, max_length=255)
+    # method -> {"status": ..., "png": storage name, "reason": ...}; computed on demand.
+    attributions = models.JSONField(default=dict, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "model_name", "model_version"], name="one_prediction_per_image_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} {self.model_name}@{self.model_version} {self.status}"
+
+    def sorted_probabilities(self) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+
+
+class Review(models.Model):
+    class Verdict(models.TextChoices):
+        AGREE = "agree", "Agree with AI"
+        CORRECTED = "corrected", "Corrected to another class"
+        UNCERTAIN = "uncertain", "Uncertain"
+        NON_DIAGNOSTIC = "non_diagnostic", "Non-diagnostic image"
+
+    class Source(models.TextChoices):
+        READER = "reader", "Radiologist"
+        API = "api", "PACS/RIS"
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="reviews")
+    prediction = models.ForeignKey(
+        Prediction, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews"
+    )
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.READER)
+    source_label = models.CharField(max_length=150, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    label = models.CharField(max_length=40, blank=True)  # the confirmed class key, if any
+    note = models.TextField(blank=True)
+    amendment = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["image", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Review {self.pk} {self.verdict} {self.label}"

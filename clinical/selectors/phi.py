@@ -1,0 +1,25 @@
+"""The protected re-identification mapping, read only here and always audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+
+from clinical.models import Image, OriginalIdentifiers
+from radviewer.audit.services import audit_event_create
+
+
+def original_identifiers_read(
+    *, image: Image, user: Any = None, api_client: Any = None, purpose: str, request: Any = None
+) -> OriginalIdentifiers | None:
+    """Original DICOM UIDs of ``image``, for admins or for returning results to the source PACS."""
+    if api_client is None and not (user and user.has_perm("accounts.view_phi_mapping")):
+        raise PermissionDenied("reading original identifiers needs the view_phi_mapping permission")
+    ids = OriginalIdentifiers.objects.filter(image=image).first()
+    audit_event_create(
+        actor=user, actor_label=f"api:{api_client.name}" if api_client is not None else "",
+        action="phi.original_ids_read", obj=image, request=request,
+        details={"purpose": purpose, "found": ids is not None},
+    )
+    return ids

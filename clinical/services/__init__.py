@@ -1,0 +1,1 @@
+"""Clinical writes: ``<entity>_<action>(*, ...)``, atomic, audited, side effects on commit."""

@@ -1,0 +1,188 @@
+"""One ingest path for the upload page, the REST API and DICOMweb STOW-RS.
+
+Bytes are validated and de-identified by the pure core (``clinical.ingest``), stored, then the
+rows are written in one transaction; if that transaction fails the stored files are removed,
+so nothing is half-saved (no orphan files, no study without images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from clinical.ingest import IngestError, IngestResult, ingest_bytes
+from clinical.models import Image, OriginalIdentifiers, Study, new_uid
+from radviewer.audit.services import audit_event_create
+
+MODALITY_FOR_RASTER = "OT"  # DICOM "other": a PNG/JPEG carries no modality of its own
+
+
+@dataclass(frozen=True)
+class ImageIngestOutcome:
+    image: Image
+    study: Study
+    created: bool  # False when the same file (or SOP instance) was already stored
+    scope_warning: str
+
+
+def _existing_image(result: IngestResult) -> Image | None:
+    image = Image.objects.select_related("study").filter(sha256=result.sha256).first()
+    if image is None and result.dicom is not None:
+        image = (
+            Image.objects.select_related("study")
+            .filter(original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
+            .first()
+        )
+    return image
+
+
+def _actor_label(actor: Any, api_client: Any) -> str:
+    return f"api:{api_client.name}" if api_client is not None else ""
+
+
+def image_ingest(
+    *,
+    data: bytes,
+    filename: str,
+    actor: Any = None,
+    api_client: Any = None,
+    source: str = Study.Source.UPLOAD,
+    study: Study | None = None,
+    accession_number: str = "",
+    priority_hint: str = "",
+    callback_url: str = "",
+    idempotency_key: str = "",
+    request: Any = None,
+) -> ImageIngestOutcome:
+    """Validate, de-identify and store one file; create its study unless one is given.
+
+    DICOM instances join the study of their (de-identified) Study Instance UID. Raises
+    ``IngestError`` for bad input with a stable code and a reason for the reader.
+    """
+    result = ingest_bytes(
+        data,
+        filename=filename,
+        pseudonym_key=settings.PSEUDONYM_KEY.encode(),
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+    )
+    existing = _existing_image(result)
+    if existing is not None:
+        audit_event_create(
+            actor=actor, actor_label=_actor_label(actor, api_client), action="image.duplicate_linked",
+            obj=existing, request=request, details={"filename": result.filename, "sha256": result.sha256},
+        )
+        return ImageIngestOutcome(existing, existing.study, False, existing.study.scope_warning)
+
+    saved: list[str] = []
+    try:
+        stored_name = default_storage.save(
+            f"images/{result.sha256[:2]}/{result.sha256}.{_extension(result.format)}",
+            ContentFile(result.stored_bytes),
+        )
+        saved.append(stored_name)
+        display_name = default_storage.save(
+            f"display/{result.sha256[:2]}/{result.sha256}.png", ContentFile(result.display_png)
+        )
+        saved.append(display_name)
+        with transaction.atomic():
+            study = study or _study_for(
+                result, source=source, actor=actor, api_client=api_client,
+                accession_number=accession_number, priority_hint=priority_hint,
+                callback_url=callback_url, idempotency_key=idempotency_key,
+            )
+            image = _image_create(result, study=study, stored_name=stored_name, display_name=display_name)
+            audit_event_create(
+                actor=actor, actor_label=_actor_label(actor, api_client), action="image.ingested",
+                obj=image, request=request,
+                details={"study": study.uid, "format": result.format, "source": source,
+                         "sha256": result.sha256, "scope": result.scope},
+            )
+            from clinical.services.predictions import prediction_request
+
+            prediction_request(image=image)
+    except IntegrityError:
+        # A concurrent request stored the same file first: link to it instead.
+        for name in saved:
+            default_storage.delete(name)
+        existing = _existing_image(result)
+        if existing is None:
+            raise
+        return ImageIngestOutcome(existing, existing.study, False, existing.study.scope_warning)
+    except BaseException:
+        for name in saved:
+            default_storage.delete(name)
+        raise
+    return ImageIngestOutcome(image, study, True, result.scope_warning or "")
+
+
+def _extension(fmt: str) -> str:
+    return {"png": "png", "jpeg": "jpg", "dicom": "dcm"}[fmt]
+
+
+def _study_for(result: IngestResult, **fields: Any) -> Study:
+    scope = result.scope
+    warning = result.scope_warning or ""
+    if result.dicom is not None:
+        uid = result.dicom.deid_uids["study"]
+        study = Study.objects.select_for_update().filter(uid=uid).first()
+        if study is not None:
+            return study
+        modality = result.dicom.modality or ""
+        patient_key = result.dicom.patient_pseudonym
+    else:
+        uid = new_uid()
+        modality = MODALITY_FOR_RASTER
+        patient_key = ""
+    api_client = fields.pop("api_client")
+    actor = fields.pop("actor")
+    return Study.objects.create(
+        uid=uid,
+        modality=modality,
+        scope=scope,
+        scope_warning=warning,
+        patient_key=patient_key,
+        submitted_by=actor if getattr(actor, "is_authenticated", False) else None,
+        api_client_id=getattr(api_client, "pk", None),
+        **fields,
+    )
+
+
+def _image_create(result: IngestResult, *, study: Study, stored_name: str, display_name: str) -> Image:
+    decoded = result.decoded
+    dicom = result.dicom
+    image = Image.objects.create(
+        study=study,
+        file=stored_name,
+        display_file=display_name,
+        original_name=result.filename,
+        format=result.format,
+        width=decoded.width,
+        height=decoded.height,
+        sha256=result.sha256,
+        size_bytes=len(result.stored_bytes),
+        sop_instance_uid=dicom.deid_uids["sop"] if dicom else "",
+        series_instance_uid=dicom.deid_uids["series"] if dicom else "",
+        sop_class_uid=dicom.deid_uids.get("sop_class", "") if dicom else "",
+        frame_index=decoded.dicom.frame_index if decoded.dicom else None,
+        window_center=decoded.window[0] if decoded.window else None,
+        window_width=decoded.window[1] if decoded.window else None,
+    )
+    if dicom is not None:
+        OriginalIdentifiers.objects.create(
+            image=image,
+            study_instance_uid=dicom.original_uids["study"],
+            series_instance_uid=dicom.original_uids["series"],
+            sop_instance_uid=dicom.original_uids["sop"],
+            sop_class_uid=dicom.original_uids.get("sop_class", ""),
+            accession_number=dicom.accession_number_original or "",
+        )
+    return image
+
+
+__all__ = ["ImageIngestOutcome", "IngestError", "image_ingest"]

@@ -1,0 +1,157 @@
+"""Prediction lifecycle: request (queued) -> running -> succeeded | failed (retryable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from clinical.models import Image, Prediction, Study
+from mlcore.services.inference import NoModelAvailable, TriageOutput, choose_model
+from radviewer.audit.services import audit_event_create
+from radviewer.lib.tasks import enqueue_on_commit
+
+
+def prediction_request(*, image: Image) -> Prediction:
+    """Queue triage of ``image`` on the model the inference service routes its study to.
+
+    With no production model, a failed prediction records why, so the reader sees the
+    reason and can retry once a model is registered.
+    """
+    from clinical.tasks import run_prediction
+
+    try:
+        route = choose_model(study_uid=image.study.uid)
+    except NoModelAvailable as exc:
+        prediction, _ = Prediction.objects.update_or_create(
+            image=image, model_name=settings.MLFLOW_REGISTERED_MODEL, model_version="",
+            defaults={"status": Prediction.Status.FAILED, "failure_reason": str(exc)},
+        )
+        _study_refresh(image.study)
+        return prediction
+    prediction, created = Prediction.objects.get_or_create(
+        image=image, model_name=route.name, model_version=route.version, defaults={"arm": route.arm}
+    )
+    if created or prediction.status == Prediction.Status.FAILED:
+        if not created:
+            Prediction.objects.filter(pk=prediction.pk).update(
+                status=Prediction.Status.QUEUED, failure_reason=""
+            )
+            prediction.refresh_from_db()
+        enqueue_on_commit(run_prediction, prediction_id=prediction.pk)
+    return prediction
+
+
+@transaction.atomic
+def prediction_retry(*, image: Image, actor: Any, request: Any = None) -> Prediction:
+    """Re-run triage after a failure. A succeeded prediction is never duplicated."""
+    latest = image.latest_prediction()
+    if latest and latest.status in (Prediction.Status.QUEUED, Prediction.Status.RUNNING,
+                                    Prediction.Status.SUCCEEDED):
+        return latest
+    # A failure with no model recorded (no production model then) is replaced by a real try.
+    Prediction.objects.filter(image=image, model_version="", status=Prediction.Status.FAILED).delete()
+    prediction = prediction_request(image=image)
+    Study.objects.filter(pk=image.study_id).update(status=Study.Status.PROCESSING)
+    audit_event_create(actor=actor, action="prediction.retried", obj=prediction, request=request)
+    return prediction
+
+
+def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Prediction:
+    """Save artefacts first (files), then the row in one transaction."""
+    saved = []
+    try:
+        heat_png = heat_npy = ""
+        if output.heatmap_png:
+            heat_png = default_storage.save(f"heatmaps/{prediction_id}.png", ContentFile(output.heatmap_png))
+            saved.append(heat_png)
+        if output.heatmap_npy:
+            heat_npy = default_storage.save(f"heatmaps/{prediction_id}.npy", ContentFile(output.heatmap_npy))
+            saved.append(heat_npy)
+        with transaction.atomic():
+            prediction = Prediction.objects.select_for_update().select_related("image__study").get(
+                pk=prediction_id
+            )
+            if prediction.status == Prediction.Status.SUCCEEDED:  # a duplicate delivery won
+                raise _AlreadyDone(prediction)
+            prediction.probabilities = output.probabilities
+            prediction.top_class = output.top_class
+            prediction.confidence = output.confidence
+            prediction.out_of_scope = output.out_of_scope
+            prediction.ood_score = output.ood_score
+            prediction.latency_ms = output.latency_ms
+            prediction.heatmap_png = heat_png
+            prediction.heatmap_array = heat_npy
+            prediction.status = Prediction.Status.SUCCEEDED
+            prediction.failure_reason = ""
+            prediction.completed_at = timezone.now()
+            prediction.save()
+            _study_refresh(prediction.image.study)
+        return prediction
+    except _AlreadyDone as done:
+        for name in saved:
+            default_storage.delete(name)
+        return done.prediction
+    except BaseException:
+        for name in saved:
+            default_storage.delete(name)
+        raise
+
+
+class _AlreadyDone(Exception):
+    def __init__(self, prediction: Prediction):
+        self.prediction = prediction
+
+
+def prediction_mark_failed(*, prediction_id: int, reason: str) -> None:
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().select_related("image__study").get(
+            pk=prediction_id
+        )
+        if prediction.status == Prediction.Status.SUCCEEDED:
+            return
+        prediction.status = Prediction.Status.FAILED
+        prediction.failure_reason = reason[:2000]
+        prediction.completed_at = timezone.now()
+        prediction.save(update_fields=["status", "failure_reason", "completed_at"])
+        _study_refresh(prediction.image.study)
+
+
+def _study_refresh(study: Study) -> None:
+    """Recompute the study's triage fields and status from its images' latest predictions."""
+    from clinical.services.triage import study_triage_fields
+
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status == Study.Status.SIGNED_OFF:
+        return
+    fields = study_triage_fields(study)
+    for key, value in fields.items():
+        setattr(study, key, value)
+    study.save(update_fields=list(fields))
+    if fields.get("status") in (Study.Status.AWAITING_REVIEW, Study.Status.FAILED):
+        from clinical.services.notifications import study_ready
+
+        transaction.on_commit(lambda: study_ready(study_id=study.pk))
+
+
+def attribution_request(*, prediction: Prediction, method: str, actor: Any, request: Any = None) -> Prediction:
+    """Queue a captum attribution for ``prediction`` (idempotent per method)."""
+    from clinical.tasks import run_attribution
+
+    if method not in ("integrated_gradients", "grad_cam"):
+        raise ValueError(f"unknown attribution method {method!r}; accepted: integrated_gradients, grad_cam")
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().get(pk=prediction.pk)
+        current = prediction.attributions.get(method, {})
+        if current.get("status") in ("queued", "running", "succeeded"):
+            return prediction
+        prediction.attributions = {**prediction.attributions, method: {"status": "queued"}}
+        prediction.save(update_fields=["attributions"])
+        audit_event_create(actor=actor, action="attribution.requested", obj=prediction,
+                           request=request, details={"method": method})
+        enqueue_on_commit(run_attribution, prediction_id=prediction.pk, method=method)
+    return prediction

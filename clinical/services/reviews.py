@@ -1,0 +1,135 @@
+"""Reader verdicts, sign-off and audited amendments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from clinical.models import Image, Prediction, Review, Study
+from mlcore.ml.classes import CLASS_KEYS
+from mlcore.services.feedback import feedback_sample_add, review_outcome_record
+from radviewer.audit.services import audit_event_create
+from radviewer.lib.tasks import enqueue_on_commit
+
+DECISIVE = (Review.Verdict.AGREE, Review.Verdict.CORRECTED)
+
+
+def review_create(
+    *,
+    image: Image,
+    verdict: str,
+    label: str = "",
+    note: str = "",
+    reader: Any = None,
+    source: str = Review.Source.READER,
+    source_label: str = "",
+    amendment: bool = False,
+    request: Any = None,
+) -> Review:
+    """Record a verdict on ``image``'s latest prediction.
+
+    ``agree`` confirms the AI's top class; ``corrected`` needs ``label`` (a class key);
+    ``uncertain`` and ``non_diagnostic`` carry no label. A signed-off study only takes an
+    amendment, which needs a note. Confirmed labels go to the dataset store on commit.
+    """
+    if verdict not in Review.Verdict.values:
+        raise ValidationError({"verdict": f"unknown verdict {verdict!r}; accepted: {', '.join(Review.Verdict.values)}"})
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=image.study_id)
+        if study.status == Study.Status.SIGNED_OFF and not amendment:
+            raise PermissionDenied("this study is signed off; changes need an amendment with a note")
+        if amendment and not note.strip():
+            raise ValidationError({"note": "an amendment needs a note saying why"})
+        prediction = image.latest_prediction()
+        if verdict == Review.Verdict.AGREE:
+            if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
+                raise ValidationError({"verdict": "there is no AI result to agree with; choose a class"})
+            label = prediction.top_class
+        elif verdict == Review.Verdict.CORRECTED:
+            if label not in CLASS_KEYS:
+                raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(CLASS_KEYS)}"})
+        else:
+            label = ""
+        review = Review.objects.create(
+            image=image, prediction=prediction if prediction and prediction.status == "succeeded" else None,
+            reader=reader if getattr(reader, "is_authenticated", False) else None,
+            source=source, source_label=source_label, verdict=verdict, label=label,
+            note=note.strip(), amendment=amendment,
+        )
+        audit_event_create(
+            actor=reader, actor_label=source_label, action="review.amended" if amendment else "review.created",
+            obj=review, request=request,
+            details={"study": study.uid, "image": image.pk, "verdict": verdict, "label": label,
+                     "model_version": review.prediction.model_version if review.prediction else None},
+        )
+        if review.prediction is not None:
+            review_outcome_record(
+                prediction_ref=f"clinical.prediction:{review.prediction.pk}",
+                model_name=review.prediction.model_name,
+                model_version=review.prediction.model_version,
+                predicted_class=review.prediction.top_class,
+                confirmed_class=label,
+                verdict=verdict,
+            )
+        if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
+            from clinical.services.triage import study_triage_fields
+
+            study.status = study_triage_fields(study).get("status", study.status)
+            study.save(update_fields=["status"])
+        if label:
+            from clinical.tasks import export_feedback
+
+            enqueue_on_commit(export_feedback, review_id=review.pk)
+    return review
+
+
+def review_export_feedback(*, review_id: int) -> dict | None:
+    """Write a review's confirmed label with lineage into the store's ``feedback`` split.
+
+    Skips reviews superseded by a later one (only the latest verdict counts).
+    """
+    review = Review.objects.select_related("image__study", "prediction", "reader").get(pk=review_id)
+    latest = review.image.reviews.order_by("-created_at", "-id").first()
+    if latest is None or latest.pk != review.pk or not review.label:
+        return None
+    with default_storage.open(review.image.display_file.name, "rb") as fh:
+        png = fh.read()
+    study = review.image.study
+    return feedback_sample_add(
+        png_bytes=png,
+        class_key=review.label,
+        patient_key=study.patient_key or f"study:{study.uid}",
+        lineage={
+            "study": study.uid,
+            "image_sha256": review.image.sha256,
+            "reader": review.reader.get_username() if review.reader else review.source_label,
+            "model_version": review.prediction.model_version if review.prediction else "",
+            "model_name": review.prediction.model_name if review.prediction else "",
+            "verdict": review.verdict,
+            "time": review.created_at.isoformat(),
+        },
+    )
+
+
+def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if study.status == Study.Status.SIGNED_OFF:
+            return study
+        images = list(study.images.prefetch_related("reviews"))
+        unreviewed = [img.original_name for img in images if img.latest_review() is None]
+        if not images or unreviewed:
+            raise ValidationError(
+                {"study": f"every image needs a review before sign-off; not yet reviewed: {', '.join(unreviewed)}"}
+            )
+        study.status = Study.Status.SIGNED_OFF
+        study.signed_off_by = user
+        study.signed_off_at = timezone.now()
+        study.save(update_fields=["status", "signed_off_by", "signed_off_at"])
+        audit_event_create(actor=user, action="study.signed_off", obj=study, request=request,
+                           details={"uid": study.uid})
+    return study

@@ -1,0 +1,31 @@
+"""How a study's place on the worklist follows from its images' predictions."""
+
+from __future__ import annotations
+
+from clinical.models import Prediction, Study
+from mlcore.ml.classes import URGENT_KEYS
+
+
+def urgent_probability(probabilities: dict[str, float]) -> float:
+    return float(sum(p for k, p in probabilities.items() if k in URGENT_KEYS))
+
+
+def study_triage_fields(study: Study) -> dict:
+    images = list(study.images.prefetch_related("predictions", "reviews"))
+    latest = [img.latest_prediction() for img in images]
+    if not images or any(p is None or p.status in (Prediction.Status.QUEUED, Prediction.Status.RUNNING)
+                         for p in latest):
+        return {"status": Study.Status.PROCESSING}
+    if any(p.status == Prediction.Status.FAILED for p in latest):
+        return {"status": Study.Status.FAILED}
+    out_of_scope = any(p.out_of_scope for p in latest)
+    # Out-of-scope input goes first: a human must look at what the model cannot judge.
+    priority = 1.0 if out_of_scope else max(urgent_probability(p.probabilities) for p in latest)
+    top = max(latest, key=lambda p: urgent_probability(p.probabilities)).top_class
+    reviewed = all(img.latest_review() is not None for img in images)
+    return {
+        "status": Study.Status.REVIEWED if reviewed else Study.Status.AWAITING_REVIEW,
+        "triage_priority": round(priority, 6),
+        "top_class": top,
+        "out_of_scope": out_of_scope,
+    }

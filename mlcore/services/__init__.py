@@ -1,0 +1,1 @@
+"""mlcore services: what the clinical side and the admin pages call."""

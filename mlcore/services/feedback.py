@@ -1,0 +1,62 @@
+"""Confirmed labels into the dataset store's ``feedback`` split, and review outcomes.
+
+The dataset store is the boundary between clinical and training (DESIGN.md section 3):
+training reads the store, never clinical tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from mlcore.ml.classes import CLASS_KEYS
+from mlcore.models import ReviewOutcome
+
+
+def feedback_sample_add(
+    *, png_bytes: bytes, class_key: str, patient_key: str, lineage: dict[str, Any]
+) -> dict[str, Any]:
+    """Write one confirmed image into ``feedback`` with its lineage. Idempotent on pixels."""
+    from mlcore.ml.data import open_store
+
+    if class_key not in CLASS_KEYS:
+        raise ValueError(f"unknown class key {class_key!r}; accepted: {', '.join(CLASS_KEYS)}")
+    store = open_store(settings.DATASET_STORE_URI)
+    row = store.add_sample(
+        split="feedback",
+        class_key=class_key,
+        data=png_bytes,
+        patient_key=patient_key or f"study:{lineage.get('study', 'unknown')}",
+        source="radviewer-feedback",
+        extra=lineage,
+    )
+    return {"path": row.path, "sha256": row.sha256, "split": row.split, "class_key": row.class_key}
+
+
+def review_outcome_record(
+    *,
+    prediction_ref: str,
+    model_name: str,
+    model_version: str,
+    predicted_class: str,
+    confirmed_class: str,
+    verdict: str,
+) -> ReviewOutcome:
+    """Record (or replace, for an amended review) the verdict on one prediction."""
+    with transaction.atomic():
+        try:
+            outcome, _ = ReviewOutcome.objects.update_or_create(
+                prediction_ref=prediction_ref,
+                defaults={
+                    "model_name": model_name,
+                    "model_version": model_version,
+                    "predicted_class": predicted_class,
+                    "confirmed_class": confirmed_class,
+                    "verdict": verdict,
+                },
+            )
+        except IntegrityError:  # a concurrent writer won; the next call updates it
+            outcome = ReviewOutcome.objects.get(prediction_ref=prediction_ref)
+    return outcome

@@ -1,0 +1,160 @@
+"""The inference service the clinical side calls. It owns model choice (routing).
+
+One ``Predictor`` per worker process per model version, loaded on first use and kept;
+routing is a deterministic hash of the study UID so a study always lands on the same arm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+
+from mlcore.models import ModelAlias, RolloutPolicy
+
+
+class NoModelAvailable(RuntimeError):
+    """No production model is registered; training one (make run does) fixes it."""
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    name: str
+    version: str
+    arm: str  # production | canary
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+_lock = threading.Lock()
+_predictors: dict[tuple[str, str], object] = {}
+
+
+def forget_routes() -> None:
+    """Nothing cached about routing itself; kept so alias moves have one hook to call."""
+
+
+def canary_bucket(study_uid: str) -> int:
+    """0..99, stable for a study UID (so re-runs and retries route the same way)."""
+    digest = hashlib.sha256(study_uid.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
+    name = name or settings.MLFLOW_REGISTERED_MODEL
+    aliases = {
+        a.alias: a.model_version.version
+        for a in ModelAlias.objects.select_related("model_version").filter(name=name)
+    }
+    if "production" not in aliases:
+        from mlcore.services.registry import registry_sync
+
+        registry_sync(name=name)
+        aliases = {
+            a.alias: a.model_version.version
+            for a in ModelAlias.objects.select_related("model_version").filter(name=name)
+        }
+    if "production" not in aliases:
+        raise NoModelAvailable(
+            f"no model version of {name!r} carries the 'production' alias; train one with "
+            "`manage.py train_model --alias production` (make run does this for the demo)"
+        )
+    policy = RolloutPolicy.objects.filter(name=name).first()
+    if "canary" in aliases and policy and canary_bucket(study_uid) < policy.canary_percent:
+        return ModelRoute(name, aliases["canary"], "canary")
+    return ModelRoute(name, aliases["production"], "production")
+
+
+def get_predictor(route: ModelRoute):
+    from mlcore.ml.predictor import Predictor
+
+    key = (route.name, route.version)
+    with _lock:
+        predictor = _predictors.get(key)
+        if predictor is None:
+            predictor = Predictor.from_uri(
+                route.uri,
+                tracking_uri=settings.MLFLOW_TRACKING_URI,
+                cache_dir=settings.VAR_DIR / "model-cache" / route.name / route.version,
+            )
+            _predictors[key] = predictor
+    return predictor
+
+
+def predict_images(*, route: ModelRoute, images: Sequence[np.ndarray], explain: bool = True) -> list:
+    """Calibrated predictions (``mlcore.ml.predictor.PredictionResult``) for ``images``."""
+    return get_predictor(route).predict(list(images), explain=explain)
+
+
+def explain_attribution(*, route: ModelRoute, image: np.ndarray, method: str) -> np.ndarray:
+    return get_predictor(route).explain_attribution(image, method=method)
+
+
+@dataclass(frozen=True)
+class TriageOutput:
+    """What the clinical side stores for one image: plain values and encoded artefacts."""
+
+    model_name: str
+    model_version: str
+    arm: str
+    probabilities: dict[str, float]
+    top_class: str
+    confidence: float
+    out_of_scope: bool
+    ood_score: float
+    ood_reason: str | None
+    urgent_probability: float
+    latency_ms: float
+    heatmap_png: bytes | None  # RGBA colour map at the original image size (client overlay)
+    heatmap_npy: bytes | None  # float32 (H, W) in [0, 1], same size
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array.astype(np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
+    """Predict one display image (uint8 H x W) and encode its heat map."""
+    from mlcore.ml.classes import URGENT_KEYS
+    from mlcore.ml.explain import heatmap_png
+
+    result = predict_images(route=route, images=[pixels], explain=True)[0]
+    heat = result.heatmap_on_original()
+    return TriageOutput(
+        model_name=route.name,
+        model_version=route.version,
+        arm=route.arm,
+        probabilities={k: float(v) for k, v in result.probabilities.items()},
+        top_class=result.top_class,
+        confidence=float(result.confidence),
+        out_of_scope=bool(result.out_of_scope),
+        ood_score=float(result.ood_score),
+        ood_reason=result.ood_reason,
+        urgent_probability=float(sum(v for k, v in result.probabilities.items() if k in URGENT_KEYS)),
+        latency_ms=float(result.latency_ms),
+        heatmap_png=heatmap_png(heat) if heat is not None else None,
+        heatmap_npy=_npy_bytes(heat) if heat is not None else None,
+    )
+
+
+def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str) -> bytes:
+    """Captum attribution (``integrated_gradients`` or ``grad_cam``) as an RGBA overlay PNG
+    at the original image size (the map is computed in letterboxed model space)."""
+    import torch
+
+    from mlcore.ml.explain import heatmap_png
+    from mlcore.ml.transforms import letterbox_with_box, unletterbox
+
+    model_map = explain_attribution(route=route, image=pixels, method=method)
+    _, box = letterbox_with_box(torch.zeros(1, *pixels.shape[:2]), model_map.shape[-1])
+    return heatmap_png(unletterbox(model_map, box, pixels.shape[:2]))
