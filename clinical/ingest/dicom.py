@@ -1,0 +1,223 @@
+"""Ingest one DICOM object: read, check, decode one frame, de-identify, re-encode.
+
+Multi-frame decision
+--------------------
+* Chest X-ray modalities (CR, DX) with Number of Frames > 1 are refused
+  (``multiframe_not_supported``, 422): a projection radiograph is one frame, and a
+  multi-frame CR/DX object is a cine, a stitched series or a mis-export; guessing which frame
+  the reader wanted would show the model (and the reader) the wrong image.
+* Retinal OCT (OPT) volumes are accepted and the central frame, index ``n // 2`` (0-based),
+  is decoded: macular cubes are centred on the fovea, and the foveal B-scan is the usual
+  triage view (and what the public OCT training sets contain). ``DicomInfo.frame_index``
+  records which frame was shown; the stored copy keeps every frame.
+* Other modalities (out of scope anyway) get the central frame as well, so the out-of-scope
+  detector and the reader still have something to look at.
+
+Only the chosen frame is decoded, and Rows x Columns is checked against ``max_pixels``
+before decoding, so a small file declaring a huge compressed frame is refused cheaply.
+
+Scope
+-----
+CR and DX are chest X-ray, OPT is retinal OCT ("OCT" is accepted from exporters that write
+it, though it is not a DICOM defined term). Everything else - and a CR/DX whose Body Part
+Examined is explicitly not the chest - is scope "unknown" with a ``scope_warning`` the page
+can show; it is not refused, because the reader may still want the image stored.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from clinical.ingest.deid import check_key, check_uid_root, deidentify, patient_pseudonym
+from clinical.ingest.dicom_pixels import check_decodable, decode_frame
+from clinical.ingest.errors import IngestError
+from clinical.ingest.results import DicomIngestResult, Scope
+from clinical.ingest.sniff import sniff
+
+CXR_MODALITIES = frozenset({"CR", "DX"})
+OCT_MODALITIES = frozenset({"OPT", "OCT"})
+CHEST_BODY_PARTS = frozenset({"CHEST", "THORAX", "LUNG"})
+SCOPE_TEXT = "chest X-ray: CR/DX; retinal OCT: OPT"
+IMPLEMENTATION_VERSION_NAME = "RADVIEWER_1"
+_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+_PIXEL_REQUIRED = ("Rows", "Columns", "BitsAllocated", "BitsStored", "PhotometricInterpretation")
+_READ_ERRORS = (
+    InvalidDicomError,
+    ValueError,
+    EOFError,
+    OSError,
+    struct.error,
+    KeyError,
+    IndexError,
+    TypeError,
+    NotImplementedError,
+)
+# What pydicom raises for a malformed value met only while de-identifying or writing.
+_WRITE_ERRORS = (ValueError, struct.error, OverflowError, EOFError)
+
+
+def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root: str = "2.25") -> DicomIngestResult:
+    """Decode and de-identify one DICOM Part 10 file (or raw dataset) held in ``data``.
+
+    Raises IngestError: ``corrupt_dicom``, ``dicom_no_pixels``, ``unsupported_transfer_syntax``,
+    ``too_many_pixels``, ``multiframe_not_supported``, ``unsupported_image``.
+    """
+    check_key(pseudonym_key)
+    check_uid_root(uid_root)  # config errors must not surface later as "corrupt_dicom"
+    kind = sniff(data)
+    if kind != "dicom":
+        raise IngestError(
+            "unsupported_type",
+            f"content is {kind.upper()}, expected DICOM",
+            details={"detected": kind},
+        )
+    ds = _read(data)
+    modality = str(ds.get("Modality", "")).strip().upper() or None
+    scope, scope_warning = classify_scope(modality, ds.get("BodyPartExamined"))
+
+    tsyntax = check_decodable(ds)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if rows * cols > max_pixels:
+        raise IngestError(
+            "too_many_pixels",
+            f"{cols}x{rows} = {rows * cols:,} pixels per frame exceeds the limit of {max_pixels:,} pixels",
+            details={"width": cols, "height": rows, "max_pixels": max_pixels},
+        )
+    frames = _number_of_frames(ds)
+    frame_index = choose_frame(frames, scope=scope, modality=modality)
+    decoded = decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
+
+    original_uids = _uids(ds)
+    accession = str(ds.get("AccessionNumber", "")).strip() or None
+    pseudonym = patient_pseudonym(
+        pseudonym_key=pseudonym_key,
+        patient_id=str(ds.get("PatientID", "") or ""),
+        issuer=str(ds.get("IssuerOfPatientID", "") or ""),
+        study_uid=original_uids["study"],
+    )
+    try:
+        deid_warnings = deidentify(ds, pseudonym_key=pseudonym_key, pseudonym=pseudonym, uid_root=uid_root)
+        deid_bytes = _write(ds, tsyntax)
+    except _WRITE_ERRORS as exc:
+        # Values are parsed lazily, so a malformed element can surface only here.
+        raise IngestError("corrupt_dicom", f"the DICOM dataset is malformed: {exc}") from exc
+    return DicomIngestResult(
+        decoded=decoded,
+        deidentified_bytes=deid_bytes,
+        original_uids=original_uids,
+        deid_uids=_uids(ds),
+        patient_pseudonym=pseudonym,
+        modality=modality,
+        accession_number_original=accession,
+        scope=scope,
+        scope_warning=scope_warning,
+        deid_warnings=tuple(deid_warnings),
+    )
+
+
+def classify_scope(modality: str | None, body_part: object = None) -> tuple[Scope, str | None]:
+    """Map Modality (and, for X-ray, Body Part Examined) onto the model's scope."""
+    if modality in CXR_MODALITIES:
+        part = str(body_part or "").strip().upper()
+        if part and part not in CHEST_BODY_PARTS:
+            return "unknown", (
+                f"Body Part Examined {part} is outside the model's scope ({SCOPE_TEXT}); "
+                "the model is trained on chest radiographs only"
+            )
+        return "cxr", None
+    if modality in OCT_MODALITIES:
+        return "oct", None
+    shown = modality or "(missing)"
+    return "unknown", f"Modality {shown} is outside the model's scope ({SCOPE_TEXT})"
+
+
+def choose_frame(frames: int, *, scope: Scope, modality: str | None) -> int | None:
+    """The frame to decode (see the module docstring), or None for single-frame objects."""
+    if frames <= 1:
+        return None
+    if scope == "cxr":
+        raise IngestError(
+            "multiframe_not_supported",
+            f"{modality} object has {frames} frames; chest X-ray triage takes single-frame "
+            "images - send each projection as its own instance",
+            details={"number_of_frames": frames, "modality": modality},
+        )
+    return frames // 2
+
+
+def _read(data: bytes) -> pydicom.FileDataset:
+    has_preamble = data[128:132] == b"DICM"
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+        missing = [k for k in _REQUIRED if not str(ds.get(k, "") or "").strip()]
+        if missing:
+            # Every composite object has these; without them the file is cut short or not
+            # an object at all, whatever else is (not) there.
+            raise IngestError(
+                "corrupt_dicom",
+                f"required attributes are missing or empty: {', '.join(missing)}",
+            )
+        if "PixelData" not in ds:
+            sop = UID(str(ds.SOPClassUID)).name
+            raise IngestError(
+                "dicom_no_pixels",
+                f"{sop} has no Pixel Data (7FE0,0010); only image objects can be ingested",
+            )
+        missing = [k for k in _PIXEL_REQUIRED if ds.get(k) in (None, "")]
+        if missing:
+            raise IngestError("corrupt_dicom", f"required attributes are missing or empty: {', '.join(missing)}")
+    except IngestError:
+        raise
+    except _READ_ERRORS as exc:
+        raise IngestError("corrupt_dicom", f"the DICOM file cannot be read: {exc}") from exc
+    if not ds.file_meta.get("TransferSyntaxUID"):
+        # A raw dataset (no meta header): its encoding was inferred while reading.
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
+def _number_of_frames(ds: pydicom.Dataset) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError) as exc:
+        raise IngestError("corrupt_dicom", f"Number of Frames is not a number: {exc}") from exc
+
+
+def _uids(ds: pydicom.Dataset) -> dict[str, str]:
+    return {
+        "study": str(ds.StudyInstanceUID),
+        "series": str(ds.SeriesInstanceUID),
+        "sop": str(ds.SOPInstanceUID),
+        "sop_class": str(ds.SOPClassUID),
+    }
+
+
+def _write(ds: pydicom.FileDataset, tsyntax: UID) -> bytes:
+    """Serialise with a fresh meta header (the old one named the original SOP Instance UID
+    and the sending application) and a zeroed preamble (it may hold a TIFF header or text)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = tsyntax
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -1,0 +1,252 @@
+"""Turn a DICOM dataset's Pixel Data into the 8-bit grayscale picture readers and models see.
+
+The steps follow the DICOM grayscale pipeline (PS3.3 C.11, PS3.4 N.2): stored values ->
+Modality LUT (Rescale Slope/Intercept or a Modality LUT Sequence) -> VOI LUT (a VOI LUT
+Sequence, else Window Center/Width, else the data's own min..max) -> 8 bits -> MONOCHROME1
+inverted so dense structures (bone) are bright like MONOCHROME2. Colour images become luma.
+
+Only one frame is ever decoded (``pydicom.pixels.pixel_array(index=...)``), so a long OCT
+volume costs one B-scan of memory; which frame, and whether multi-frame is allowed at all,
+is decided by the caller (see ``clinical.ingest.dicom``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi,
+    apply_voi_lut,
+    get_decoder,
+    pixel_array,
+)
+from pydicom.uid import UID
+
+from clinical.ingest.errors import IngestError
+from clinical.ingest.raster import to_uint8
+from clinical.ingest.results import DecodedImage, DicomInfo
+
+# Attributes the LUT functions read; copied into a small per-frame dataset so functional
+# group values (enhanced multi-frame objects such as OCT) are honoured and the source
+# dataset is never mutated by pydicom's in-place type casts.
+_LUT_KEYWORDS = (
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "VOILUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
+)
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
+
+
+def check_decodable(ds: Dataset) -> UID:
+    """Return the transfer syntax if a pixel decoder for it is installed, else raise 415."""
+    tsyntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    name = tsyntax.name if tsyntax.name != str(tsyntax) else "unknown transfer syntax"
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        decoder = None
+    if decoder is None or not decoder.is_available:
+        raise IngestError(
+            "unsupported_transfer_syntax",
+            f"transfer syntax {tsyntax} ({name}) cannot be decoded here; send uncompressed "
+            "(Explicit/Implicit VR Little Endian), RLE Lossless, JPEG, JPEG-LS or JPEG 2000",
+            details={"transfer_syntax_uid": str(tsyntax), "transfer_syntax_name": name},
+        )
+    return tsyntax
+
+
+def decode_frame(
+    ds: Dataset,
+    *,
+    frame_index: int | None,
+    number_of_frames: int,
+    modality: str | None,
+) -> DecodedImage:
+    """Decode one frame of ``ds`` (already checked for size and transfer syntax)."""
+    tsyntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    try:
+        raw = pixel_array(ds, index=frame_index if number_of_frames > 1 else None)
+    except (ValueError, RuntimeError, OSError, EOFError, KeyError, AttributeError) as exc:
+        raise IngestError(
+            "corrupt_dicom",
+            f"the Pixel Data could not be decoded as {tsyntax.name}: {exc}",
+            details={"transfer_syntax_uid": str(tsyntax)},
+        ) from exc
+    view = frame_view(ds, frame_index or 0)
+    photometric = str(view.get("PhotometricInterpretation", "")).strip().upper()
+    rescale: tuple[float, float] | None = None
+    if "RescaleSlope" in view and "RescaleIntercept" in view:
+        rescale = (float(view.RescaleSlope), float(view.RescaleIntercept))
+
+    voi: Literal["lut", "window", "minmax"] = "minmax"
+    try:
+        if photometric in _MONOCHROME and raw.ndim == 2:
+            display, voi = _grayscale_display(raw, view)
+        elif photometric == "PALETTE COLOR" and raw.ndim == 2:
+            rgb = apply_color_lut(raw, view)
+            display = _luma(rgb, hi=255.0 if rgb.dtype == np.uint8 else 65535.0)
+        elif photometric in _COLOUR and raw.ndim == 3:
+            # pydicom converts YBR to RGB while decoding (as_rgb=True).
+            display = _luma(raw, hi=float(2 ** int(ds.BitsStored) - 1))
+        else:
+            raise IngestError(
+                "unsupported_image",
+                f"Photometric Interpretation {photometric or '(missing)'} with pixel array shape "
+                f"{raw.shape} is not supported; accepted: MONOCHROME1, MONOCHROME2, RGB, YBR, "
+                "PALETTE COLOR",
+            )
+    except (ValueError, NotImplementedError, IndexError, KeyError, AttributeError) as exc:
+        # pydicom raises these for invalid LUTs, e.g. Window Width < 1 or a bad LUT Descriptor.
+        raise IngestError(
+            "corrupt_dicom",
+            f"the Modality/VOI LUT or palette of this image is invalid: {exc}",
+        ) from exc
+    height, width = display.shape
+    return DecodedImage(
+        pixels=np.ascontiguousarray(display, dtype=np.uint8),
+        pixels_raw=raw,
+        width=width,
+        height=height,
+        format="dicom",
+        bits=int(ds.BitsStored),
+        photometric=photometric,
+        window=_first_window(view),
+        modality=modality,
+        frame_count=number_of_frames,
+        dicom=DicomInfo(
+            transfer_syntax_uid=str(tsyntax),
+            transfer_syntax_name=tsyntax.name,
+            sop_class_uid=str(ds.SOPClassUID),
+            sop_class_name=UID(str(ds.SOPClassUID)).name,
+            bits_allocated=int(ds.BitsAllocated),
+            bits_stored=int(ds.BitsStored),
+            pixel_representation=int(ds.get("PixelRepresentation", 0)),
+            rescale=rescale,
+            voi=voi,
+            number_of_frames=number_of_frames,
+            frame_index=frame_index if number_of_frames > 1 else None,
+            body_part=str(ds.get("BodyPartExamined", "")).strip() or None,
+        ),
+    )
+
+
+def frame_view(ds: Dataset, index: int) -> Dataset:
+    """The LUT-relevant attributes for frame ``index``: top level, then shared, then per-frame
+    functional groups (PS3.3 C.7.6.16), later ones overriding earlier ones."""
+    view = Dataset()
+    # LUT Data with VR OW is unpacked using the transfer syntax's byte order.
+    view.file_meta = ds.file_meta
+    for keyword in _LUT_KEYWORDS:
+        if keyword in ds:
+            setattr(view, keyword, ds[keyword].value)
+    groups: list[Any] = []
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and index < len(per_frame):
+        groups.append(per_frame[index])
+    for group in groups:
+        for macro in ("PixelValueTransformationSequence", "FrameVOILUTSequence"):
+            items = group.get(macro)
+            if not items:
+                continue
+            for elem in items[0]:
+                if elem.keyword in _LUT_KEYWORDS:
+                    setattr(view, elem.keyword, elem.value)
+    return view
+
+
+def _grayscale_display(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Literal["lut", "window", "minmax"]]:
+    values = apply_modality_lut(raw, view)
+    has_lut = bool(view.get("VOILUTSequence")) and all(
+        view.VOILUTSequence[0].get(k) is not None for k in ("LUTDescriptor", "LUTData")
+    )
+    has_window = view.get("WindowCenter") is not None and view.get("WindowWidth") is not None
+    if has_lut:
+        if not np.issubdtype(values.dtype, np.integer):
+            values = np.rint(values).astype(np.int64)  # a VOI LUT is indexed by integers
+        out = apply_voi_lut(values, view, index=0, prefer_lut=True)
+        lo, hi = _voi_lut_range(view)
+        voi: Literal["lut", "window", "minmax"] = "lut"
+    elif has_window:
+        out = apply_voi_lut(values, view, index=0, prefer_lut=True)
+        lo, hi = _window_output_range(view)
+        voi = "window"
+    else:
+        out = values
+        lo, hi = float(values.min()), float(values.max())
+        voi = "minmax"
+    display = to_uint8(out, lo, hi)
+    if str(view.PhotometricInterpretation).strip().upper() == "MONOCHROME1":
+        display = 255 - display  # MONOCHROME1: low values are white; make bone bright
+    return display, voi
+
+
+def _voi_lut_range(view: Dataset) -> tuple[float, float]:
+    """Output range of the VOI LUT, taken from its entries: many LUTs declare 16 bits but
+    only use 12, and scaling by the declared depth would give a near-black image."""
+    item = view.VOILUTSequence[0]
+    entries, first_mapped = int(item.LUTDescriptor[0]) or 65536, int(item.LUTDescriptor[1])
+    lut = apply_voi(np.arange(first_mapped, first_mapped + entries, dtype=np.int64), view)
+    return float(lut.min()), float(lut.max())
+
+
+def _window_output_range(view: Dataset) -> tuple[float, float]:
+    """The [y_min, y_max] that pydicom's apply_windowing maps a window onto (same rules)."""
+    bits = int(view.BitsStored)
+    if view.get("ModalityLUTSequence"):
+        return 0.0, float(2 ** int(view.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    if int(view.get("PixelRepresentation", 0)) == 0:
+        y_min, y_max = 0.0, float(2**bits - 1)
+    else:
+        y_min, y_max = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    if "RescaleSlope" in view and "RescaleIntercept" in view:
+        slope, intercept = float(view.RescaleSlope), float(view.RescaleIntercept)
+        y_min, y_max = y_min * slope + intercept, y_max * slope + intercept
+    return min(y_min, y_max), max(y_min, y_max)
+
+
+def _first_window(view: Dataset) -> tuple[float, float] | None:
+    center, width = view.get("WindowCenter"), view.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    return _first_value(center), _first_value(width)
+
+
+def _first_value(value: Any) -> float:
+    # Window Center/Width have VM 1-n (alternative views); the first is the default view.
+    if isinstance(value, MultiValue | list | tuple):
+        return float(value[0])
+    return float(value)
+
+
+def _luma(rgb: np.ndarray, *, hi: float) -> np.ndarray:
+    """ITU-R BT.601 luma, the same weights Pillow uses for RGB -> L."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = rgb[..., :3].astype(np.float32) @ weights
+    return to_uint8(luma, 0.0, hi)

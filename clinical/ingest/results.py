@@ -1,0 +1,92 @@
+"""Plain data the ingest core hands to the Django service layer (no models, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Scope = Literal["cxr", "oct", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DicomInfo:
+    """DICOM facts about how the display pixels were produced (useful for audit and viewer)."""
+
+    transfer_syntax_uid: str
+    transfer_syntax_name: str
+    sop_class_uid: str
+    sop_class_name: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    rescale: tuple[float, float] | None  # (slope, intercept) when present
+    voi: Literal["lut", "window", "minmax"]  # which VOI step produced the display pixels
+    number_of_frames: int
+    frame_index: int | None  # frame shown (0-based) when the object has several, else None
+    body_part: str | None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class DecodedImage:
+    """An image ready for the viewer and the model.
+
+    ``pixels`` is always uint8, shape (H, W), grayscale, "bright = dense" (MONOCHROME1 already
+    inverted), after the Modality and VOI LUTs for DICOM. ``pixels_raw`` is what was stored,
+    before any LUT: uint8/uint16/int16 (H, W), or (H, W, 3) for colour.
+    """
+
+    pixels: np.ndarray
+    pixels_raw: np.ndarray
+    width: int
+    height: int
+    format: Literal["png", "jpeg", "dicom"]
+    bits: int
+    photometric: str
+    window: tuple[float, float] | None  # (center, width) in modality units, DICOM only
+    modality: str | None
+    frame_count: int = 1
+    dicom: DicomInfo | None = None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class DicomIngestResult:
+    """A DICOM object decoded and de-identified.
+
+    ``original_uids`` and ``accession_number_original`` are re-identifying: the service must
+    keep them only in the protected mapping table, never on the study rows readers see.
+    """
+
+    decoded: DecodedImage
+    deidentified_bytes: bytes
+    original_uids: dict[str, str]
+    deid_uids: dict[str, str]
+    patient_pseudonym: str
+    modality: str | None
+    accession_number_original: str | None
+    scope: Scope
+    scope_warning: str | None
+    deid_warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class IngestResult:
+    """Everything the service stores for one upload.
+
+    ``stored_bytes`` is the de-identified DICOM, or the PNG/JPEG exactly as uploaded;
+    ``sha256`` is of the *uploaded* bytes so re-uploads of the same file are recognised.
+    PNG/JPEG carry no metadata to judge scope from: their ``scope`` is "unknown" without a
+    warning, and the model's out-of-scope detector decides.
+    """
+
+    stored_bytes: bytes
+    display_png: bytes
+    decoded: DecodedImage
+    sha256: str
+    filename: str
+    format: Literal["png", "jpeg", "dicom"]
+    dicom: DicomIngestResult | None
+    patient_pseudonym: str | None
+    scope: Scope
+    scope_warning: str | None
