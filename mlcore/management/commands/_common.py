@@ -1,0 +1,36 @@
+"""Shared bits of the mlcore commands: store resolution and a tqdm progress callback."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import CommandError
+
+
+def open_store_or_fail(uri: str | None):
+    from mlcore.ml.data import open_store
+
+    try:
+        return open_store(uri or settings.DATASET_STORE_URI)
+    except (ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+class TqdmProgress:
+    """``progress(done, total)`` callback drawn as a tqdm bar on stderr."""
+
+    def __init__(self, desc: str):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar = None
+        self.desc = desc
+
+    def __call__(self, done: int, total: int, *_: object) -> None:
+        if self.bar is None:
+            self.bar = self._tqdm(total=total, desc=self.desc, unit="img")
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,69 @@
+"""The mlcore commands end to end on the embedded profile: synthetic data -> train -> evaluate -> alias."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from mlcore.models import ModelAlias, ModelVersion
+from radviewer.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def isolated_registry(settings, tmp_path):
+    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    settings.DATASET_STORE_URI = str(tmp_path / "store")
+    return settings
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO(), **kwargs)
+    return out.getvalue()
+
+
+def test_synthetic_train_evaluate_alias(isolated_registry):
+    out = run("make_synthetic_dataset", "--per-class", "6", "--size", "48")
+    assert "synthetic dataset written" in out
+    out = run("train_model", "--model", "vit-tiny-test", "--epochs", "2", "--batch-size", "16",
+              "--alias", "candidate")
+    assert "MLflow run:" in out and "registered radviewer-triage version 1 with alias candidate" in out
+    assert ModelVersion.objects.filter(version="1").exists()
+    assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"
+    assert AuditEvent.objects.filter(action="model.registered").exists()
+
+    out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
+    assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
+
+    out = run("set_model_alias", "production", "1")
+    assert "radviewer-triage@production now points at version 1" in out
+    assert ModelAlias.objects.get(alias="production").model_version.version == "1"
+    event = AuditEvent.objects.get(action="model.alias_set")
+    assert event.details["alias"] == "production" and event.actor_label == "cli:set_model_alias"
+
+    from mlcore.ml.predictor import Predictor
+
+    predictor = Predictor.from_uri("models:/radviewer-triage@production",
+                                   tracking_uri=isolated_registry.MLFLOW_TRACKING_URI)
+    import numpy as np
+
+    [result] = predictor.predict([np.full((40, 50), 120, dtype=np.uint8)])
+    assert result.model_version == "1" and abs(sum(result.probabilities.values()) - 1) < 1e-4
+
+
+def test_set_alias_of_unknown_version_fails_clearly(isolated_registry):
+    with pytest.raises(CommandError, match="could not set production -> 7"):
+        run("set_model_alias", "production", "7")
+
+
+def test_train_on_empty_store_stops_with_message(isolated_registry):
+    with pytest.raises(CommandError, match=r"(?i)empty|no .*images"):
+        run("train_model", "--model", "vit-tiny-test", "--epochs", "1")
+
+
+def test_import_refuses_unknown_folders(isolated_registry, tmp_path):
+    (tmp_path / "src" / "NotAClass" / "images").mkdir(parents=True)
+    with pytest.raises(CommandError, match="accepted"):
+        run("import_dataset", str(tmp_path / "src"), "--format", "covid19-radiography")
