@@ -16,21 +16,25 @@ def open_store_or_fail(uri: str | None):
 
 
 class TqdmProgress:
-    """``progress(done, total)`` callback drawn as a tqdm bar on stderr."""
+    """``progress(stage, done, total)`` callback drawn as one tqdm bar per stage on stderr."""
 
     def __init__(self, desc: str):
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.bar = None
+        self.stage = None
         self.desc = desc
 
-    def __call__(self, done: int, total: int, *_: object) -> None:
-        if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.desc, unit="img")
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = self._tqdm(total=total, desc=f"{self.desc}: {stage}", unit="img")
         self.bar.n = done
         self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
