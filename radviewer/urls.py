@@ -9,6 +9,9 @@ urlpatterns = [
     path("accounts/", include("radviewer.accounts.urls")),
     path("audit/", include("radviewer.audit.urls")),
     path("ml/", include("mlcore.urls")),
+    # Token-authenticated integration surface (answers 401 itself; see LoginRequiredByDefaultMiddleware).
+    path("api/", include("clinical.api.urls")),
+    path("dicomweb/", include("clinical.api.dicomweb_urls")),
     path("", include("clinical.urls")),
     path("admin/", admin.site.urls),
     path("healthz", ops_views.healthz, name="healthz"),

@@ -3,9 +3,14 @@
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The PACS round-trip test (tests/integration/test_orthanc_roundtrip.py) runs a real Orthanc.
+{ command -v Orthanc >/dev/null 2>&1 || test -x /usr/sbin/Orthanc; } || need+=(orthanc)
+test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || need+=(orthanc-dicomweb)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-echo "Debian packages present: chromium=$(command -v chromium || echo missing)"
+echo "Debian packages present: chromium=$(command -v chromium || echo missing)" \
+  "orthanc=$(command -v Orthanc || ls /usr/sbin/Orthanc 2>/dev/null || echo missing)" \
+  "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)"

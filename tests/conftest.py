@@ -54,8 +54,12 @@ def _mlflow_test_store(django_db_blocker):
     from tests.support.models import register_random_model
 
     uri = settings.MLFLOW_TRACKING_URI
-    if uri.startswith("sqlite:///"):
-        shutil.rmtree(Path(uri.removeprefix("sqlite:///")).parent, ignore_errors=True)
+    own = getattr(settings, "TEST_MLFLOW_DIR", None)
+    if own is not None:  # stores of earlier sessions whose process is gone
+        for old in Path(own).parent.glob("session-*"):
+            pid = old.name.removeprefix("session-")
+            if old != Path(own) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(old, ignore_errors=True)
     version = register_random_model(tracking_uri=uri, name=settings.MLFLOW_REGISTERED_MODEL)
     return {"tracking_uri": uri, "name": settings.MLFLOW_REGISTERED_MODEL, "version": version}
 

@@ -58,19 +58,16 @@ def image_ingest(
     callback_url: str = "",
     idempotency_key: str = "",
     request: Any = None,
+    prepared: IngestResult | None = None,
 ) -> ImageIngestOutcome:
     """Validate, de-identify and store one file; create its study unless one is given.
 
     DICOM instances join the study of their (de-identified) Study Instance UID. Raises
     ``IngestError`` for bad input with a stable code and a reason for the reader.
+    ``prepared`` is ``ingest_prepare(...)`` of the same bytes, for callers that validate a
+    batch of files before storing any (the REST API: all or nothing).
     """
-    result = ingest_bytes(
-        data,
-        filename=filename,
-        pseudonym_key=settings.PSEUDONYM_KEY.encode(),
-        max_bytes=settings.MAX_UPLOAD_BYTES,
-        max_pixels=settings.MAX_IMAGE_PIXELS,
-    )
+    result = prepared or ingest_prepare(data=data, filename=filename)
     existing = _existing_image(result)
     if existing is not None:
         audit_event_create(
@@ -119,6 +116,17 @@ def image_ingest(
             default_storage.delete(name)
         raise
     return ImageIngestOutcome(image, study, True, result.scope_warning or "")
+
+
+def ingest_prepare(*, data: bytes, filename: str) -> IngestResult:
+    """The pure ingest core with this installation's key and limits (no storage, no rows)."""
+    return ingest_bytes(
+        data,
+        filename=filename,
+        pseudonym_key=settings.PSEUDONYM_KEY.encode(),
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+    )
 
 
 def _extension(fmt: str) -> str:
@@ -185,4 +193,4 @@ def _image_create(result: IngestResult, *, study: Study, stored_name: str, displ
     return image
 
 
-__all__ = ["ImageIngestOutcome", "IngestError", "image_ingest"]
+__all__ = ["ImageIngestOutcome", "IngestError", "image_ingest", "ingest_prepare"]

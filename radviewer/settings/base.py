@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally: no CDN
     "radviewer.accounts",
     "radviewer.audit",
     "radviewer.ops",
@@ -207,17 +208,46 @@ LOGGING = {
 }
 
 # --- API --------------------------------------------------------------------------------------
+# Integration clients authenticate per view (clinical.api.authentication): bearer tokens, and
+# HTTP Basic with the client name for DICOMweb senders such as Orthanc. No session auth here.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "clinical.api.errors.api_exception_handler",
+    "URL_FORMAT_OVERRIDE": None,  # media types come from Accept only, never from ?format=
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RadViewer API",
-    "DESCRIPTION": "PACS/RIS integration: submit studies, read triage results.",
+    "DESCRIPTION": (
+        "PACS/RIS integration: submit studies (multipart or DICOMweb STOW-RS), poll or receive "
+        "signed webhooks, read triage results as JSON, FHIR R4 DiagnosticReport, DICOM SR and "
+        "heat-map PNG, send readings back. See docs/integration.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package (static files), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# Absolute base of links in webhook bodies (no request to build them from), e.g.
+# https://radviewer.hospital.org; empty = links relative to the server root.
+PUBLIC_BASE_URL = env_str("RADVIEWER_PUBLIC_URL", "").rstrip("/")
+
+# Per-client API rate limits count in this cache. LocMem (the default) counts per process, so
+# with N gunicorn workers a client gets up to N x its limit; set RADVIEWER_CACHE_URL to a Redis
+# URL to share the counters (production).
+CACHE_URL = env_str("RADVIEWER_CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": env_url("RADVIEWER_CACHE_URL", "", schemes=("redis", "rediss"))}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}
 
 DEMO_PASSWORD = env_str("RADVIEWER_DEMO_PASSWORD", "")
 ALLOW_DEMO_ACCOUNTS = True

@@ -1,5 +1,7 @@
 """Test profile: the embedded default (or the services named in the environment), fast hashing."""
 
+import os
+
 from radviewer.settings.base import *  # noqa: F403
 from radviewer.settings.env import env_str
 
@@ -30,6 +32,9 @@ if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
 # A separate MLflow store and dataset store for tests (the session fixture registers a tiny
 # model there), unless the environment names real ones.
 if not env_str("MLFLOW_TRACKING_URI", ""):
-    (VAR_DIR / "test-mlflow").mkdir(parents=True, exist_ok=True)  # noqa: F405
-    MLFLOW_TRACKING_URI = f"sqlite:///{VAR_DIR / 'test-mlflow' / 'mlflow.db'}"  # noqa: F405
+    # One store per test process, so a session never sees another run's registry and never
+    # has to delete a store that a worker or an earlier test still holds open.
+    TEST_MLFLOW_DIR = VAR_DIR / "test-mlflow" / f"session-{os.getpid()}"  # noqa: F405
+    TEST_MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
+    MLFLOW_TRACKING_URI = f"sqlite:///{TEST_MLFLOW_DIR / 'mlflow.db'}"
 DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", "") or str(VAR_DIR / "test-datasets" / "current")  # noqa: F405

@@ -41,8 +41,14 @@ class WorkerProcess:
         self.log_path = REPO / "var" / f"test-worker-{os.getpid()}-{queues.replace(',', '_')}.log"
 
     def __enter__(self) -> WorkerProcess:
+        from django.conf import settings
+
+        # The worker must use this session's database, MLflow store and dataset store.
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "radviewer.settings.test",
-               "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1", **self.extra_env}
+               "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
+               "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+               "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
+               **self.extra_env}
         if self.broker_url:
             env["CELERY_BROKER_URL"] = self.broker_url
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,166 @@
+"""Integration API latency on loopback: STOW-RS acknowledgement and REST status polling.
+
+    python benchmarks/api_latency.py [--clients 8] [--stores 10] [--polls 25] [--size 1024]
+
+Starts a real server - gunicorn from the venv, embedded profile (SQLite, filesystem broker)
+in a temporary RADVIEWER_VAR_DIR - with a registered random-weight model so triage is routed
+and queued but, with no worker running, not computed: the STOW-RS figure is the time until a
+PACS gets its acknowledgement (size check, parse, decode, de-identify, store, rows, audit,
+task queued), which is what a sender waits for. ``--clients`` PACS send concurrently, each
+its own instances (distinct studies), then poll study results over REST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._common import machine_description, percentile  # noqa: E402
+from tests.clinical.dicom_factory import make_cxr_dicom  # noqa: E402
+
+PY = sys.executable
+SERVICE_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "MLFLOW_TRACKING_URI", "RADVIEWER_DATASET_URI",
+                "AWS_STORAGE_BUCKET_NAME", "RADVIEWER_CACHE_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(args: list[str], env: dict) -> str:
+    return subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def prepare(var: Path, env: dict) -> str:
+    run([PY, "manage.py", "migrate", "--noinput"], env)
+    run([PY, "-c", "from tests.support.models import register_random_model as r; "
+                   f"r(tracking_uri='sqlite:///{var}/mlflow/mlflow.db', name='radviewer-triage')"], env)
+    out = run([PY, "manage.py", "create_api_client", "--name", "bench-pacs", "--scopes", "submit,read",
+               "--rate-limit", "1000000"], env)
+    return re.search(r"token:\s+(\S+)", out).group(1)
+
+
+def stow_body(dicom: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + dicom
+            + f"\r\n--{boundary}--\r\n".encode())
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def timed_calls(n_clients: int, jobs: list[list], call) -> tuple[list[float], list, float]:
+    """Each client runs its jobs sequentially, clients concurrently; returns latencies in ms."""
+    def client(job_list):
+        session, out = requests.Session(), []
+        for job in job_list:
+            start = time.perf_counter()
+            result = call(session, job)
+            out.append(((time.perf_counter() - start) * 1e3, result))
+        return out
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n_clients) as pool:
+        results = [r for chunk in pool.map(client, jobs) for r in chunk]
+    wall = time.perf_counter() - start
+    return [ms for ms, _ in results], [r for _, r in results], wall
+
+
+def summary(name: str, ms: list[float], wall: float) -> str:
+    return (f"| {name} | {len(ms)} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
+            f"{max(ms):.0f} | {len(ms) / wall:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--stores", type=int, default=10, help="STOW-RS requests per client")
+    parser.add_argument("--polls", type=int, default=25, help="status polls per client")
+    parser.add_argument("--size", type=int, default=1024, help="rows = columns of the 12-bit CXR")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile.embedded: 2)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="rv-api-bench-") as tmp:
+        var = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
+        env.update(RADVIEWER_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="radviewer.settings.base",
+                   DJANGO_DEBUG="false", PYTHONPATH=str(REPO))
+        token = prepare(var, env)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(Path(PY).parent / "gunicorn"), "radviewer.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(args.workers), "--threads", str(args.threads), "--timeout", "120"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(var / "gunicorn.log", "w"),  # noqa: SIM115
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"{base}/healthz", timeout=2).ok:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.3)
+            else:
+                raise RuntimeError((var / "gunicorn.log").read_text()[-2000:])
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/dicom+json"}
+
+            total = args.clients * args.stores + 2 * args.workers
+            bodies = [stow_body(make_cxr_dicom(rows=args.size, cols=args.size, accession=f"B{i}",
+                                               patient_id=f"P{i}")) for i in range(total)]
+            size_kb = len(bodies[0][0]) / 1024
+
+            def stow(session, item):
+                body, ctype = item
+                r = session.post(f"{base}/dicomweb/studies", data=body, timeout=120,
+                                 headers={**headers, "Content-Type": ctype})
+                if r.status_code != 200:
+                    raise RuntimeError(f"STOW-RS {r.status_code}: {r.text[:300]}")
+                return r.json()["00081190"]["Value"][0]
+
+            warm = [bodies.pop() for _ in range(2 * args.workers)]  # import paths, first queries
+            timed_calls(args.workers, [[w] for w in warm], stow)
+            jobs = [bodies[i::args.clients] for i in range(args.clients)]
+            stow_ms, urls, stow_wall = timed_calls(args.clients, jobs, stow)
+
+            def poll(session, url):
+                r = session.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                if r.status_code != 200:
+                    raise RuntimeError(f"poll {r.status_code}: {r.text[:300]}")
+                return r.json()["status"]
+
+            poll_jobs = [[urls[(i * 7 + k) % len(urls)] for k in range(args.polls)] for i in range(args.clients)]
+            poll_ms, statuses, poll_wall = timed_calls(args.clients, poll_jobs, poll)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    print(f"Machine: {machine_description()}")
+    print(f"Server: gunicorn {args.workers} workers x {args.threads} threads, embedded profile (SQLite), "
+          f"no inference worker; {args.clients} concurrent clients on loopback")
+    print(f"Instance: single-frame DX {args.size}x{args.size} 12-bit, {size_kb:.0f} KiB per STOW-RS body\n")
+    print("| request | n | median ms | p95 ms | max ms | requests/s |")
+    print("|---|---|---|---|---|---|")
+    print(summary("STOW-RS store, acknowledged (ingest only)", stow_ms, stow_wall))
+    print(summary("GET /api/v1/studies/{uid}/ (status poll)", poll_ms, poll_wall))
+    print(f"\nstatuses seen while polling: {sorted(set(statuses))}")
+
+
+if __name__ == "__main__":
+    main()

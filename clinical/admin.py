@@ -1,0 +1,171 @@
+"""Django admin for the clinical app.
+
+API clients: creating one shows its token and webhook secret ONCE (a message on the next
+page); only hashes and a public prefix stay visible. Revoke and rotate are actions.
+Webhook deliveries are a read-only log (with a redeliver action for failed ones).
+Studies, images, predictions and reviews are read-only here: changes go through the
+audited services and pages, never through admin forms.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from clinical.api.clients import api_client_create, api_client_revoke, api_client_rotate_token
+from clinical.api.webhooks import webhook_redeliver
+from clinical.models import ApiClient, Image, Prediction, Review, Study, WebhookDelivery
+
+
+class ApiClientForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiClient.Scope.choices, widget=forms.CheckboxSelectMultiple)
+    allowed_callback_hosts = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One host per line (exact, or *.example.org); empty = any host that passes the checks.",
+    )
+    default_callback_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = ApiClient
+        fields = ("name", "scopes", "active", "rate_limit_per_minute", "allowed_callback_hosts",
+                  "allow_private_callbacks", "default_callback_url")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_callback_hosts"] = "\n".join(self.instance.allowed_callback_hosts or [])
+
+    def clean_allowed_callback_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.cleaned_data["allowed_callback_hosts"].splitlines() if h.strip()]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    form = ApiClientForm
+    list_display = ("name", "token_prefix", "scope_list", "active", "rate_limit_per_minute", "last_used_at",
+                    "deliveries_link")
+    list_filter = ("active",)
+    search_fields = ("name", "token_prefix")
+    readonly_fields = ("token_prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke", "rotate_token")
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiClient) -> str:
+        return ", ".join(obj.scopes or [])
+
+    @admin.display(description="webhook deliveries")
+    def deliveries_link(self, obj: ApiClient) -> str:
+        return format_html('<a href="../webhookdelivery/?client__id__exact={}">log</a>', obj.pk)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: studies and the audit trail refer to the client
+
+    def save_model(self, request, obj: ApiClient, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        issued = api_client_create(
+            name=obj.name, scopes=form.cleaned_data["scopes"], rate_limit_per_minute=obj.rate_limit_per_minute,
+            allow_private_callbacks=obj.allow_private_callbacks,
+            allowed_callback_hosts=form.cleaned_data["allowed_callback_hosts"],
+            default_callback_url=obj.default_callback_url, actor=request.user,
+        )
+        obj.pk = issued.client.pk
+        obj.token_prefix = issued.client.token_prefix
+        self._show_once(request, issued)
+
+    def _show_once(self, request, issued) -> None:
+        messages.warning(request, format_html(
+            "Copy these now, they are not shown again. Token for <b>{}</b>: <code>{}</code> "
+            "&nbsp; Webhook secret: <code>{}</code>", issued.client.name, issued.token, issued.webhook_secret,
+        ))
+
+    @admin.action(description="Revoke selected clients (their tokens stop working at once)")
+    def revoke(self, request, queryset) -> None:
+        for client in queryset:
+            api_client_revoke(client=client, actor=request.user)
+        messages.success(request, f"Revoked {queryset.count()} client(s).")
+
+    @admin.action(description="Issue a new token and webhook secret (the old ones stop working)")
+    def rotate_token(self, request, queryset) -> None:
+        for client in queryset:
+            self._show_once(request, api_client_rotate_token(client=client, actor=request.user))
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "client", "study", "event", "status", "attempts", "response_code",
+                    "next_attempt_at", "delivered_at")
+    list_filter = ("status", "event", "client")
+    search_fields = ("study__uid", "url")
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ("redeliver",)
+
+    @admin.action(description="Redeliver selected failed deliveries")
+    def redeliver(self, request, queryset) -> None:
+        failed = queryset.filter(status=WebhookDelivery.Status.FAILED)
+        for delivery in failed:
+            webhook_redeliver(delivery=delivery, actor=request.user)
+        messages.success(request, f"Queued {failed.count()} delivery(ies) again.")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ImageInline(admin.TabularInline):
+    model = Image
+    fields = ("original_name", "format", "width", "height", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Study)
+class StudyAdmin(ReadOnlyAdmin):
+    list_display = ("uid", "status", "source", "modality", "triage_priority", "top_class", "received_at")
+    list_filter = ("status", "source", "scope")
+    search_fields = ("uid", "accession_number")
+    date_hierarchy = "received_at"
+    inlines = (ImageInline,)
+
+
+@admin.register(Image)
+class ImageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "study", "original_name", "format", "width", "height", "created_at")
+    list_filter = ("format",)
+    search_fields = ("study__uid", "sha256")
+    exclude = ("file", "display_file")
+
+
+@admin.register(Prediction)
+class PredictionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "image", "model_name", "model_version", "arm", "status", "top_class", "confidence",
+                    "created_at")
+    list_filter = ("status", "arm", "model_version")
+    search_fields = ("image__study__uid",)
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ("id", "image", "verdict", "label", "source", "source_label", "reader", "amendment", "created_at")
+    list_filter = ("verdict", "source", "amendment")
+    search_fields = ("image__study__uid", "source_label")
+

@@ -1,0 +1,129 @@
+"""API client writes: create (token shown once), rotate, revoke. Tokens are stored hashed.
+
+Token form: ``rv_<prefix>_<secret>`` - the 12-hex-digit prefix is public (it names the row,
+shown in the admin so an operator can tell tokens apart), the secret is 256 random bits;
+the row keeps only the SHA-256 of the whole token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from clinical.models import ApiClient
+from radviewer.audit.services import audit_event_create
+
+TOKEN_PREFIX = "rv"  # noqa: S105 (a label, not a secret)
+SCOPES: tuple[str, ...] = tuple(ApiClient.Scope.values)
+# Compared against when no row matches, so a wrong prefix costs what a wrong secret costs.
+_DUMMY_HASH = hashlib.sha256(b"no such client").hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """What an operator sees exactly once: the token and the webhook signing secret."""
+
+    client: ApiClient
+    token: str
+    webhook_secret: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_prefix_of(token: str) -> str | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+def token_matches(token: str, stored_hash: str | None) -> bool:
+    """Constant-time comparison of the token's hash with the stored one."""
+    return hmac.compare_digest(token_hash(token), stored_hash or _DUMMY_HASH) and stored_hash is not None
+
+
+def parse_scopes(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    scopes = sorted({s.strip() for s in items if s.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValidationError(
+            {"scopes": f"unknown or no scopes {unknown or '(none)'}; accepted: {', '.join(SCOPES)}"}
+        )
+    return scopes
+
+
+def _new_token() -> tuple[str, str]:
+    prefix = secrets.token_hex(6)
+    return prefix, f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+@transaction.atomic
+def api_client_create(
+    *,
+    name: str,
+    scopes: str | list[str],
+    rate_limit_per_minute: int = 600,
+    allow_private_callbacks: bool = False,
+    allowed_callback_hosts: list[str] | None = None,
+    default_callback_url: str = "",
+    actor: Any = None,
+) -> IssuedCredentials:
+    """Create a client and return its token and webhook secret (never retrievable again)."""
+    prefix, token = _new_token()
+    secret = secrets.token_urlsafe(32)
+    client = ApiClient(
+        name=name.strip(),
+        token_prefix=prefix,
+        token_hash=token_hash(token),
+        webhook_secret=secret,
+        scopes=parse_scopes(scopes),
+        rate_limit_per_minute=rate_limit_per_minute,
+        allow_private_callbacks=allow_private_callbacks,
+        allowed_callback_hosts=[h.strip().lower() for h in allowed_callback_hosts or [] if h.strip()],
+        default_callback_url=default_callback_url,
+    )
+    client.full_clean()
+    client.save()
+    audit_event_create(
+        actor=actor, action="api_client.created", obj=client,
+        details={"name": client.name, "scopes": client.scopes, "token_prefix": prefix,
+                 "rate_limit_per_minute": rate_limit_per_minute,
+                 "allow_private_callbacks": allow_private_callbacks},
+    )
+    return IssuedCredentials(client, token, secret)
+
+
+@transaction.atomic
+def api_client_rotate_token(*, client: ApiClient, actor: Any = None) -> IssuedCredentials:
+    """A new token (the old one stops working at once); the webhook secret rotates with it."""
+    client = ApiClient.objects.select_for_update().get(pk=client.pk)
+    prefix, token = _new_token()
+    client.token_prefix, client.token_hash = prefix, token_hash(token)
+    client.webhook_secret = secrets.token_urlsafe(32)
+    client.save(update_fields=["token_prefix", "token_hash", "webhook_secret"])
+    audit_event_create(actor=actor, action="api_client.token_rotated", obj=client,
+                       details={"name": client.name, "token_prefix": prefix})
+    return IssuedCredentials(client, token, client.webhook_secret)
+
+
+@transaction.atomic
+def api_client_revoke(*, client: ApiClient, actor: Any = None) -> ApiClient:
+    """Deactivate: every request with its token gets 401 from now on. The row stays (audit)."""
+    client = ApiClient.objects.select_for_update().get(pk=client.pk)
+    if not client.active:
+        return client
+    client.active = False
+    client.revoked_at = timezone.now()
+    client.save(update_fields=["active", "revoked_at"])
+    audit_event_create(actor=actor, action="api_client.revoked", obj=client, details={"name": client.name})
+    return client

@@ -1,0 +1,211 @@
+"""DICOMweb for PACS senders: STOW-RS (store) and a small QIDO-RS (which studies have results).
+
+STOW-RS, PS3.18 10.5: ``POST /dicomweb/studies[/{StudyInstanceUID}]`` with
+``multipart/related; type="application/dicom"``; each part goes through ``image_ingest``
+(source DICOMweb) on its own, so one bad instance does not block the others. The answer is
+the Store Instances Response Module, DICOM JSON by default or XML when Accept asks for
+``application/dicom+xml``, naming the instances with the UIDs the SENDER sent (it must
+recognise its own instances): 200 all stored, 202 some failed, 409 all failed, 400 malformed
+body, 413 too large, 415 not multipart/related of application/dicom.
+``RetrieveURL`` points at the REST result of the study (RadViewer does not serve WADO-RS).
+
+Failure reasons (0008,1197): 0xA700 out of resources (too large), 0xA900 instance not of the
+study in the URL, 0x0122 SOP class not supported (no pixel data, e.g. an SR), 0x0124 not
+authorised (the study belongs to another sender), 0xC000 cannot understand (corrupt,
+undecodable, not DICOM), 0x0110 processing failure (our fault; retry).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import pydicom
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from clinical.api.authentication import DicomWebAuthentication
+from clinical.api.base import ApiView
+from clinical.api.errors import ApiError
+from clinical.api.multipart import MultipartError, parse_content_type, split_multipart
+from clinical.api.renderers import DicomJSONRenderer, DicomXMLRenderer
+from clinical.api.representation import SOURCE_PURPOSE, absolute
+from clinical.api.submission import existing_study_ids
+from clinical.ingest import IngestError
+from clinical.models import Image, Study
+from clinical.selectors.phi import original_identifiers_read
+from clinical.services.ingest import image_ingest, ingest_prepare
+
+log = logging.getLogger(__name__)
+
+PROCESSING_FAILURE, NOT_AUTHORIZED, SOP_CLASS_NOT_SUPPORTED = 0x0110, 0x0124, 0x0122
+OUT_OF_RESOURCES, STUDY_MISMATCH, CANNOT_UNDERSTAND = 0xA700, 0xA900, 0xC000
+_REASONS = {"too_large": OUT_OF_RESOURCES, "too_many_pixels": OUT_OF_RESOURCES,
+            "dicom_no_pixels": SOP_CLASS_NOT_SUPPORTED}
+RESULT_STATUSES = (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED, Study.Status.SIGNED_OFF)
+
+
+def _el(vr: str, *values: Any) -> dict[str, Any]:
+    return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
+
+
+def _sop_uids(data: bytes) -> tuple[str, str]:
+    """Best effort (SOP Class, SOP Instance) of a part the ingest refused, for the failure item."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        return str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or "")
+    except Exception:
+        return "", ""
+
+
+class StowView(ApiView):
+    authentication_classes = [DicomWebAuthentication]
+    required_scope = "submit"
+    renderer_classes = [DicomJSONRenderer, DicomXMLRenderer, JSONRenderer]
+    parser_classes: list = []  # the body is read raw, below
+
+    @extend_schema(exclude=True)
+    def post(self, request, study_uid: str | None = None):
+        body = self._body(request)
+        parts = self._parts(request, body)
+        stored, failed, studies = [], [], set()
+        for number, part in enumerate(parts, start=1):
+            outcome = self._store(request, part.content_type, part.body, number, study_uid)
+            if "failure" in outcome:
+                failed.append(outcome)
+            else:
+                stored.append(outcome)
+                studies.add(outcome["study"])
+        dataset: dict[str, Any] = {}
+        if len(studies) == 1:
+            dataset["00081190"] = _el("UR", self._retrieve_url(next(iter(studies))))
+        if stored:
+            dataset["00081199"] = _el("SQ", *[{
+                "00081150": _el("UI", o["sop_class"]), "00081155": _el("UI", o["sop"]),
+                "00081190": _el("UR", self._retrieve_url(o["study"])),
+            } for o in stored])
+        if failed:
+            dataset["00081198"] = _el("SQ", *[{
+                "00081150": _el("UI", *([o["sop_class"]] if o["sop_class"] else [])),
+                "00081155": _el("UI", *([o["sop"]] if o["sop"] else [])),
+                "00081197": _el("US", o["failure"]),
+            } for o in failed])
+        self.audit("dicomweb.stow", None, stored=len(stored), failed=[
+            {"part": o["part"], "reason": f"0x{o['failure']:04X}", "detail": o["detail"]} for o in failed])
+        status = 200 if not failed else 202 if stored else 409
+        return Response(dataset, status=status)
+
+    def _retrieve_url(self, study_uid: str) -> str:
+        return absolute(reverse("api:study-detail", kwargs={"uid": study_uid}), self.request)
+
+    def _body(self, request) -> bytes:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ApiError(status_code=400, code="bad_content_length",
+                           detail="Content-Length is not a number") from None
+        if length > settings.MAX_UPLOAD_BYTES:
+            raise ApiError(status_code=413, code="too_large",
+                           detail=f"the request body is {length:,} bytes; the maximum is {settings.MAX_UPLOAD_BYTES:,}")
+        ctype = parse_content_type(request.META.get("CONTENT_TYPE", ""))
+        if ctype.media_type != "multipart/related":
+            raise ApiError(status_code=415, code="unsupported_media_type",
+                           detail='STOW-RS takes multipart/related; type="application/dicom"')
+        if ctype.params.get("type", "application/dicom").lower() != "application/dicom":
+            raise ApiError(status_code=415, code="unsupported_media_type",
+                           detail="only Part 10 instances (type=application/dicom) are accepted, "
+                                  "not metadata with bulk data")
+        if not ctype.params.get("boundary"):
+            raise ApiError(status_code=400, code="malformed_multipart",
+                           detail="the Content-Type has no boundary parameter")
+        if length == 0 and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            raise ApiError(status_code=411, code="length_required",
+                           detail="send a Content-Length (Orthanc: set ChunkedTransfers to false for this server)")
+        body = request._request.read(settings.MAX_UPLOAD_BYTES + 1)
+        if len(body) > settings.MAX_UPLOAD_BYTES:
+            raise ApiError(status_code=413, code="too_large", detail="the request body is larger than the maximum")
+        self._boundary = ctype.params["boundary"]
+        return body
+
+    def _parts(self, request, body: bytes):
+        try:
+            parts = split_multipart(body, self._boundary)
+        except MultipartError as exc:
+            raise ApiError(status_code=400, code="malformed_multipart", detail=str(exc)) from None
+        if not parts:
+            raise ApiError(status_code=400, code="no_instances", detail="the body has no parts")
+        return parts
+
+    def _store(self, request, content_type: str, data: bytes, number: int, study_uid: str | None) -> dict:
+        sop_class, sop = _sop_uids(data)
+        failure = {"part": number, "sop_class": sop_class, "sop": sop}
+        if content_type and content_type != "application/dicom":
+            return {**failure, "failure": CANNOT_UNDERSTAND,
+                    "detail": f"part type {content_type} is not application/dicom"}
+        try:
+            result = ingest_prepare(data=data, filename=f"stow-part-{number}.dcm")
+            if result.dicom is None:
+                raise IngestError("unsupported_type", f"content is {result.format.upper()}, expected DICOM")
+            original = result.dicom.original_uids
+            failure.update(sop_class=original.get("sop_class", sop_class), sop=original["sop"])
+            if study_uid and original["study"] != study_uid:
+                return {**failure, "failure": STUDY_MISMATCH,
+                        "detail": f"instance of study {original['study']}, not of {study_uid}"}
+            owners = set(Study.objects.filter(pk__in=existing_study_ids(result))
+                         .values_list("api_client_id", flat=True))
+            if owners - {self.client.pk}:
+                return {**failure, "failure": NOT_AUTHORIZED, "detail": "the study belongs to another sender"}
+            outcome = image_ingest(data=data, filename=result.filename, prepared=result, api_client=self.client,
+                                   source=Study.Source.DICOMWEB, request=request)
+        except IngestError as exc:
+            return {**failure, "failure": _REASONS.get(exc.code, CANNOT_UNDERSTAND), "detail": exc.message}
+        except Exception as exc:  # stored nothing (image_ingest cleans up); the sender may retry
+            log.exception("STOW-RS part %s failed", number)
+            return {**failure, "failure": PROCESSING_FAILURE, "detail": f"{type(exc).__name__}"}
+        return {"part": number, "sop_class": failure["sop_class"], "sop": failure["sop"], "study": outcome.study.uid}
+
+
+class DicomWebStudiesView(StowView):
+    """``/dicomweb/studies``: STOW-RS (POST, scope submit) and a QIDO-RS subset (GET, scope
+    read): this client's DICOM studies that have an AI result, named by their original UIDs."""
+
+    required_scope = {"GET": "read", "POST": "submit"}
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        if isinstance(request.accepted_renderer, DicomXMLRenderer):
+            raise NotAcceptable("QIDO-RS answers application/dicom+json here")
+        params = request.query_params
+        try:
+            limit = min(max(int(params.get("limit", 100)), 1), 1000)
+            offset = max(int(params.get("offset", 0)), 0)
+        except ValueError:
+            raise ApiError(status_code=400, code="invalid_query", detail="limit and offset must be integers") from None
+        qs = Study.objects.filter(api_client_id=self.client.pk, status__in=RESULT_STATUSES,
+                                  images__format=Image.Format.DICOM).distinct().order_by("received_at", "id")
+        if params.get("StudyInstanceUID"):
+            qs = qs.filter(images__original_ids__study_instance_uid=params["StudyInstanceUID"])
+        if params.get("AccessionNumber"):
+            qs = qs.filter(images__original_ids__accession_number=params["AccessionNumber"])
+        matches = []
+        for study in qs[offset:offset + limit]:
+            image = study.images.filter(format=Image.Format.DICOM).order_by("id").first()
+            ids = original_identifiers_read(image=image, api_client=self.client, purpose=SOURCE_PURPOSE,
+                                            request=request)
+            if ids is None:
+                continue
+            matches.append({
+                "0020000D": _el("UI", ids.study_instance_uid),
+                "00080050": _el("SH", *([ids.accession_number] if ids.accession_number else [])),
+                "00080061": _el("CS", *([study.modality] if study.modality else [])),
+                "00201208": _el("IS", study.images.count()),
+                "00081190": _el("UR", self._retrieve_url(study.uid)),
+            })
+        self.audit("dicomweb.qido", None, count=len(matches))
+        return Response(matches)

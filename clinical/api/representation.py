@@ -1,0 +1,160 @@
+"""The JSON result of a study as integration clients see it (API responses and webhook bodies).
+
+Pseudonymous throughout, except ``source_study`` and each image's ``source_ids``: the
+sender's own DICOM identifiers (original Study/Series/SOP Instance UIDs, accession number),
+re-identified from the protected mapping
+through the audited selector so a PACS can match the result to its study. They are the
+client's own data, sent by it, returned only to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch
+from django.urls import reverse
+
+from clinical.models import Image, Prediction, Review, Study
+from clinical.selectors.phi import original_identifiers_read
+from mlcore.ml.classes import CLASS_BY_KEY, URGENT_KEYS
+
+SOURCE_PURPOSE = "return results to source PACS"
+
+
+def display_name(key: str) -> str:
+    info = CLASS_BY_KEY.get(key)
+    return info.display_name if info else key
+
+
+def absolute(path: str, request: Any = None) -> str:
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def study_queryset():
+    return Study.objects.prefetch_related(
+        Prefetch("images", queryset=Image.objects.order_by("id").prefetch_related(
+            "predictions", Prefetch("reviews", queryset=Review.objects.select_related("reader")),
+        ))
+    )
+
+
+def study_links(study: Study, *, request: Any = None) -> dict[str, str]:
+    kw = {"uid": study.uid}
+    return {
+        "self": absolute(reverse("api:study-detail", kwargs=kw), request),
+        "fhir": absolute(reverse("api:study-fhir", kwargs=kw), request),
+        "sr": absolute(reverse("api:study-sr", kwargs=kw), request),
+        "heatmap": absolute(reverse("api:study-heatmap", kwargs=kw), request),
+        "feedback": absolute(reverse("api:study-feedback", kwargs=kw), request),
+    }
+
+
+def study_summary(study: Study, *, request: Any = None) -> dict[str, Any]:
+    """The short form: list items and the 202 acknowledgement."""
+    return {
+        "uid": study.uid,
+        "status": study.status,
+        "accession_number": study.accession_number,
+        "priority_hint": study.priority_hint,
+        "received_at": study.received_at.isoformat(),
+        "top_class": study.top_class,
+        "top_class_display": display_name(study.top_class) if study.top_class else "",
+        "triage_priority": study.triage_priority,
+        "out_of_scope": study.out_of_scope,
+        "links": study_links(study, request=request),
+    }
+
+
+def prediction_repr(prediction: Prediction | None) -> dict[str, Any] | None:
+    if prediction is None:
+        return None
+    done = prediction.status == Prediction.Status.SUCCEEDED
+    findings = [
+        {"key": key, "display_name": display_name(key), "probability": float(p), "urgent": key in URGENT_KEYS}
+        for key, p in prediction.sorted_probabilities()
+    ] if done else []
+    return {
+        "status": prediction.status,
+        "model_name": prediction.model_name,
+        "model_version": prediction.model_version,
+        "arm": prediction.arm,
+        "top_class": prediction.top_class if done else "",
+        "top_class_display": display_name(prediction.top_class) if done and prediction.top_class else "",
+        "confidence": prediction.confidence if done else None,
+        "out_of_scope": prediction.out_of_scope,
+        "ood_score": prediction.ood_score if done else None,
+        "probabilities": {k: float(v) for k, v in prediction.probabilities.items()} if done else {},
+        "findings": findings,
+        "failure_reason": prediction.failure_reason,
+        "completed_at": prediction.completed_at.isoformat() if prediction.completed_at else None,
+    }
+
+
+def review_repr(review: Review) -> dict[str, Any]:
+    reader = review.reader.get_username() if review.reader else review.source_label
+    return {
+        "verdict": review.verdict,
+        "label": review.label,
+        "label_display": display_name(review.label) if review.label else "",
+        "note": review.note,
+        "source": review.source,
+        "reader": reader,
+        "amendment": review.amendment,
+        "created_at": review.created_at.isoformat(),
+    }
+
+
+def _source_ids(image: Image, *, client: Any, request: Any) -> dict[str, str] | None:
+    if image.format != Image.Format.DICOM:
+        return None
+    ids = original_identifiers_read(image=image, api_client=client, purpose=SOURCE_PURPOSE, request=request)
+    if ids is None:
+        return None
+    return {
+        "study_instance_uid": ids.study_instance_uid,
+        "series_instance_uid": ids.series_instance_uid,
+        "sop_instance_uid": ids.sop_instance_uid,
+        "sop_class_uid": ids.sop_class_uid,
+        "accession_number": ids.accession_number,
+    }
+
+
+def study_result(study: Study, *, client: Any, request: Any = None) -> dict[str, Any]:
+    """The full result: every image with its latest (non-shadow) prediction and its readings."""
+    images = []
+    source_study = None
+    for image in study.images.all():
+        source = _source_ids(image, client=client, request=request)
+        if source and source_study is None:
+            source_study = {"study_instance_uid": source["study_instance_uid"],
+                            "accession_number": source["accession_number"]}
+        prediction = image.latest_prediction()
+        reviews = sorted(image.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
+        heatmap = None
+        if prediction is not None and prediction.heatmap_png:
+            heatmap = absolute(reverse("api:image-heatmap", kwargs={"uid": study.uid, "image_id": image.pk}),
+                               request)
+        images.append({
+            "id": image.pk,
+            "name": image.original_name,
+            "format": image.format,
+            "width": image.width,
+            "height": image.height,
+            "source_ids": source,
+            "prediction": prediction_repr(prediction),
+            "reviews": [review_repr(r) for r in reviews],
+            "links": {"heatmap": heatmap},
+        })
+    return {
+        **study_summary(study, request=request),
+        "submitted_via": study.source,
+        "modality": study.modality,
+        "scope": study.scope,
+        "scope_warning": study.scope_warning,
+        "signed_off_at": study.signed_off_at.isoformat() if study.signed_off_at else None,
+        "source_study": source_study,
+        "images": images,
+    }

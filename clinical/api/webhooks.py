@@ -1,0 +1,186 @@
+"""Signed webhooks: tell a client's system that a study's result is ready.
+
+``study_ready_signal`` (sent on commit when every image of a study has a finished or failed
+prediction) -> one ``WebhookDelivery`` row per distinct result and URL -> the
+``clinical.deliver_webhook`` task on the ``default`` queue POSTs the JSON result with
+
+    X-RadViewer-Timestamp: <unix seconds>
+    X-RadViewer-Signature: sha256=<hex HMAC-SHA256(client webhook secret, "<timestamp>." + body)>
+    X-RadViewer-Delivery:  <delivery id>   (the same on every retry: receivers dedupe on it)
+
+Delivery is at least once. 2xx = delivered; 5xx, 408, 429, timeouts and connection errors are
+retried with jittered exponential backoff (house_task: 1 s, 2 s, 4 s ... capped at 10 min,
+``MAX_ATTEMPTS`` in all, about an hour); other answers (3xx - redirects are never followed -
+and 4xx) fail at once. Every attempt is recorded on the row; the admin can redeliver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.dispatch import receiver
+from django.utils import timezone
+
+from clinical.api.representation import study_queryset, study_result
+from clinical.api.ssrf import CallbackUrlError, callback_url_validate
+from clinical.models import ApiClient, Study, WebhookDelivery
+from clinical.services.notifications import study_ready_signal
+from radviewer.audit.services import audit_event_create
+from radviewer.lib.tasks import enqueue_on_commit, house_task
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 15
+TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
+USER_AGENT = "RadViewer-Webhook/1"
+
+
+class WebhookRetryableError(Exception):
+    """The receiver may succeed later (5xx, 408, 429, network): the task retries."""
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def _payload(study: Study, client: ApiClient) -> bytes:
+    event = "study.failed" if study.status == Study.Status.FAILED else "study.ready"
+    body = {"event": event, "study": study_result(study, client=client)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def webhook_schedule(*, study_id: int) -> WebhookDelivery | None:
+    """Create the delivery for a study's current result (once per result and URL) and queue it."""
+    row = Study.objects.filter(pk=study_id).values("api_client_id", "callback_url").first()
+    if row is None or row["api_client_id"] is None:
+        return None  # uploaded by a person: nobody to call
+    client = ApiClient.objects.filter(pk=row["api_client_id"], active=True).first()
+    url = (row["callback_url"] or (client.default_callback_url if client else "")).strip()
+    if client is None or not url:
+        return None
+    study = study_queryset().get(pk=study_id)
+    body = _payload(study, client)
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        with transaction.atomic():
+            delivery, created = WebhookDelivery.objects.get_or_create(
+                study=study, url=url, payload_sha256=digest,
+                defaults={"client": client, "payload": body.decode(), "event": json.loads(body)["event"]},
+            )
+            if created:
+                enqueue_on_commit(deliver_webhook, delivery_id=delivery.pk)
+    except IntegrityError:  # the same signal handled twice at once
+        return WebhookDelivery.objects.filter(study=study, url=url, payload_sha256=digest).first()
+    return delivery
+
+
+@receiver(study_ready_signal, dispatch_uid="clinical.api.webhooks.on_study_ready")
+def on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
+    # Runs after the prediction's commit: a webhook problem must not fail the triage task.
+    try:
+        webhook_schedule(study_id=study_id)
+    except Exception:
+        log.exception("could not schedule the webhook of study %s", study_id)
+
+
+def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: str) -> None:
+    now = timezone.now()
+    delivery.status, delivery.response_code, delivery.error = status, code, error[:2000]
+    delivery.next_attempt_at = None
+    if status == WebhookDelivery.Status.DELIVERED:
+        delivery.delivered_at = now
+    delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at", "delivered_at"])
+    audit_event_create(
+        actor=None, actor_label=delivery.client.actor_label, action=f"webhook.{status}", obj=delivery.study,
+        details={"delivery": delivery.pk, "url": delivery.url, "attempts": delivery.attempts, "response_code": code,
+                 "error": error[:500]},
+    )
+
+
+def _retry_or_fail(delivery: WebhookDelivery, *, code: int | None, error: str) -> None:
+    if delivery.attempts >= MAX_ATTEMPTS:
+        _finish(delivery, status=WebhookDelivery.Status.FAILED, code=code,
+                error=f"gave up after {delivery.attempts} attempts: {error}")
+        return
+    # Celery's full-jitter backoff waits a random time up to this bound.
+    bound = min(600, 2 ** (delivery.attempts - 1))
+    delivery.status, delivery.response_code, delivery.error = WebhookDelivery.Status.RETRYING, code, error[:2000]
+    delivery.next_attempt_at = timezone.now() + timedelta(seconds=bound)
+    delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at"])
+    raise WebhookRetryableError(f"delivery {delivery.pk} attempt {delivery.attempts}: {error}")
+
+
+def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """One delivery attempt; raises WebhookRetryableError when a later attempt may succeed."""
+    import requests
+
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update().select_related("client", "study")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status in (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED):
+            return delivery
+        delivery.attempts += 1
+        delivery.save(update_fields=["attempts"])
+    client = delivery.client
+    if not client.active:
+        _finish(delivery, status=WebhookDelivery.Status.FAILED, code=None, error="the API client is revoked")
+        return delivery
+    try:
+        callback_url_validate(delivery.url, client=client)
+    except CallbackUrlError as exc:
+        _finish(delivery, status=WebhookDelivery.Status.FAILED, code=None, error=str(exc))
+        return delivery
+    body = delivery.payload.encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-RadViewer-Event": delivery.event,
+        "X-RadViewer-Delivery": str(delivery.pk),
+        "X-RadViewer-Timestamp": str(timestamp),
+        "X-RadViewer-Signature": sign(client.webhook_secret, timestamp, body),
+    }
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(signature_timestamp=timestamp)
+    delivery.signature_timestamp = timestamp
+    try:
+        response = requests.post(delivery.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+    except requests.RequestException as exc:
+        _retry_or_fail(delivery, code=None, error=f"{type(exc).__name__}: {exc}")
+        return delivery
+    code = response.status_code
+    if 200 <= code < 300:
+        _finish(delivery, status=WebhookDelivery.Status.DELIVERED, code=code, error="")
+    elif code >= 500 or code in (408, 429):
+        _retry_or_fail(delivery, code=code, error=f"HTTP {code}: {response.text[:300]}")
+    else:
+        _finish(delivery, status=WebhookDelivery.Status.FAILED, code=code,
+                error=f"HTTP {code} (not retried: redirects are not followed, 4xx means the request is refused)"
+                      f": {response.text[:300]}")
+    return delivery
+
+
+@house_task(queue="default", soft_time_limit=60, name="clinical.deliver_webhook",
+            retry_on=(WebhookRetryableError,), max_retries=MAX_ATTEMPTS - 1)
+def deliver_webhook(*, delivery_id: int) -> None:
+    webhook_attempt(delivery_id=delivery_id)
+
+
+@transaction.atomic
+def webhook_redeliver(*, delivery: WebhookDelivery, actor: Any = None) -> WebhookDelivery:
+    """Operator action: try a failed delivery again from attempt one."""
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    if delivery.status == WebhookDelivery.Status.FAILED:
+        delivery.status, delivery.attempts, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, 0, None
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+        audit_event_create(actor=actor, action="webhook.redelivery_requested", obj=delivery.study,
+                           details={"delivery": delivery.pk})
+        enqueue_on_commit(deliver_webhook, delivery_id=delivery.pk)
+    return delivery

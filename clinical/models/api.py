@@ -1,0 +1,104 @@
+"""Integration clients (PACS/RIS) and the log of webhook deliveries made to them.
+
+A client authenticates with a bearer token of which only the SHA-256 is stored; the token's
+public prefix finds the row, the hash is compared in constant time. The webhook secret, by
+contrast, is kept in clear: signing needs it (HMAC), so it is shown once and guarded like a
+password in the admin (never listed, never logged).
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from clinical.models.domain import Study
+
+CLIENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ApiClient(models.Model):
+    class Scope(models.TextChoices):
+        SUBMIT = "submit", "Submit studies (REST, STOW-RS)"
+        READ = "read", "Read results (JSON, FHIR, SR, heat maps)"
+        FEEDBACK = "feedback", "Send readings back"
+
+    # Also the HTTP Basic user name (Orthanc's DICOMweb client) and the audit label api:<name>.
+    name = models.CharField(
+        max_length=64, unique=True,
+        validators=[RegexValidator(CLIENT_NAME_PATTERN, "letters, digits, '.', '_' and '-' only")],
+    )
+    token_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)  # sha256 hex of the whole token
+    webhook_secret = models.CharField(max_length=128, editable=False)
+    scopes = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    rate_limit_per_minute = models.PositiveIntegerField(default=600, validators=[MinValueValidator(1)])
+    # Host names callbacks may go to (exact, or "*.example.org"); empty = any public host.
+    allowed_callback_hosts = models.JSONField(default=list, blank=True)
+    allow_private_callbacks = models.BooleanField(
+        default=False, help_text="Allow callback URLs on loopback/private/link-local addresses in production.",
+    )
+    # Used for studies submitted without their own callback_url (e.g. over STOW-RS).
+    default_callback_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name = "API client"
+
+    def __str__(self) -> str:
+        return self.name
+
+    # DRF treats the authenticated principal as request.user; these make a client one.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    @property
+    def actor_label(self) -> str:
+        return f"api:{self.name}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="deliveries")
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="webhook_deliveries")
+    event = models.CharField(max_length=40, default="study.ready")
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    signature_timestamp = models.PositiveBigIntegerField(null=True, blank=True)
+    # The exact body, so every retry sends (and signs) the same bytes and receivers can dedupe.
+    payload = models.TextField()
+    payload_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["client", "-created_at"], name="webhook_client_created_idx")]
+        constraints = [
+            # The same result is announced once per URL, however often the ready signal fires.
+            models.UniqueConstraint(fields=["study", "url", "payload_sha256"], name="webhook_once_per_payload"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} {self.event} -> {self.url} ({self.status})"

@@ -1,0 +1,96 @@
+"""Who may call what: bearer tokens, Basic for DICOMweb, scopes, revocation, rate limits."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.core.management import call_command
+
+from clinical.api.clients import api_client_revoke, token_hash
+from clinical.models import ApiClient
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/studies/"
+
+
+def test_missing_token_is_401_with_challenge(client):
+    response = client.get(LIST)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer rv_nope_nope", "Bearer not-a-token", "Bearer a b"])
+def test_wrong_or_malformed_token_is_401(client, pacs, header):
+    response = client.get(LIST, HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response
+
+
+def test_token_of_right_prefix_but_wrong_secret_is_401(client, pacs):
+    forged = pacs.token[:-4] + ("AAAA" if not pacs.token.endswith("AAAA") else "BBBB")
+    assert client.get(LIST, HTTP_AUTHORIZATION=f"Bearer {forged}").status_code == 401
+
+
+def test_only_the_hash_is_stored(pacs):
+    row = ApiClient.objects.get(pk=pacs.client.pk)
+    assert row.token_hash == token_hash(pacs.token) and pacs.token not in str(row.__dict__)
+
+
+def test_valid_token_reads_and_marks_last_use(pacs):
+    response = pacs.get(LIST)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"next": None, "previous": None, "results": []}
+    assert ApiClient.objects.get(pk=pacs.client.pk).last_used_at is not None
+
+
+def test_revoked_client_is_401(pacs):
+    api_client_revoke(client=pacs.client)
+    response = pacs.get(LIST)
+    assert response.status_code == 401 and response.json()["code"] == "client_revoked"
+
+
+def test_missing_scope_is_403(make_pacs):
+    reader = make_pacs(name="reader-only", scopes="read")
+    response = reader.post(LIST, {"files": []})
+    assert response.status_code == 403
+    assert "submit" in response.json()["detail"]
+    assert reader.post("/api/v1/studies/x/feedback/", {}, content_type="application/json").status_code == 403
+
+
+def test_rate_limit_per_client_is_429_with_retry_after(make_pacs):
+    slow = make_pacs(name="slow", rate_limit_per_minute=2)
+    other = make_pacs(name="other", rate_limit_per_minute=2)
+    assert [slow.get(LIST).status_code for _ in range(3)] == [200, 200, 429]
+    limited = slow.get(LIST)
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert other.get(LIST).status_code == 200  # counted per client
+
+
+def test_basic_auth_with_client_name_opens_dicomweb_but_not_rest(client, pacs, make_pacs):
+    creds = base64.b64encode(f"{pacs.client.name}:{pacs.token}".encode()).decode()
+    assert client.get("/dicomweb/studies", HTTP_AUTHORIZATION=f"Basic {creds}").status_code == 200
+    assert client.get(LIST, HTTP_AUTHORIZATION=f"Basic {creds}").status_code == 401
+    intruder = make_pacs(name="intruder")
+    wrong = base64.b64encode(f"{intruder.client.name}:{pacs.token}".encode()).decode()
+    response = client.get("/dicomweb/studies", HTTP_AUTHORIZATION=f"Basic {wrong}")
+    assert response.status_code == 401
+    assert "Basic" in response["WWW-Authenticate"] and "Bearer" in response["WWW-Authenticate"]
+
+
+def test_create_api_client_command_prints_token_once(capsys):
+    call_command("create_api_client", "--name", "ris-1", "--scopes", "read,feedback", "--rate-limit", "30")
+    out = capsys.readouterr().out
+    token = next(line.split()[-1] for line in out.splitlines() if "token:" in line)
+    row = ApiClient.objects.get(name="ris-1")
+    assert row.scopes == ["feedback", "read"] and row.rate_limit_per_minute == 30
+    assert row.token_hash == token_hash(token)
+
+
+def test_create_api_client_command_refuses_unknown_scope():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="accepted: submit, read, feedback"):
+        call_command("create_api_client", "--name", "ris-2", "--scopes", "read,admin")

@@ -1,0 +1,172 @@
+"""Reading results back: JSON, FHIR R4 DiagnosticReport, DICOM SR, heat map; feedback; polling."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pydicom
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from PIL import Image as PILImage
+
+from clinical.models import Prediction, Review, Study
+from clinical.tasks import run_prediction
+from radviewer.audit.models import AuditEvent
+from tests.clinical.dicom_factory import make_cxr_dicom
+from tests.clinical.factories import chest_png
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/studies/"
+ORIGINAL = {"study_uid": "1.2.826.0.1.3680043.8.498.77", "series_uid": "1.2.826.0.1.3680043.8.498.78",
+            "sop_uid": "1.2.826.0.1.3680043.8.498.79"}
+
+
+def submit(pacs, *files: tuple[str, bytes], **fields) -> dict:
+    response = pacs.post(URL, {"files": [SimpleUploadedFile(n, d) for n, d in files], **fields})
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def finish(uid: str) -> None:
+    for prediction in Prediction.objects.filter(image__study__uid=uid):
+        run_prediction(prediction_id=prediction.pk)
+
+
+@pytest.fixture
+def dicom_study(pacs, production_model) -> dict:
+    body = submit(pacs, ("cxr.dcm", make_cxr_dicom(rows=64, cols=64, accession="ACC-9", **ORIGINAL)))
+    finish(body["uid"])
+    return body
+
+
+def test_detail_has_predictions_and_the_senders_identifiers(pacs, dicom_study):
+    response = pacs.get(dicom_study["links"]["self"])
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "awaiting_review" and body["submitted_via"] == "api"
+    image = body["images"][0]
+    prediction = image["prediction"]
+    assert prediction["status"] == "succeeded" and prediction["model_version"] == "1"
+    assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-4
+    assert prediction["findings"][0]["key"] == prediction["top_class"]
+    assert prediction["top_class_display"] and prediction["confidence"] == pytest.approx(
+        prediction["findings"][0]["probability"], abs=1e-6)
+    assert image["source_ids"]["sop_instance_uid"] == ORIGINAL["sop_uid"]
+    assert body["source_study"] == {"study_instance_uid": ORIGINAL["study_uid"], "accession_number": "ACC-9"}
+    assert image["links"]["heatmap"].endswith(f"/images/{image['id']}/heatmap.png")
+    reads = AuditEvent.objects.filter(action="phi.original_ids_read", actor_label="api:st-elsewhere-pacs")
+    assert reads.exists() and reads.first().details["purpose"] == "return results to source PACS"
+
+
+def test_other_clients_study_is_404_like_a_missing_one(make_pacs, dicom_study):
+    other = make_pacs(name="other-ris")
+    assert other.get(dicom_study["links"]["self"]).status_code == 404
+    assert other.get(dicom_study["links"]["fhir"]).status_code == 404
+    assert other.get(URL + "2.25.1/").status_code == 404
+
+
+def test_fhir_diagnostic_report_validates_as_r4(pacs, dicom_study):
+    response = pacs.get(dicom_study["links"]["fhir"])
+    assert response.status_code == 200 and response["Content-Type"] == "application/fhir+json"
+    report = response.json()
+    DiagnosticReport.model_validate(report)  # raises on any structural error
+    assert report["status"] == "preliminary"
+    assert report["code"]["coding"][0] == {"system": "http://loinc.org", "code": "18748-4",
+                                           "display": "Diagnostic imaging study"}
+    observations = [r for r in report["contained"] if r["resourceType"] == "Observation"]
+    assert len(observations) == 9 and len(report["result"]) == 9
+    device = next(r for r in report["contained"] if r["resourceType"] == "Device")
+    assert device["version"] == [{"value": "1"}]
+    assert report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{ORIGINAL['study_uid']}"
+    assert report["subject"]["identifier"]["system"] == "urn:radviewer:patient-pseudonym"
+    assert "MRN123" not in response.content.decode()
+
+
+def test_sr_refers_to_the_original_instances(pacs, dicom_study):
+    response = pacs.get(dicom_study["links"]["sr"])
+    assert response.status_code == 200 and response["Content-Type"] == "application/dicom"
+    sr = pydicom.dcmread(io.BytesIO(response.content))
+    assert sr.Modality == "SR" and sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert sr.StudyInstanceUID == ORIGINAL["study_uid"] and sr.AccessionNumber == "ACC-9"
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == ORIGINAL["study_uid"]
+    ref = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == ORIGINAL["sop_uid"]
+    assert sr.PatientID == Study.objects.get(uid=dicom_study["uid"]).patient_key != "MRN123"
+    assert b"Doe^Jane" not in response.content
+    # Same result, same SOP Instance UID: a PACS will not file a duplicate.
+    again = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    assert again.SOPInstanceUID == sr.SOPInstanceUID
+
+
+def test_sr_of_a_png_study_or_before_the_result_is_409(pacs, production_model):
+    png = submit(pacs, ("a.png", chest_png(seed=21)))
+    response = pacs.get(png["links"]["sr"])
+    assert response.status_code == 409 and "PNG/JPEG" in response.json()["detail"]
+    pending = submit(pacs, ("b.dcm", make_cxr_dicom(rows=32, cols=32)))
+    response = pacs.get(pending["links"]["sr"])
+    assert response.status_code == 409 and "no AI result yet" in response.json()["detail"]
+
+
+def test_heatmap_png_is_the_images_size(pacs, dicom_study):
+    response = pacs.get(dicom_study["links"]["heatmap"])
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    img = PILImage.open(io.BytesIO(response.content))
+    assert img.mode == "RGBA" and img.size == (64, 64)
+
+
+def test_heatmap_before_the_result_is_a_json_404(pacs, production_model):
+    body = submit(pacs, ("c.png", chest_png(seed=22)))
+    response = pacs.get(body["links"]["heatmap"])
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+
+
+def test_feedback_is_stored_as_an_api_review(pacs, dicom_study, django_capture_on_commit_callbacks):
+    url = dicom_study["links"]["feedback"]
+    with django_capture_on_commit_callbacks():
+        response = pacs.post(url, {"verdict": "corrected", "label": "lung-tuberculosis", "note": "RIS read"},
+                             content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["study_status"] == "reviewed"
+    review = Review.objects.get()
+    assert (review.source, review.source_label, review.label) == ("api", "api:st-elsewhere-pacs",
+                                                                  "lung-tuberculosis")
+    report = pacs.get(dicom_study["links"]["fhir"]).json()
+    assert report["status"] == "final"
+    assert report["conclusionCode"][0]["coding"][0]["code"] == "lung-tuberculosis"
+
+
+@pytest.mark.parametrize(("payload", "code"), [
+    ({"verdict": "corrected"}, "invalid_reading"),
+    ({"verdict": "corrected", "label": "lung-unicorn"}, "invalid"),
+    ({"verdict": "agree", "image": 999999}, "unknown_image"),
+])
+def test_bad_feedback_is_400(pacs, dicom_study, payload, code):
+    response = pacs.post(dicom_study["links"]["feedback"], payload, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == code
+
+
+def test_feedback_needs_json(pacs, dicom_study):
+    response = pacs.post(dicom_study["links"]["feedback"], "verdict=agree",
+                         content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+
+
+def test_polling_since_with_cursor_pages_sees_only_own_studies(pacs, make_pacs, production_model):
+    other = make_pacs(name="other-ris")
+    submit(other, ("o.png", chest_png(seed=30)))
+    uids = [submit(pacs, (f"{i}.png", chest_png(seed=31 + i)))["uid"] for i in range(3)]
+    Study.objects.filter(uid=uids[0]).update(received_at=timezone.now() - timedelta(days=2))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    page = pacs.get(URL, data={"since": since, "limit": 1}).json()
+    seen = [r["uid"] for r in page["results"]]
+    while page["next"]:
+        page = pacs.get(page["next"]).json()
+        seen += [r["uid"] for r in page["results"]]
+    assert seen == uids[1:]
+    assert pacs.get(URL, data={"since": "yesterday"}).json()["code"] == "invalid_since"
+    assert pacs.get(URL, data={"cursor": "garbage"}).json()["code"] == "invalid_cursor"
