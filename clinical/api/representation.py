@@ -107,27 +107,37 @@ def review_repr(review: Review) -> dict[str, Any]:
     }
 
 
-def _source_ids(image: Image, *, client: Any, request: Any) -> dict[str, str] | None:
+def _source_ids(image: Image, *, client: Any, request: Any, include_patient: bool = False) -> dict[str, Any] | None:
     if image.format != Image.Format.DICOM:
         return None
     ids = original_identifiers_read(image=image, api_client=client, purpose=SOURCE_PURPOSE, request=request)
     if ids is None:
         return None
-    return {
+    out: dict[str, Any] = {
         "study_instance_uid": ids.study_instance_uid,
         "series_instance_uid": ids.series_instance_uid,
         "sop_instance_uid": ids.sop_instance_uid,
         "sop_class_uid": ids.sop_class_uid,
         "accession_number": ids.accession_number,
     }
+    if include_patient:  # only for a DICOM object filed back into the source PACS (the SR)
+        out["patient"] = {
+            "PatientID": ids.patient_id, "PatientName": ids.patient_name,
+            "IssuerOfPatientID": ids.issuer_of_patient_id, "PatientBirthDate": ids.patient_birth_date,
+            "PatientSex": ids.patient_sex,
+        }
+    return out
 
 
-def study_result(study: Study, *, client: Any, request: Any = None) -> dict[str, Any]:
-    """The full result: every image with its latest (non-shadow) prediction and its readings."""
+def study_result(study: Study, *, client: Any, request: Any = None, include_patient: bool = False) -> dict[str, Any]:
+    """The full result: every image with its latest (non-shadow) prediction and its readings.
+
+    ``include_patient`` adds the source's patient module to ``source_ids`` (for the SR only).
+    """
     images = []
     source_study = None
     for image in study.images.all():
-        source = _source_ids(image, client=client, request=request)
+        source = _source_ids(image, client=client, request=request, include_patient=include_patient)
         if source and source_study is None:
             source_study = {"study_instance_uid": source["study_instance_uid"],
                             "accession_number": source["accession_number"]}

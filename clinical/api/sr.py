@@ -3,8 +3,9 @@
 For the source PACS: the SR carries the sender's ORIGINAL Study Instance UID (so the PACS files
 it with the study) and references the original SOP instances (evidence and per-image
 measurement groups), all re-identified through the audited mapping read in
-``representation.study_result``. The patient module stays pseudonymous (PatientID = the
-pseudonym RadViewer keeps), because the original patient identity is not retained.
+``representation.study_result``. The patient module is the one the source sent (kept in the
+protected mapping), so the PACS files the SR under the same patient and study; for an image
+without it the pseudonym is used.
 
 Content: observer = the AI device (RadViewer, model name and version); one measurement group
 per DICOM image with the algorithm identification, the top finding as finding type, one
@@ -58,9 +59,16 @@ def _evidence(image: Image, source: dict[str, str]) -> pydicom.Dataset:
     ds.SOPInstanceUID = source["sop_instance_uid"]
     ds.SOPClassUID = source["sop_class_uid"] or ds.SOPClassUID
     ds.AccessionNumber = source["accession_number"] or ""
-    name = str(ds.get("PatientName", "") or "")
-    if name and "^" not in name:
-        ds.PatientName = f"{name}^"  # a pseudonym is one family-name component (PS3.5 6.2.1.2)
+    patient = source.get("patient") or {}
+    if patient.get("PatientID"):
+        # Re-identified for the source PACS, which already holds this patient: a PACS files
+        # an object by patient and study, so the SR must carry the identity it was sent with.
+        for keyword, value in patient.items():
+            setattr(ds, keyword, value)
+    else:
+        name = str(ds.get("PatientName", "") or "")
+        if name and "^" not in name:
+            ds.PatientName = f"{name}^"  # a pseudonym is one family-name component (PS3.5 6.2.1.2)
     return ds
 
 

@@ -218,7 +218,8 @@ class StudySrView(ApiView):
     def get(self, request, uid: str):
         study = study_queryset().get(pk=access_study_for_client(self.client, uid).pk)
         try:
-            payload = study_sr(study, study_result(study, client=self.client, request=request))
+            payload = study_sr(study, study_result(study, client=self.client, request=request,
+                                                   include_patient=True))
         except SrUnavailable as exc:
             raise ApiError(status_code=409, code="sr_unavailable", detail=str(exc)) from None
         self.audit("study.result_exported", study, format="dicom-sr")

@@ -68,6 +68,9 @@ _READ_ERRORS = (
 _WRITE_ERRORS = (ValueError, struct.error, OverflowError, EOFError)
 
 
+ORIGINAL_PATIENT_KEYWORDS = ("PatientID", "PatientName", "IssuerOfPatientID", "PatientBirthDate", "PatientSex")
+
+
 def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root: str = "2.25") -> DicomIngestResult:
     """Decode and de-identify one DICOM Part 10 file (or raw dataset) held in ``data``.
 
@@ -101,6 +104,9 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
 
     original_uids = _uids(ds)
     accession = str(ds.get("AccessionNumber", "")).strip() or None
+    original_patient = {
+        keyword: str(ds.get(keyword, "") or "").strip() for keyword in ORIGINAL_PATIENT_KEYWORDS
+    }
     pseudonym = patient_pseudonym(
         pseudonym_key=pseudonym_key,
         patient_id=str(ds.get("PatientID", "") or ""),
@@ -121,6 +127,7 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         patient_pseudonym=pseudonym,
         modality=modality,
         accession_number_original=accession,
+        original_patient=original_patient,
         scope=scope,
         scope_warning=scope_warning,
         deid_warnings=tuple(deid_warnings),

@@ -68,6 +68,10 @@ class DicomIngestResult:
     scope: Scope
     scope_warning: str | None
     deid_warnings: tuple[str, ...] = field(default=())
+    # Patient module as sent (PatientID, PatientName, IssuerOfPatientID, PatientBirthDate,
+    # PatientSex): re-identifying, kept only in the protected mapping so that results returned
+    # to the source PACS file under the same patient and study there.
+    original_patient: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

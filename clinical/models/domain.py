@@ -132,6 +132,13 @@ class OriginalIdentifiers(models.Model):
     sop_instance_uid = models.CharField(max_length=64, unique=True)
     sop_class_uid = models.CharField(max_length=64)
     accession_number = models.CharField(max_length=64, blank=True)
+    # The patient module as the source sent it, so results returned to that PACS file under
+    # the same patient there. Never shown to readers; read only via original_identifiers_read.
+    patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=324, blank=True)
+    issuer_of_patient_id = models.CharField(max_length=64, blank=True)
+    patient_birth_date = models.CharField(max_length=8, blank=True)
+    patient_sex = models.CharField(max_length=16, blank=True)
 
     def __str__(self) -> str:
         return f"original ids of image {self.image_id}"

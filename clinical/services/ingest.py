@@ -189,6 +189,11 @@ def _image_create(result: IngestResult, *, study: Study, stored_name: str, displ
             sop_instance_uid=dicom.original_uids["sop"],
             sop_class_uid=dicom.original_uids.get("sop_class", ""),
             accession_number=dicom.accession_number_original or "",
+            patient_id=dicom.original_patient.get("PatientID", ""),
+            patient_name=dicom.original_patient.get("PatientName", ""),
+            issuer_of_patient_id=dicom.original_patient.get("IssuerOfPatientID", ""),
+            patient_birth_date=dicom.original_patient.get("PatientBirthDate", ""),
+            patient_sex=dicom.original_patient.get("PatientSex", ""),
         )
     return image
 

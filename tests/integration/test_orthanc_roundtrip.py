@@ -4,12 +4,9 @@ Orthanc runs as a subprocess on free loopback ports with a throw-away configurat
 is pytest-django's live server with a real Celery worker on the same test database. Path:
 Orthanc REST upload -> Orthanc STOW-RS client (HTTP Basic: client name + token) -> RadViewer
 ingest -> worker triage -> RadViewer SR over the REST API -> stored back into Orthanc, where
-it must be found under the ORIGINAL Study Instance UID.
-
-Known limit: the SR's patient module is the pseudonym (RadViewer does not keep the original
-Patient ID), and Orthanc keys its study resources by Patient ID + Study Instance UID, so it
-lists the SR as a second study resource with the same Study Instance UID; a query by Study
-Instance UID (what this test does) finds both instances.
+it must be filed under the ORIGINAL study: the same Orthanc study resource (Orthanc keys
+studies by Patient ID + Study Instance UID, so this also proves the SR carries the original
+patient module re-identified from the protected mapping, not the pseudonym).
 """
 
 from __future__ import annotations
@@ -135,8 +132,12 @@ def test_orthanc_pushes_over_stow_and_files_the_sr_under_the_original_study(orth
     assert sr_response.status_code == 200, sr_response.text
     sr = pydicom.dcmread(io.BytesIO(sr_response.content))
     assert sr.StudyInstanceUID == STUDY_UID
+    assert sr.PatientID == "MRN123"  # dicom_factory's default patient, re-identified for its PACS
     stored = requests.post(f"{pacs}/instances", data=sr_response.content, timeout=30)
     assert stored.ok, stored.text
+    assert stored.json()["ParentStudy"] == uploaded["ParentStudy"], "SR filed as another study"
+    study_instances = requests.get(f"{pacs}/studies/{uploaded['ParentStudy']}/instances", timeout=30).json()
+    assert len(study_instances) == 2
 
     found = requests.post(f"{pacs}/tools/find", json={"Level": "Instance", "Query": {"StudyInstanceUID": STUDY_UID}},
                           timeout=30).json()
