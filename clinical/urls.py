@@ -1,4 +1,23 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from clinical.views import images, reviews, upload, viewer, worklist
 
 app_name = "clinical"
-urlpatterns: list = []
+
+_image = "studies/<str:uid>/images/<int:image_id>/"
+
+urlpatterns = [
+    path("upload/", upload.upload_page, name="upload"),
+    path("upload/file/", upload.upload_file, name="upload_file"),
+    path("worklist/", worklist.worklist_page, name="worklist"),
+    path("studies/<str:uid>/", viewer.study_page, name="study"),
+    path("studies/<str:uid>/status/", viewer.study_status, name="study_status"),
+    path("studies/<str:uid>/next/", viewer.study_next, name="study_next"),
+    path("studies/<str:uid>/sign-off/", reviews.sign_off, name="sign_off"),
+    path(_image + "display.png", images.image_display, name="image_display"),
+    path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
+    path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
+    path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),
+    path(_image + "retry/", reviews.retry, name="prediction_retry"),
+    path(_image + "reviews/", reviews.review_submit, name="review"),
+]

@@ -1,0 +1,66 @@
+"""Forms of the reader pages: they parse input; the services validate the clinical rules.
+
+The review form keeps ``label`` a free ``CharField`` on purpose: ``review_create`` is the
+one place that knows which class keys exist, so a forged key gets the service's message
+("unknown class key ...; accepted: ...") rather than a generic form error.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from clinical.models import Review
+from clinical.selectors.worklist import OPEN_STATUSES, WorklistFilters
+from mlcore.ml.classes import CLASSES
+
+CLASS_CHOICES = [(c.key, c.display_name) for c in CLASSES]
+MODALITY_CHOICES = [
+    ("", "Any modality"),
+    ("CR", "CR (computed radiography)"),
+    ("DX", "DX (digital radiography)"),
+    ("OPT", "OPT (retinal OCT)"),
+    ("OT", "OT (PNG/JPEG upload)"),
+]
+TRI_STATE = [("", "Any"), ("yes", "Yes"), ("no", "No")]
+
+
+class WorklistFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any open status")] + [(s.value, s.label) for s in OPEN_STATUSES],
+    )
+    modality = forms.ChoiceField(required=False, choices=MODALITY_CHOICES)
+    predicted_class = forms.ChoiceField(
+        required=False, label="AI class", choices=[("", "Any class"), *CLASS_CHOICES]
+    )
+    out_of_scope = forms.ChoiceField(required=False, label="Out of scope", choices=TRI_STATE)
+    since = forms.DateField(
+        required=False, label="Received from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="Received to", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    done = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def filters(self) -> WorklistFilters:
+        """The selector's filters; invalid input falls back to the unfiltered list."""
+        if not self.is_valid():
+            return WorklistFilters(done=self.data.get("done") in ("1", "true", "True", "on"))
+        data = self.cleaned_data
+        scope = {"yes": True, "no": False}.get(data["out_of_scope"])
+        return WorklistFilters(
+            status="" if data["done"] else data["status"],
+            modality=data["modality"],
+            predicted_class=data["predicted_class"],
+            out_of_scope=scope,
+            since=data["since"],
+            until=data["until"],
+            done=data["done"],
+        )
+
+
+class ReviewForm(forms.Form):
+    verdict = forms.ChoiceField(choices=Review.Verdict.choices, widget=forms.RadioSelect)
+    label = forms.CharField(required=False, max_length=40)
+    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    amendment = forms.BooleanField(required=False)

@@ -1,0 +1,63 @@
+"""Image bytes for the viewer, served only through access checks (never from MEDIA_URL).
+
+Each response is private to the reader's browser cache; fetching a study's pixels is a
+view of the study and is audited like opening its page.
+"""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest
+from django.views.decorators.http import require_GET
+
+from clinical.models import Image, Prediction
+from clinical.views._common import study_and_image
+from clinical.views.viewer import ATTRIBUTION_METHODS
+from radviewer.audit.services import audit_event_create
+
+CACHE_CONTROL = "private, max-age=3600"
+
+
+def _png_response(request: HttpRequest, image: Image, name: str, kind: str) -> FileResponse:
+    if not name or not default_storage.exists(name):
+        raise Http404(f"No {kind} image stored")
+    audit_event_create(actor=request.user, action="image.viewed", obj=image, request=request,
+                       details={"study": image.study.uid, "kind": kind})
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def _succeeded_prediction(image: Image) -> Prediction:
+    prediction = image.latest_prediction()
+    if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
+        raise Http404("No finished AI result for this image")
+    return prediction
+
+
+@require_GET
+def image_display(request: HttpRequest, uid: str, image_id: int) -> FileResponse:
+    """The 8-bit greyscale display PNG (DICOM already through its Modality and VOI LUTs)."""
+    study, image = study_and_image(request, uid, image_id)
+    image.study = study
+    return _png_response(request, image, image.display_file.name, "display")
+
+
+@require_GET
+def image_heatmap(request: HttpRequest, uid: str, image_id: int) -> FileResponse:
+    """The RGBA attention heat map of the latest prediction, same size as the image."""
+    study, image = study_and_image(request, uid, image_id)
+    image.study = study
+    return _png_response(request, image, _succeeded_prediction(image).heatmap_png.name, "heatmap")
+
+
+@require_GET
+def image_attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> FileResponse:
+    if method not in dict(ATTRIBUTION_METHODS):
+        raise Http404("No such attribution method")
+    study, image = study_and_image(request, uid, image_id)
+    image.study = study
+    state = _succeeded_prediction(image).attributions.get(method, {})
+    if state.get("status") != "succeeded":
+        raise Http404("This attribution is not ready")
+    return _png_response(request, image, state.get("png", ""), method)

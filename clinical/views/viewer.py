@@ -1,0 +1,105 @@
+"""The study page (canvas viewer, AI panel, review panel) and its polled status partial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from clinical.access import access_study_by_uid
+from clinical.forms import CLASS_CHOICES, ReviewForm
+from clinical.models import Image, Prediction, Study
+from clinical.selectors.worklist import worklist_next_uid
+
+TEMPLATE = "clinical/study.html"
+ATTRIBUTION_METHODS = (
+    ("integrated_gradients", "Integrated Gradients"),
+    ("grad_cam", "Grad-CAM"),
+)
+RUNNING = (Prediction.Status.QUEUED, Prediction.Status.RUNNING)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def attribution_states(prediction: Prediction | None) -> list[dict[str, Any]]:
+    if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
+        return []
+    return [
+        {"method": method, "label": label, **prediction.attributions.get(method, {})}
+        for method, label in ATTRIBUTION_METHODS
+    ]
+
+
+def study_context(
+    request: HttpRequest, study: Study, *, image_id: int | None = None, form: ReviewForm | None = None,
+    errors: list[str] | None = None,
+) -> dict[str, Any]:
+    """Everything the study page and its partials show, from three queries (study rows,
+    predictions, reviews with readers), whatever the number of images."""
+    images: list[Image] = list(study.images.prefetch_related("predictions", "reviews__reader"))
+    active = next((img for img in images if img.pk == image_id), images[0] if images else None)
+    prediction = active.latest_prediction() if active else None
+    probabilities = prediction.sorted_probabilities() if prediction and prediction.probabilities else []
+    user = request.user
+    unreviewed = [img for img in images if img.latest_review() is None]
+    signed_off = study.is_signed_off
+    return {
+        "study": study,
+        "images": images,
+        "image": active,
+        "prediction": prediction,
+        "running": active is not None and (prediction is None or prediction.status in RUNNING),
+        "probabilities": probabilities,
+        "attributions": attribution_states(prediction),
+        "reviews": sorted(active.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
+        if active else [],
+        "form": form or ReviewForm(),
+        "errors": errors or [],
+        "class_choices": CLASS_CHOICES,
+        "signed_off": signed_off,
+        "unreviewed": unreviewed,
+        "can_review": user.has_perm("accounts.review_studies"),
+        "can_sign_off": user.has_perm("accounts.sign_off_studies") and not signed_off and not unreviewed,
+        "sign_off_perm": user.has_perm("accounts.sign_off_studies"),
+    }
+
+
+@require_GET
+def study_page(request: HttpRequest, uid: str) -> HttpResponse:
+    """The viewer. Opening it is a view of the study: audited by the access function."""
+    study = access_study_by_uid(request.user, uid, request=request)
+    context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
+    return render(request, TEMPLATE, context)
+
+
+@require_GET
+def study_status(request: HttpRequest, uid: str) -> HttpResponse:
+    """The AI panel of one image, polled every second while triage runs.
+
+    The fragment carries its own ``hx-trigger="every 1s"`` only while the prediction is
+    queued or running, so polling stops by itself once the result (or failure) is shown.
+    Polls are not audited (the page view that started them was).
+    """
+    study = access_study_by_uid(request.user, uid, request=request, audit=False)
+    context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
+    return render(request, f"{TEMPLATE}#ai_panel", {**context, "oob_status": True})
+
+
+@require_GET
+def study_next(request: HttpRequest, uid: str) -> HttpResponse:
+    """Go to the study after this one in worklist order (keyboard shortcut ``n``)."""
+    access_study_by_uid(request.user, uid, request=request, audit=False)
+    next_uid = worklist_next_uid(after_uid=uid)
+    if next_uid is None:
+        messages.info(request, "That was the last study on the worklist.")
+        return redirect("clinical:worklist")
+    return redirect(reverse("clinical:study", args=[next_uid]))

@@ -1,0 +1,348 @@
+/* RadViewer study viewer: one <canvas>, no framework.
+ *
+ * - zoom: mouse wheel, centred on the pointer; pan: left-drag, or space + drag;
+ * - window/level: right-drag or shift + drag (left-right = width, up-down = level),
+ *   applied client-side as a 256-entry lookup table over the grey values of the 8-bit
+ *   display image the server sends;
+ * - overlay: the RGBA heat map of the prediction (or a computed attribution), drawn over the
+ *   image with the same transform, toggled with `o`, opacity from the slider;
+ * - keys: n next study, o overlay, a agree (submits the reading form), r reset, ? help.
+ *
+ * Window/level approximation. The browser never sees the original DICOM values, only the
+ * display PNG the server made through the Modality and VOI LUTs, i.e. with the DICOM window
+ * stored on the Image (window_center/window_width). Hence:
+ *   - "Default" is the identity window in display space (centre 127.5, width 255): exactly
+ *     the stored DICOM window, or the full range when the image had none (PNG/JPEG).
+ *   - Lung / Soft tissue / Bone are relative windows in display space (dark range stretched,
+ *     middle range narrowed, bright range stretched), not Hounsfield windows: radiographs
+ *     and OCT carry no HU, and values outside the stored window are already clipped to
+ *     0/255, so a window can narrow the stored range but never recover what was clipped.
+ *   - The readout shows the display window and, for DICOM with a stored window, its
+ *     equivalent in the original units: C = Cs + (c/255 - 0.5) * Ws, W = w/255 * Ws.
+ */
+(function () {
+  "use strict";
+
+  const root = document.getElementById("viewer");
+  const canvas = document.getElementById("viewer-canvas");
+  if (!root || !canvas) return;
+  const ctx = canvas.getContext("2d");
+  const readout = document.getElementById("wl-readout");
+  const toggle = document.getElementById("overlay-toggle");
+  const opacityInput = document.getElementById("overlay-opacity");
+  const sourceSelect = document.getElementById("overlay-source");
+  const help = document.getElementById("shortcut-help");
+
+  const PRESETS = {
+    default: { center: 127.5, width: 255 },
+    lung: { center: 80, width: 150 },
+    soft: { center: 128, width: 110 },
+    bone: { center: 185, width: 120 },
+  };
+  const storedCenter = parseFloat(root.dataset.windowCenter);
+  const storedWidth = parseFloat(root.dataset.windowWidth);
+  const hasStoredWindow = Number.isFinite(storedCenter) && Number.isFinite(storedWidth) && storedWidth > 0;
+
+  const state = {
+    scale: 1, offsetX: 0, offsetY: 0, fitScale: 1,
+    center: PRESETS.default.center, width: PRESETS.default.width,
+    overlayOn: toggle ? toggle.checked : true,
+    opacity: opacityInput ? opacityInput.value / 100 : 0.45,
+    overlaySource: null,
+    ready: false,
+  };
+  const overlays = new Map(); // source -> {label, url, image}
+  const windowed = document.createElement("canvas");
+  const wctx = windowed.getContext("2d");
+  let grey = null; // Uint8Array, one grey value per pixel
+  let windowedData = null;
+  let imgW = 0;
+  let imgH = 0;
+  let frame = 0;
+  let lutDirty = true;
+
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+
+  /* DICOM PS3.3 C.11.2.1.2.1 linear window function, in display units. */
+  function buildLut(center, width) {
+    const lut = new Uint8Array(256);
+    const w = Math.max(width, 2);
+    const lo = center - 0.5 - (w - 1) / 2;
+    const hi = center - 0.5 + (w - 1) / 2;
+    for (let v = 0; v < 256; v++) {
+      if (v <= lo) lut[v] = 0;
+      else if (v > hi) lut[v] = 255;
+      else lut[v] = Math.round(((v - (center - 0.5)) / (w - 1) + 0.5) * 255);
+    }
+    return lut;
+  }
+
+  function applyWindow() {
+    if (!grey) return;
+    const lut = buildLut(state.center, state.width);
+    const d = windowedData.data;
+    for (let i = 0, j = 0; i < grey.length; i++, j += 4) {
+      const v = lut[grey[i]];
+      d[j] = v; d[j + 1] = v; d[j + 2] = v; d[j + 3] = 255;
+    }
+    wctx.putImageData(windowedData, 0, 0);
+    lutDirty = false;
+  }
+
+  function currentOverlay() {
+    const o = state.overlaySource && overlays.get(state.overlaySource);
+    return o && o.image && o.image.complete && o.image.naturalWidth ? o : null;
+  }
+
+  function render() {
+    frame = 0;
+    const dpr = window.devicePixelRatio || 1;
+    const rect = canvas.getBoundingClientRect();
+    const cw = Math.max(1, Math.round(rect.width * dpr));
+    const ch = Math.max(1, Math.round(rect.height * dpr));
+    if (canvas.width !== cw || canvas.height !== ch) {
+      canvas.width = cw;
+      canvas.height = ch;
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, cw, ch);
+    if (!grey) return;
+    if (lutDirty) applyWindow();
+    ctx.setTransform(dpr * state.scale, 0, 0, dpr * state.scale, dpr * state.offsetX, dpr * state.offsetY);
+    ctx.imageSmoothingEnabled = state.scale < 3; // crisp pixels when zoomed far in
+    ctx.drawImage(windowed, 0, 0);
+    const overlay = state.overlayOn ? currentOverlay() : null;
+    if (overlay) {
+      ctx.globalAlpha = state.opacity;
+      ctx.drawImage(overlay.image, 0, 0, imgW, imgH);
+      ctx.globalAlpha = 1;
+    }
+    // State for tests and assistive tools: what is drawn right now.
+    canvas.dataset.overlayVisible = overlay ? "true" : "false";
+    canvas.dataset.overlaySource = overlay ? state.overlaySource : "";
+    canvas.dataset.overlayOpacity = state.opacity.toFixed(2);
+    canvas.dataset.window = `${Math.round(state.center)}/${Math.round(state.width)}`;
+    canvas.dataset.scale = state.scale.toFixed(3);
+    updateReadout();
+  }
+
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function updateReadout() {
+    if (!readout) return;
+    let text = `W ${Math.round(state.width)} / L ${Math.round(state.center)}`;
+    if (hasStoredWindow && root.dataset.format === "dicom") {
+      const c = storedCenter + (state.center / 255 - 0.5) * storedWidth;
+      const w = (state.width / 255) * storedWidth;
+      text += ` (≈ W ${Math.round(w)} / L ${Math.round(c)} DICOM)`;
+    }
+    text += ` · ${Math.round(state.scale * 100)} %`;
+    readout.textContent = text;
+  }
+
+  function fit() {
+    const rect = canvas.getBoundingClientRect();
+    if (!imgW || !rect.width) return;
+    state.fitScale = Math.min(rect.width / imgW, rect.height / imgH);
+    state.scale = state.fitScale;
+    state.offsetX = (rect.width - imgW * state.scale) / 2;
+    state.offsetY = (rect.height - imgH * state.scale) / 2;
+  }
+
+  function setWindow(center, width) {
+    state.center = clamp(center, -128, 383);
+    state.width = clamp(width, 1, 510);
+    lutDirty = true;
+    schedule();
+  }
+
+  function reset() {
+    fit();
+    setWindow(PRESETS.default.center, PRESETS.default.width);
+  }
+
+  function zoomAt(x, y, factor) {
+    const scale = clamp(state.scale * factor, state.fitScale * 0.25, state.fitScale * 40);
+    const k = scale / state.scale;
+    state.offsetX = x - (x - state.offsetX) * k;
+    state.offsetY = y - (y - state.offsetY) * k;
+    state.scale = scale;
+    schedule();
+  }
+
+  /* --- image and overlays ------------------------------------------------------------ */
+  function loadImage(url) {
+    return new Promise((resolve, reject) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => reject(new Error(`could not load ${url}`));
+      img.src = url;
+    });
+  }
+
+  loadImage(root.dataset.displayUrl).then((img) => {
+    imgW = img.naturalWidth;
+    imgH = img.naturalHeight;
+    windowed.width = imgW;
+    windowed.height = imgH;
+    wctx.drawImage(img, 0, 0);
+    const rgba = wctx.getImageData(0, 0, imgW, imgH);
+    grey = new Uint8Array(imgW * imgH);
+    for (let i = 0, j = 0; i < grey.length; i++, j += 4) grey[i] = rgba.data[j];
+    windowedData = rgba;
+    lutDirty = true;
+    reset();
+    state.ready = true;
+    canvas.dataset.ready = "true";
+    render();
+  }).catch((err) => {
+    root.classList.add("load-failed");
+    canvas.dataset.error = err.message;
+  });
+
+  function selectOverlay(source) {
+    if (!overlays.has(source)) return;
+    state.overlaySource = source;
+    if (sourceSelect) sourceSelect.value = source;
+    schedule();
+  }
+
+  /* Overlay sources are announced by the server's partials as [data-overlay-source]; they
+     appear when the triage (or an attribution) finishes, without a page reload. */
+  function scanSources() {
+    document.querySelectorAll("[data-overlay-source]").forEach((el) => {
+      const source = el.dataset.overlaySource;
+      if (overlays.has(source)) return;
+      const entry = { label: el.dataset.overlayLabel || source, url: el.dataset.overlayUrl, image: null };
+      overlays.set(source, entry);
+      if (sourceSelect) sourceSelect.add(new Option(entry.label, source));
+      loadImage(entry.url).then((img) => {
+        entry.image = img;
+        if (!state.overlaySource) selectOverlay(source);
+        else schedule();
+      }).catch(() => { entry.failed = true; });
+    });
+  }
+
+  /* --- input ---------------------------------------------------------------------------- */
+  let drag = null;
+  let spaceHeld = false;
+  let pointerOver = false;
+
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    zoomAt(e.offsetX, e.offsetY, Math.exp(-e.deltaY * 0.0015));
+  }, { passive: false });
+  canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+  canvas.addEventListener("pointerenter", () => { pointerOver = true; });
+  canvas.addEventListener("pointerleave", () => { pointerOver = false; });
+  canvas.addEventListener("pointerdown", (e) => {
+    const windowing = e.button === 2 || (e.button === 0 && e.shiftKey && !spaceHeld);
+    if (e.button !== 0 && e.button !== 2) return;
+    drag = { mode: windowing ? "window" : "pan", x: e.clientX, y: e.clientY };
+    canvas.setPointerCapture(e.pointerId);
+    canvas.classList.add(windowing ? "windowing" : "panning");
+    e.preventDefault();
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    drag.x = e.clientX;
+    drag.y = e.clientY;
+    if (drag.mode === "pan") {
+      state.offsetX += dx;
+      state.offsetY += dy;
+      schedule();
+    } else {
+      setWindow(state.center + dy * 0.5, state.width + dx);
+    }
+  });
+  const endDrag = (e) => {
+    if (!drag) return;
+    drag = null;
+    canvas.classList.remove("windowing", "panning");
+    if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
+  };
+  canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointercancel", endDrag);
+
+  document.querySelectorAll("[data-preset]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const p = PRESETS[button.dataset.preset];
+      if (p) setWindow(p.center, p.width);
+    });
+  });
+  document.addEventListener("click", (e) => {
+    const target = e.target.closest("[data-action], [data-show-overlay]");
+    if (!target) return;
+    if (target.dataset.showOverlay) {
+      selectOverlay(target.dataset.showOverlay);
+      setOverlayOn(true);
+    } else if (target.dataset.action === "reset") {
+      reset();
+    } else if (target.dataset.action === "help") {
+      showHelp();
+    }
+  });
+
+  function setOverlayOn(on) {
+    state.overlayOn = on;
+    if (toggle) toggle.checked = on;
+    schedule();
+  }
+  if (toggle) toggle.addEventListener("change", () => setOverlayOn(toggle.checked));
+  if (opacityInput) {
+    opacityInput.addEventListener("input", () => {
+      state.opacity = clamp(opacityInput.value / 100, 0, 1);
+      schedule();
+    });
+  }
+  if (sourceSelect) sourceSelect.addEventListener("change", () => selectOverlay(sourceSelect.value));
+
+  function showHelp() {
+    if (help && !help.open) help.showModal();
+  }
+
+  function agree() {
+    const form = document.getElementById("review-form");
+    const radio = form && form.querySelector('input[name="verdict"][value="agree"]');
+    if (!radio) return;
+    radio.checked = true;
+    form.requestSubmit();
+  }
+
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) &&
+      !(t.type === "checkbox" || t.type === "range" || t.type === "radio");
+    if (e.key === " " && !typing && (pointerOver || drag)) {
+      spaceHeld = true;
+      e.preventDefault();
+      return;
+    }
+    if (typing || e.ctrlKey || e.metaKey || e.altKey || (help && help.open)) return;
+    switch (e.key) {
+      case "n": window.location.assign(root.dataset.nextUrl); break;
+      case "o": setOverlayOn(!state.overlayOn); break;
+      case "a": agree(); break;
+      case "r": reset(); break;
+      case "?": showHelp(); break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+  document.addEventListener("keyup", (e) => { if (e.key === " ") spaceHeld = false; });
+
+  document.addEventListener("htmx:afterSettle", scanSources);
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => { if (state.ready) schedule(); }).observe(canvas);
+  }
+  window.addEventListener("resize", schedule);
+  scanSources();
+
+  window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut };
+})();
