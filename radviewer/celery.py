@@ -11,7 +11,10 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from radviewer.lib import kombu_fs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radviewer.settings.base")
+kombu_fs.install()  # atomic writes for the embedded filesystem broker
 
 app = Celery("radviewer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
