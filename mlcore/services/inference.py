@@ -111,8 +111,8 @@ class TriageOutput:
     ood_reason: str | None
     urgent_probability: float
     latency_ms: float
-    heatmap_png: bytes | None  # RGBA colour map at the original image size (client overlay)
-    heatmap_npy: bytes | None  # float32 (H, W) in [0, 1], same size
+    heatmap_png: bytes | None  # RGBA colour map, image aspect, <= HEATMAP_MAX_SIDE px (client stretches it)
+    heatmap_npy: bytes | None  # float32 in [0, 1], same grid as the PNG
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -123,6 +123,23 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+# The rollout map comes from a 14x14-16x16 token grid: 256 px on the longer side keeps all
+# its detail, and encoding a full-size (e.g. 3000 x 2500) RGBA PNG cost 0.2-0.5 s per image.
+HEATMAP_MAX_SIDE = 256
+
+
+def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
+    h, w = heat.shape
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return heat.astype(np.float32)
+    from PIL import Image as PILImage
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = PILImage.fromarray(heat.astype(np.float32)).resize(size, PILImage.Resampling.BILINEAR)
+    return np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
+
+
 def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
     """Predict one display image (uint8 H x W) and encode its heat map."""
     from mlcore.ml.classes import URGENT_KEYS
@@ -130,6 +147,7 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
 
     result = predict_images(route=route, images=[pixels], explain=True)[0]
     heat = result.heatmap_on_original()
+    heat = _fit_map(heat) if heat is not None else None
     return TriageOutput(
         model_name=route.name,
         model_version=route.version,
@@ -157,4 +175,4 @@ def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str) -> by
 
     model_map = explain_attribution(route=route, image=pixels, method=method)
     _, box = letterbox_with_box(torch.zeros(1, *pixels.shape[:2]), model_map.shape[-1])
-    return heatmap_png(unletterbox(model_map, box, pixels.shape[:2]))
+    return heatmap_png(_fit_map(unletterbox(model_map, box, pixels.shape[:2])))

@@ -67,3 +67,21 @@ def test_without_production_model_prediction_fails_with_reason_and_retries(radio
     # Still no model: the retry records the reason again, nothing duplicated.
     prediction_retry(image=outcome.image, actor=radiologist)
     assert outcome.image.predictions.count() == 1
+
+
+def test_heatmap_keeps_image_aspect_at_bounded_size(production_model, radiologist):
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    outcome = image_ingest(data=chest_png(size=(1000, 600), seed=11), filename="wide.png", actor=radiologist)
+    prediction = outcome.image.predictions.get()
+    run_prediction(prediction_id=prediction.pk)
+    prediction.refresh_from_db()
+    with default_storage.open(prediction.heatmap_png.name) as fh:
+        png = PILImage.open(io.BytesIO(fh.read()))
+    assert png.mode == "RGBA" and png.size == (256, 154)  # 1000x600 scaled to 256 on the long side
+    with default_storage.open(prediction.heatmap_array.name) as fh:
+        array = np.load(io.BytesIO(fh.read()))
+    assert array.shape == (154, 256) and 0 <= array.min() and array.max() <= 1
