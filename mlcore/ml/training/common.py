@@ -1,0 +1,108 @@
+"""Pieces shared by local and Ray training: building the parts, run parameters, checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlcore.ml.training.config import TrainConfig
+from mlcore.ml.training.datamodule import RadDataModule
+from mlcore.ml.training.system import ClassifierSystem
+
+
+def is_child_rank() -> bool:
+    """True in the extra processes a DDP launcher starts (they must not open MLflow runs)."""
+    return any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def build_backbone(config: TrainConfig) -> nn.Module:
+    from mlcore.ml.models import build_model
+
+    return build_model(config.model_name, **config.model_overrides)
+
+
+def build_datamodule(config: TrainConfig, store: object, image_size: int) -> RadDataModule:
+    return RadDataModule(
+        store,
+        image_size=image_size,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        augment=config.augment,
+        include_feedback=config.include_feedback,
+        seed=config.seed,
+        class_weighting=config.class_weighting,
+    )
+
+
+def build_system(config: TrainConfig, backbone: nn.Module, dm: RadDataModule) -> ClassifierSystem:
+    return ClassifierSystem(
+        backbone=backbone,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_epochs=config.warmup_epochs,
+        max_epochs=config.epochs,
+        class_weights=dm.class_weights,
+        class_keys=dm.class_keys,
+        label_smoothing=config.label_smoothing,
+    )
+
+
+def trainer_kwargs(config: TrainConfig, *, precision: str, accelerator: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "accelerator": accelerator,
+        "precision": precision,
+        "max_epochs": config.epochs,
+        "logger": False,
+        "enable_progress_bar": config.progress,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 1,
+        "gradient_clip_val": config.gradient_clip_val,
+    }
+    if config.max_train_batches is not None:
+        kw["limit_train_batches"] = config.max_train_batches
+    if config.max_time_s is not None:
+        kw["max_time"] = {"seconds": float(config.max_time_s)}
+    return kw
+
+
+def backbone_state_from_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Backbone weights from a Lightning checkpoint written by THIS training run.
+
+    ``weights_only=False`` because Lightning stores hyper-parameters as an ``AttributeDict``;
+    the file was produced moments ago by this process (or its Ray workers), never downloaded.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    prefix = "backbone."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"checkpoint {path} holds no backbone weights")
+    return state
+
+
+def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbone: nn.Module,
+               precision: str, accelerator: str) -> dict[str, str]:
+    """Everything needed to reproduce or audit the run, as MLflow params."""
+    from mlcore.ml import tracking
+
+    params: dict[str, Any] = {k: v for k, v in config.to_dict().items()
+                              if k not in ("model_overrides", "tracking_uri")}
+    params["model_overrides"] = config.model_overrides
+    params["arch"] = dict(backbone.default_cfg)
+    params["n_parameters"] = sum(p.numel() for p in backbone.parameters())
+    params["precision_resolved"] = precision
+    params["accelerator"] = accelerator
+    params["data"] = {
+        "manifest_hash": store.manifest_hash(),
+        "counts": dm.split_counts(),
+        "empty_train_classes": ",".join(dm.empty_train_classes) or "none",
+        "class_weights": [round(float(w), 4) for w in dm.class_weights.tolist()],
+        "preprocess": dm.preprocess.to_dict(),
+    }
+    params["git_commit"] = tracking.git_commit()
+    params["torch_version"] = torch.__version__
+    return tracking.flatten_params(params)

@@ -1,0 +1,126 @@
+"""ClassifierSystem: the LightningModule around an injected backbone (Lightning style guide).
+
+The system owns the loss (class-weighted cross-entropy for the imbalance), the optimiser
+(AdamW, no weight decay on norms/biases/embeddings), the schedule (linear warm-up then cosine)
+and the metrics. ``val_macro_f1`` -- mean F1 over the classes present in val -- is what the
+checkpoint callback monitors: accuracy would reward a model that ignores rare urgent classes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassStatScores
+
+from mlcore.ml.classes import CLASS_KEYS
+
+
+def macro_f1_present(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+    """Mean F1 over classes with support (tp + fn > 0); 0 when none has support."""
+    present = (tp + fn) > 0
+    denom = (2 * tp + fp + fn).clamp_min(1)
+    f1 = 2 * tp / denom
+    if not bool(present.any()):
+        return torch.zeros((), dtype=torch.float32, device=tp.device)
+    return f1[present].float().mean()
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int, floor: float = 0.01) -> float:
+    """LR multiplier: linear 0 -> 1 over ``warmup`` steps, then cosine 1 -> ``floor``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class ClassifierSystem(L.LightningModule):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 1.0,
+        warmup_steps: int | None = None,
+        max_epochs: int = 10,
+        class_weights: torch.Tensor | Sequence[float] | None = None,
+        class_keys: Sequence[str] = CLASS_KEYS,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "class_weights"])
+        self.backbone = backbone
+        self.class_keys = tuple(class_keys)
+        n = len(self.class_keys)
+        w = torch.ones(n) if class_weights is None else torch.as_tensor(class_weights).float()
+        if w.shape != (n,):
+            raise ValueError(f"class_weights must have {n} entries, got {tuple(w.shape)}")
+        self.register_buffer("class_weights", w, persistent=False)
+        self.val_stats = MulticlassStatScores(num_classes=n, average=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b 1 S S) -> (b classes)
+        return self.backbone(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), y, weight=self.class_weights,
+                               label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self._loss(logits, y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=y.shape[0])
+        self.log("train_acc", acc, on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=y.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        # Unweighted loss on val: comparable across runs whatever the train class mix.
+        loss = F.cross_entropy(logits.float(), y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
+        self.log("val_acc", acc, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
+        self.val_stats.update(logits.float(), y)
+
+    def on_validation_epoch_end(self) -> None:
+        stats = self.val_stats.compute()  # (classes, 5): tp fp tn fn support; DDP-synced
+        tp, fp, fn = stats[:, 0], stats[:, 1], stats[:, 3]
+        self.log("val_macro_f1", macro_f1_present(tp, fp, fn), sync_dist=False)
+        self.val_stats.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, p in self.backbone.named_parameters():
+            if not p.requires_grad:
+                continue
+            flat = p.ndim <= 1 or name.endswith(("pos_embedding", "cls_token"))
+            (no_decay if flat else decay).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if self.hparams.warmup_steps is not None:
+            warmup = int(self.hparams.warmup_steps)
+        else:
+            per_epoch = total / max(1, self.hparams.max_epochs)
+            warmup = round(self.hparams.warmup_epochs * per_epoch)
+        warmup = min(warmup, max(0, total - 1))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_cosine(step, warmup=warmup, total=total)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,146 @@
+"""Training entry point: ``train(TrainConfig(...)) -> TrainResult``.
+
+Local backend: one Lightning Trainer (DDP across devices when more than one; Lightning
+launches and syncs the ranks). Ray backend: see ``ray_train``. Both end in the same
+calibrate/evaluate/register tail (``finalize``), run once, in the process that called train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from mlcore.ml.training.callbacks import MlflowEpochLogger
+from mlcore.ml.training.common import (
+    backbone_state_from_checkpoint,
+    build_backbone,
+    build_datamodule,
+    build_system,
+    is_child_rank,
+    trainer_kwargs,
+)
+from mlcore.ml.training.config import TrainConfig, TrainResult
+from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
+
+MONITOR = "val_macro_f1"
+
+
+@contextlib.contextmanager
+def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+    """Silence Lightning's informational chatter (GPU available..., num_workers hints)."""
+    if not enabled:
+        yield
+        return
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*_pytree.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        try:
+            yield
+        finally:
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train, calibrate, evaluate, bundle, log and register one model version."""
+    if config.backend == "ray":
+        from mlcore.ml.training.ray_train import train_with_ray
+
+        return train_with_ray(config)
+    return _train_local(config)
+
+
+def _train_local(config: TrainConfig) -> TrainResult:
+    from mlcore.ml import tracking
+    from mlcore.ml.data import open_store
+    from mlcore.ml.training.common import run_params
+    from mlcore.ml.training.finalize import finalize_training
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    store = open_store(config.store_uri)
+    backbone = build_backbone(config)
+    dm = build_datamodule(config, store, int(backbone.default_cfg["img_size"]))
+    dm.setup()  # before the MLflow run: a bad data set fails without leaving an empty run
+    system = build_system(config, backbone, dm)
+    accelerator = resolve_accelerator(config.devices)
+    precision = resolve_precision(config.precision, accelerator)
+
+    child = is_child_rank()
+    if not child:
+        tracking.configure(config.tracking_uri)
+    run_ctx = contextlib.nullcontext() if child else tracking.start_run(
+        experiment=config.experiment, run_name=config.run_name,
+        tags={"radviewer.backend": "local", "radviewer.model_name": config.model_name},
+        log_system_metrics=config.log_system_metrics,
+    )
+    with run_ctx as run, tempfile.TemporaryDirectory(prefix="radviewer-ckpt-") as ckpt_dir:
+        run_id = run.info.run_id if run is not None else ""
+        if run is not None:
+            tracking.log_params(run_params(
+                config, dm=dm, store=store, backbone=backbone, precision=precision,
+                accelerator=accelerator), run_id=run_id)
+        ckpt = ModelCheckpoint(dirpath=ckpt_dir, monitor=MONITOR, mode="max", save_top_k=1,
+                               save_weights_only=True, filename="best-{epoch}")
+        callbacks: list[L.Callback] = [ckpt]
+        if run is not None:
+            callbacks.append(MlflowEpochLogger(tracking_uri=config.tracking_uri, run_id=run_id))
+        with quiet_lightning(not config.progress):
+            trainer = L.Trainer(devices=config.devices, callbacks=callbacks,
+                                strategy=_strategy(config.devices, accelerator),
+                                default_root_dir=ckpt_dir,
+                                **trainer_kwargs(config, precision=precision,
+                                                 accelerator=accelerator))
+            trainer.fit(system, datamodule=dm)
+        if not trainer.is_global_zero or run is None:
+            return TrainResult(run_id="", model_version=None, metrics={}, bundle_dir=None)
+        best_path = ckpt.best_model_path
+        best_state = backbone_state_from_checkpoint(best_path) if best_path else None
+        fit_info = {
+            "epochs_run": int(trainer.current_epoch),
+            "best_val_macro_f1": None if ckpt.best_model_score is None
+            else float(ckpt.best_model_score),
+            "best_checkpoint": best_path.rsplit("/", 1)[-1] if best_path else None,
+            "precision": precision,
+        }
+        return finalize_training(
+            config=config, backbone=backbone,
+            best_state=best_state if best_state is not None else backbone.state_dict(),
+            dm=dm, store=store, run_id=run_id, fit_info=fit_info,
+        )
+
+
+def _num_devices(devices: int | str | list, accelerator: str) -> int:
+    import torch
+
+    if isinstance(devices, list | tuple):
+        return len(devices)
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, int) and devices >= 0:
+        return devices
+    # "auto" or -1: all GPUs, or one CPU process
+    return torch.cuda.device_count() if accelerator == "gpu" else 1
+
+
+def _strategy(devices: int | str | list, accelerator: str) -> str:
+    """"ddp_spawn" for several devices when launched as a library call (Celery task, CLI):
+    the default "ddp" launcher re-executes the calling script once per rank, which a worker
+    process cannot do. Under torchrun every rank already runs ``train`` and Lightning
+    detects it ("auto")."""
+    import os
+
+    if _num_devices(devices, accelerator) > 1 and "LOCAL_RANK" not in os.environ:
+        return "ddp_spawn"
+    return "auto"
