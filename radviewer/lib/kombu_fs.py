@@ -6,6 +6,12 @@ message is lost (seen here: about 3 % of 2,000 messages at 1 ms polling). Here t
 written to a temporary name the consumer ignores and renamed into place, which is atomic on
 one filesystem, so a consumer only ever sees complete messages.
 
+Upstream ``_queue_bind`` has a second race: a process that finds no exchange file creates it
+empty ("wb") and only then locks it, so another process declaring the same queue at that
+moment reads an empty table and fails (seen when the web process and a worker start
+together). Here the table file is opened without truncating, locked, then read, updated and
+rewritten under the one lock; an empty file reads as an empty table.
+
 Limit of the embedded broker that remains: a consumed-but-unacknowledged message lives in the
 worker's memory, so a worker killed with SIGKILL loses it (a clean shutdown re-queues it).
 Production uses Redis or RabbitMQ, where acks_late redelivers.
@@ -20,8 +26,14 @@ from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.transport.filesystem import LOCK_EX, LOCK_SH, exchange_queue_t, lock, unlock
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+
+def _table(raw: bytes) -> list:
+    text = bytes_to_str(raw).strip()
+    return [exchange_queue_t(*q) for q in loads(text)] if text else []
 
 
 class Channel(filesystem.Channel):
@@ -40,6 +52,41 @@ class Channel(filesystem.Channel):
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+    def get_table(self, exchange):
+        file = self._exchange_file(exchange)
+        try:
+            with file.open("rb") as fh:
+                lock(fh, LOCK_SH)
+                try:
+                    return _table(fh.read())
+                finally:
+                    unlock(fh)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {file}") from exc
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        file = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        try:
+            fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+            with os.fdopen(fd, "r+b", buffering=0) as fh:
+                lock(fh, LOCK_EX)
+                try:
+                    queues = _table(fh.read())
+                    if entry not in queues:
+                        queues.insert(0, entry)
+                        fh.seek(0)
+                        fh.truncate()
+                        fh.write(str_to_bytes(dumps(queues)))
+                finally:
+                    unlock(fh)
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {file}") from exc
 
 
 class Transport(filesystem.Transport):

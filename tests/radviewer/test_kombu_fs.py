@@ -2,7 +2,7 @@
 
 import threading
 
-from kombu import Connection
+from kombu import Connection, Exchange, Queue
 
 from radviewer.lib import kombu_fs
 
@@ -34,10 +34,12 @@ def test_no_message_lost_under_concurrent_put_and_get(tmp_path):
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    with Connection("filesystem://", transport_options=options) as conn:
-        queue = conn.SimpleQueue("stress")
+    # A producer only (SimpleQueue would also register a consumer on this connection).
+    queue = Queue("stress", Exchange("stress"), routing_key="stress")
+    with Connection("filesystem://", transport_options=options) as conn, conn.Producer() as producer:
         for i in range(n):
-            queue.put({"i": i, "pad": "x" * 2048})
+            producer.publish({"i": i, "pad": "x" * 2048}, exchange=queue.exchange, routing_key="stress",
+                             declare=[queue], serializer="json")
     consumer.join(timeout=60)
     assert not errors, errors[0]
     assert sorted(received) == list(range(n))

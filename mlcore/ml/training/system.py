@@ -98,7 +98,9 @@ class ClassifierSystem(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         stats = self.val_stats.compute()  # (classes, 5): tp fp tn fn support; DDP-synced
         tp, fp, fn = stats[:, 0], stats[:, 1], stats[:, 3]
-        self.log("val_macro_f1", macro_f1_present(tp, fp, fn), sync_dist=False)
+        # Already identical on every rank (the stat scores were synced); sync_dist=True only
+        # averages equal numbers and keeps Lightning from warning about epoch-level logging.
+        self.log("val_macro_f1", macro_f1_present(tp, fp, fn), sync_dist=True)
         self.val_stats.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
