@@ -107,7 +107,7 @@ class TriageOutput:
     top_class: str
     confidence: float
     out_of_scope: bool
-    ood_score: float
+    ood_score: float | None  # None when the model has no out-of-scope detector
     ood_reason: str | None
     urgent_probability: float
     latency_ms: float
@@ -156,7 +156,7 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
         top_class=result.top_class,
         confidence=float(result.confidence),
         out_of_scope=bool(result.out_of_scope),
-        ood_score=float(result.ood_score),
+        ood_score=float(result.ood_score) if np.isfinite(result.ood_score) else None,
         ood_reason=result.ood_reason,
         urgent_probability=float(sum(v for k, v in result.probabilities.items() if k in URGENT_KEYS)),
         latency_ms=float(result.latency_ms),

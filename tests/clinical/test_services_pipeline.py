@@ -85,3 +85,13 @@ def test_heatmap_keeps_image_aspect_at_bounded_size(production_model, radiologis
     with default_storage.open(prediction.heatmap_array.name) as fh:
         array = np.load(io.BytesIO(fh.read()))
     assert array.shape == (154, 256) and 0 <= array.min() and array.max() <= 1
+
+
+def test_model_without_ood_detector_stores_no_score_not_nan(production_model, radiologist):
+    # The test model has no out-of-scope detector: its score must be stored as "none", not
+    # NaN (PostgreSQL keeps NaN, which no JSON response can carry).
+    outcome = image_ingest(data=chest_png(seed=21), filename="n.png", actor=radiologist)
+    prediction = outcome.image.predictions.get()
+    run_prediction(prediction_id=prediction.pk)
+    prediction.refresh_from_db()
+    assert prediction.status == Prediction.Status.SUCCEEDED and prediction.ood_score is None
