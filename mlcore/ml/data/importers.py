@@ -96,6 +96,19 @@ def _class_folder_images(folder: Path) -> list[Path]:
     return _images(images_dir) if images_dir.is_dir() else _images(folder)
 
 
+def _scan_class_folders(root: Path | str, folders_to_keys: dict[str, str], *, source: str) -> list[Candidate]:
+    """One folder per class, no patient IDs: each image is its own group (the builder's
+    duplicate check is what keeps copies of one film out of two splits)."""
+    root = _require_dir(root)
+    folders = _dirs(root)
+    _refuse_unknown(folders, folders_to_keys, root)
+    return [
+        Candidate(path=img, class_key=folders_to_keys[folder.name], patient_key=f"img:{img.stem}", source=source)
+        for folder in folders
+        for img in _class_folder_images(folder)
+    ]
+
+
 def scan_covid19_radiography(root: Path | str) -> list[Candidate]:
     """COVID-19 Radiography Database: ``COVID/``, ``Lung_Opacity/``, ``Normal/``,
     ``Viral Pneumonia/`` each with ``images/`` (and ``masks/``, ignored).
@@ -103,40 +116,12 @@ def scan_covid19_radiography(root: Path | str) -> list[Candidate]:
     It has no patient IDs, so each image is its own group; the duplicate check in the builder
     is what keeps copies of one film out of two splits.
     """
-    root = _require_dir(root)
-    folders = _dirs(root)
-    _refuse_unknown(folders, COVID19_RADIOGRAPHY_FOLDERS, root)
-    out = []
-    for folder in folders:
-        for img in _class_folder_images(folder):
-            out.append(
-                Candidate(
-                    path=img,
-                    class_key=COVID19_RADIOGRAPHY_FOLDERS[folder.name],
-                    patient_key=f"img:{img.stem}",
-                    source="covid19-radiography",
-                )
-            )
-    return out
+    return _scan_class_folders(root, COVID19_RADIOGRAPHY_FOLDERS, source="covid19-radiography")
 
 
 def scan_tb_cxr(root: Path | str) -> list[Candidate]:
     """TB Chest X-ray Database: ``Normal/Normal-12.png``, ``Tuberculosis/Tuberculosis-3.png``."""
-    root = _require_dir(root)
-    folders = _dirs(root)
-    _refuse_unknown(folders, TB_CXR_FOLDERS, root)
-    out = []
-    for folder in folders:
-        for img in _class_folder_images(folder):
-            out.append(
-                Candidate(
-                    path=img,
-                    class_key=TB_CXR_FOLDERS[folder.name],
-                    patient_key=f"img:{img.stem}",
-                    source="tb-cxr",
-                )
-            )
-    return out
+    return _scan_class_folders(root, TB_CXR_FOLDERS, source="tb-cxr")
 
 
 def scan_kermany_oct(root: Path | str) -> list[Candidate]:
