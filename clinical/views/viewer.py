@@ -46,6 +46,12 @@ def study_context(
     """Everything the study page and its partials show, from three queries (study rows,
     predictions, reviews with readers), whatever the number of images."""
     images: list[Image] = list(study.images.prefetch_related("predictions", "reviews__reader"))
+    # The study row was read before its predictions; a result committed in between would show
+    # as done while the status badge still said "running" (and polling stops). The worker
+    # commits the prediction and the study status together, so reading the study again
+    # *after* the predictions gives a status at least as new as what the panel shows.
+    study.refresh_from_db(fields=["status", "triage_priority", "top_class", "out_of_scope",
+                                  "signed_off_at", "signed_off_by"])
     active = next((img for img in images if img.pk == image_id), images[0] if images else None)
     prediction = active.latest_prediction() if active else None
     probabilities = prediction.sorted_probabilities() if prediction and prediction.probabilities else []
