@@ -72,12 +72,16 @@ def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
 
 
 def get_predictor(route: ModelRoute):
+    from mlcore.ml import tracking
     from mlcore.ml.predictor import Predictor
 
     key = (route.name, route.version)
     with _lock:
         predictor = _predictors.get(key)
         if predictor is None:
+            # MLflow resolves models:/ URIs through its process-wide registry URI, which
+            # defaults to ./mlruns, not to our settings: point it at the configured store.
+            tracking.configure(settings.MLFLOW_TRACKING_URI)
             predictor = Predictor.from_uri(
                 route.uri,
                 tracking_uri=settings.MLFLOW_TRACKING_URI,

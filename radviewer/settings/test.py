@@ -31,7 +31,9 @@ if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
 
 # A separate MLflow store and dataset store for tests (the session fixture registers a tiny
 # model there), unless the environment names real ones.
-if not env_str("MLFLOW_TRACKING_URI", ""):
+if env_str("RADVIEWER_TEST_MLFLOW_URI", ""):  # a worker started by a test joins its session's store
+    MLFLOW_TRACKING_URI = env_str("RADVIEWER_TEST_MLFLOW_URI", "")
+elif not env_str("MLFLOW_TRACKING_URI", ""):
     # One store per test process, so a session never sees another run's registry and never
     # has to delete a store that a worker or an earlier test still holds open.
     TEST_MLFLOW_DIR = VAR_DIR / "test-mlflow" / f"session-{os.getpid()}"  # noqa: F405

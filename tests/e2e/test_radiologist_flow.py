@@ -61,7 +61,7 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are
     # ordinary synchronous test code, not async views.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    env = {"MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI, "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
+    env = {"RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
     png = chest_png(size=(320, 288), seed=41)
     dicom = make_cxr_dicom(rows=256, cols=256, window=(2048, 4096))
     with WorkerProcess(queues="inference,default", extra_env=env), sync_playwright() as p:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def test_uploaded_images_are_triaged_by_a_real_worker(production_model, radiologist_client):
-    env = {"MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI, "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
+    env = {"RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
     with WorkerProcess(queues="inference,default", extra_env=env) as worker:
         response = radiologist_client.post(
             reverse("clinical:upload_file"),

@@ -108,7 +108,7 @@ def orthanc(tmp_path: Path, live_server):
 
 
 def test_orthanc_pushes_over_stow_and_files_the_sr_under_the_original_study(orthanc, live_server, production_model):
-    env = {"MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI, "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
+    env = {"RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
     pacs, api = orthanc["url"], live_server.url
     bearer = {"Authorization": f"Bearer {orthanc['token']}"}
     dicom = make_cxr_dicom(rows=128, cols=128, study_uid=STUDY_UID, sop_uid=SOP_UID, accession="ACC-ORTHANC")

@@ -44,11 +44,14 @@ class WorkerProcess:
         from django.conf import settings
 
         # The worker must use this session's database, MLflow store and dataset store.
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "radviewer.settings.test",
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env = {**env, "DJANGO_SETTINGS_MODULE": "radviewer.settings.test",
                "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
-               "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+               # Not MLflow's own MLFLOW_TRACKING_URI: MLflow would read that by itself and
+               # hide a worker that forgets to configure it (make run sets no such variable).
+               "RADVIEWER_TEST_MLFLOW_URI": settings.MLFLOW_TRACKING_URI,
                "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
-               **self.extra_env}
+               **{k: v for k, v in self.extra_env.items() if k != "MLFLOW_TRACKING_URI"}}
         if self.broker_url:
             env["CELERY_BROKER_URL"] = self.broker_url
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
