@@ -71,3 +71,17 @@ def production_model(_mlflow_test_store, db):
 
     registry_sync(name=_mlflow_test_store["name"])
     return _mlflow_test_store
+
+
+def pytest_configure(config):
+    """A test run killed mid-way leaves SQLite's -wal/-shm beside the test database; Django
+    recreates the database file but not those, and the next run fails with "disk I/O error"."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    name = db.get("TEST", {}).get("NAME")
+    if db["ENGINE"].endswith("sqlite3") and name:
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
