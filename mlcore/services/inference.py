@@ -36,10 +36,6 @@ _lock = threading.Lock()
 _predictors: dict[tuple[str, str], object] = {}
 
 
-def forget_routes() -> None:
-    """Nothing cached about routing itself; kept so alias moves have one hook to call."""
-
-
 def canary_bucket(study_uid: str) -> int:
     """0..99, stable for a study UID (so re-runs and retries route the same way)."""
     digest = hashlib.sha256(study_uid.encode()).digest()

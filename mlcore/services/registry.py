@@ -89,7 +89,4 @@ def model_alias_set(*, actor: Any, alias: str, version: str, name: str | None = 
             object_id=f"{name}/{version}",
             details={"alias": alias, "version": str(version), "previous_version": previous},
         )
-    from mlcore.services.inference import forget_routes
-
-    forget_routes()
     return row
