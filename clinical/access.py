@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import Http404
 
 from clinical.models import Image, Study
@@ -36,9 +37,11 @@ def access_image(user: Any, study: Study, image_id: int) -> Image:
     return image
 
 
-def access_study_for_client(client: Any, uid: str) -> Study:
-    """API clients see only the studies they submitted."""
-    study = Study.objects.filter(uid=uid, api_client_id=getattr(client, "pk", -1)).first()
+def access_study_for_client(client: Any, uid: str, *, queryset: QuerySet[Study] | None = None) -> Study:
+    """API clients see only the studies they submitted (404 otherwise: no existence leak).
+    ``queryset`` adds prefetches to the same single lookup."""
+    qs = Study.objects.all() if queryset is None else queryset
+    study = qs.filter(uid=uid, api_client_id=getattr(client, "pk", -1)).first()
     if study is None:
         raise Http404("No such study")
     return study

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import logging
 
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from PIL import Image as PILImage
 
 from clinical.models import Prediction
 from radviewer.lib.tasks import house_task
@@ -18,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def _display_pixels(prediction: Prediction) -> np.ndarray:
-    with default_storage.open(prediction.image.display_file.name, "rb") as fh:
-        return np.asarray(PILImage.open(io.BytesIO(fh.read())).convert("L"))
+    from clinical.services.display import image_display_pixels
+
+    return image_display_pixels(prediction.image)  # renders the viewer PNG on first use
 
 
 @house_task(queue="inference", soft_time_limit=120, name="clinical.run_prediction")

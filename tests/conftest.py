@@ -16,6 +16,16 @@ def _user(username: str, role: str | None):
     return user
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: rate-limit counters and audit coalescing keys
+    are keyed by row ids, which the test database reuses."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def radiologist(db):
     return _user("dr_house", RADIOLOGIST)

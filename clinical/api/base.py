@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
@@ -36,9 +37,12 @@ class ApiView(APIView):
     def client(self) -> ApiClient:
         return client_of(self.request)
 
-    def audit(self, action: str, study: Study | None = None, **details: Any) -> None:
+    def audit(self, action: str, study: Study | None = None, *, coalesce: bool = False, **details: Any) -> None:
+        """Record ``action`` for this client; ``coalesce`` for repeated reads (status polling):
+        once per ``AUDIT_READ_WINDOW_S`` per study."""
         audit_event_create(actor=None, actor_label=self.client.actor_label, action=action, obj=study,
-                           request=self.request, details=details)
+                           request=self.request, details=details,
+                           coalesce_s=settings.AUDIT_READ_WINDOW_S if coalesce else 0)
 
     def finalize_response(self, request, response, *args, **kwargs):
         renderer = getattr(request, "accepted_renderer", None)

@@ -35,7 +35,7 @@ from clinical.api.errors import ApiError
 from clinical.api.multipart import MultipartError, parse_content_type, split_multipart
 from clinical.api.renderers import DicomJSONRenderer, DicomXMLRenderer
 from clinical.api.representation import SOURCE_PURPOSE, absolute
-from clinical.api.submission import existing_study_ids
+from clinical.api.submission import study_owners
 from clinical.ingest import IngestError
 from clinical.models import Image, Study
 from clinical.selectors.phi import original_identifiers_read
@@ -54,14 +54,14 @@ def _el(vr: str, *values: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
 
 
-def _sop_uids(data: bytes) -> tuple[str, str]:
-    """Best effort (SOP Class, SOP Instance) of a part the ingest refused, for the failure item."""
+def _sop_uids(data: bytes) -> dict[str, str]:
+    """Best effort SOP Class and Instance UIDs of a part the ingest refused, for the failure item."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
                              specific_tags=["SOPClassUID", "SOPInstanceUID"])
-        return str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or "")
+        return {"sop_class": str(ds.get("SOPClassUID", "") or ""), "sop": str(ds.get("SOPInstanceUID", "") or "")}
     except Exception:
-        return "", ""
+        return {"sop_class": "", "sop": ""}
 
 
 class StowView(ApiView):
@@ -143,23 +143,24 @@ class StowView(ApiView):
         return parts
 
     def _store(self, request, content_type: str, data: bytes, number: int, study_uid: str | None) -> dict:
-        sop_class, sop = _sop_uids(data)
-        failure = {"part": number, "sop_class": sop_class, "sop": sop}
+        failure: dict[str, Any] = {"part": number, "sop_class": "", "sop": ""}
         if content_type and content_type != "application/dicom":
-            return {**failure, "failure": CANNOT_UNDERSTAND,
+            return {**failure, **_sop_uids(data), "failure": CANNOT_UNDERSTAND,
                     "detail": f"part type {content_type} is not application/dicom"}
         try:
-            result = ingest_prepare(data=data, filename=f"stow-part-{number}.dcm")
+            try:
+                result = ingest_prepare(data=data, filename=f"stow-part-{number}.dcm")
+            except IngestError:
+                failure.update(_sop_uids(data))  # name the refused instance as far as it can be read
+                raise
             if result.dicom is None:
                 raise IngestError("unsupported_type", f"content is {result.format.upper()}, expected DICOM")
             original = result.dicom.original_uids
-            failure.update(sop_class=original.get("sop_class", sop_class), sop=original["sop"])
+            failure.update(sop_class=original.get("sop_class", ""), sop=original["sop"])
             if study_uid and original["study"] != study_uid:
                 return {**failure, "failure": STUDY_MISMATCH,
                         "detail": f"instance of study {original['study']}, not of {study_uid}"}
-            owners = set(Study.objects.filter(pk__in=existing_study_ids(result))
-                         .values_list("api_client_id", flat=True))
-            if owners - {self.client.pk}:
+            if study_owners(result) - {self.client.pk}:
                 return {**failure, "failure": NOT_AUTHORIZED, "detail": "the study belongs to another sender"}
             outcome = image_ingest(data=data, filename=result.filename, prepared=result, api_client=self.client,
                                    source=Study.Source.DICOMWEB, request=request)

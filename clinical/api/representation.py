@@ -110,7 +110,11 @@ def review_repr(review: Review) -> dict[str, Any]:
 def _source_ids(image: Image, *, client: Any, request: Any, include_patient: bool = False) -> dict[str, Any] | None:
     if image.format != Image.Format.DICOM:
         return None
-    ids = original_identifiers_read(image=image, api_client=client, purpose=SOURCE_PURPOSE, request=request)
+    # UIDs and accession number only (the sender's own): coalesced like other reads; the
+    # patient module for an SR is audited on every export.
+    window = 0 if include_patient else settings.AUDIT_READ_WINDOW_S
+    ids = original_identifiers_read(image=image, api_client=client, purpose=SOURCE_PURPOSE, request=request,
+                                    coalesce_s=window)
     if ids is None:
         return None
     out: dict[str, Any] = {

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from clinical.api.errors import ApiError
 from clinical.ingest import IngestError, IngestResult
@@ -60,6 +61,16 @@ def _prepare_all(files: list[UploadedFile]) -> list[IngestResult]:
             files=failures,
         )
     return prepared
+
+
+def study_owners(result: IngestResult) -> set[int | None]:
+    """API clients (None: the upload page) owning a study that already holds this file, this
+    SOP instance, or this (de-identified) Study Instance UID; one query."""
+    match = Q(images__sha256=result.sha256)
+    if result.dicom is not None:
+        match |= Q(images__original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
+        match |= Q(uid=result.dicom.deid_uids["study"])
+    return set(Study.objects.filter(match).values_list("api_client_id", flat=True).distinct())
 
 
 def existing_study_ids(result: IngestResult) -> set[int]:
@@ -133,7 +144,7 @@ def study_submit(
                     request=request,
                 )
                 if outcome.created:
-                    created_files += [outcome.image.file.name, outcome.image.display_file.name]
+                    created_files.append(outcome.image.file.name)
                 if outcome.scope_warning:
                     submission.warnings.append(f"{files[i].name}: {outcome.scope_warning}")
                 submission.outcomes.append((files[i].name, outcome))

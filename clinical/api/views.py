@@ -188,9 +188,8 @@ class StudyDetailView(ApiView):
     @extend_schema(operation_id="studies_retrieve", summary="A study's status and full result",
                    responses={(200, JSON): s.StudyResultSerializer, **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
-        study = access_study_for_client(self.client, uid)
-        study = study_queryset().get(pk=study.pk)
-        self.audit("study.viewed", study, uid=study.uid)
+        study = access_study_for_client(self.client, uid, queryset=study_queryset())
+        self.audit("study.viewed", study, coalesce=True, uid=study.uid)
         return Response(study_result(study, client=self.client, request=request))
 
 
@@ -201,7 +200,7 @@ class StudyFhirView(ApiView):
                    responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT, (200, JSON): OpenApiTypes.OBJECT,
                               **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
-        study = study_queryset().get(pk=access_study_for_client(self.client, uid).pk)
+        study = access_study_for_client(self.client, uid, queryset=study_queryset())
         self.audit("study.result_exported", study, format="fhir")
         report = diagnostic_report(study_result(study, client=self.client, request=request),
                                    patient_key=study.patient_key)
@@ -216,7 +215,7 @@ class StudySrView(ApiView):
                                "exists or for studies sent as PNG/JPEG.",
                    responses={(200, "application/dicom"): BINARY, **error_responses(401, 403, 404, 409, 429)})
     def get(self, request, uid: str):
-        study = study_queryset().get(pk=access_study_for_client(self.client, uid).pk)
+        study = access_study_for_client(self.client, uid, queryset=study_queryset())
         try:
             payload = study_sr(study, study_result(study, client=self.client, request=request,
                                                    include_patient=True))

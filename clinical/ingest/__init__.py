@@ -2,9 +2,11 @@
 
 No Django, no database, no storage: bytes in, plain dataclasses out (``results``), bad input
 out as ``IngestError`` with a stable ``code`` and an HTTP status. The Django service stores
-``IngestResult.stored_bytes`` (de-identified DICOM, or the PNG/JPEG as uploaded) and the
-viewer PNG, and keeps ``DicomIngestResult.original_uids``/``accession_number_original`` only
-in the protected re-identification mapping.
+``IngestResult.stored_bytes`` (de-identified DICOM, or the PNG/JPEG as uploaded); the viewer
+PNG is rendered from that stored copy by ``render_display`` (in the worker or on first view),
+so a sender's acknowledgement does not wait for PNG encoding. The service keeps
+``DicomIngestResult.original_uids``/``accession_number_original`` only in the protected
+re-identification mapping.
 
 Pipeline (``ingest_bytes``): size check -> ``sniff`` (content, not extension) ->
 PNG/JPEG: ``decode_image`` (bomb guard before decoding, truncation is an error) |
@@ -20,7 +22,7 @@ from clinical.ingest.deid import patient_pseudonym, remap_uid
 from clinical.ingest.dicom import classify_scope, ingest_dicom
 from clinical.ingest.errors import INGEST_ERROR_CODES, IngestError
 from clinical.ingest.filenames import sanitize_filename
-from clinical.ingest.pipeline import ingest_bytes
+from clinical.ingest.pipeline import ingest_bytes, render_display
 from clinical.ingest.raster import decode_image, encode_png
 from clinical.ingest.results import DecodedImage, DicomInfo, DicomIngestResult, IngestResult
 from clinical.ingest.sniff import sniff
@@ -39,6 +41,7 @@ __all__ = [
     "ingest_dicom",
     "patient_pseudonym",
     "remap_uid",
+    "render_display",
     "sanitize_filename",
     "sniff",
 ]

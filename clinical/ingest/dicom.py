@@ -43,7 +43,7 @@ from pydicom.uid import (
 from clinical.ingest.deid import check_key, check_uid_root, deidentify, patient_pseudonym
 from clinical.ingest.dicom_pixels import check_decodable, decode_frame
 from clinical.ingest.errors import IngestError
-from clinical.ingest.results import DicomIngestResult, Scope
+from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope
 from clinical.ingest.sniff import sniff
 
 CXR_MODALITIES = frozenset({"CR", "DX"})
@@ -132,6 +132,22 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         scope_warning=scope_warning,
         deid_warnings=tuple(deid_warnings),
     )
+
+
+def decode_stored_dicom(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode the displayed frame of a DICOM object RadViewer already ingested (its stored,
+    de-identified copy): the same checks, frame choice and LUTs as ``ingest_dicom``, without
+    de-identifying again. Used to render the viewer PNG outside the acknowledgement path."""
+    ds = _read(data)
+    modality = str(ds.get("Modality", "")).strip().upper() or None
+    scope, _ = classify_scope(modality, ds.get("BodyPartExamined"))
+    check_decodable(ds)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if rows * cols > max_pixels:
+        raise IngestError("too_many_pixels", f"{cols}x{rows} pixels per frame exceeds {max_pixels:,}")
+    frames = _number_of_frames(ds)
+    frame_index = choose_frame(frames, scope=scope, modality=modality)
+    return decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
 
 
 def classify_scope(modality: str | None, body_part: object = None) -> tuple[Scope, str | None]:

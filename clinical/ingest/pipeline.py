@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from clinical.ingest.dicom import ingest_dicom
+import numpy as np
+
+from clinical.ingest.dicom import decode_stored_dicom, ingest_dicom
 from clinical.ingest.errors import IngestError
 from clinical.ingest.filenames import sanitize_filename
 from clinical.ingest.raster import decode_image, encode_png
@@ -22,6 +24,10 @@ def ingest_bytes(
     uid_root: str = "2.25",
 ) -> IngestResult:
     """Check, identify, decode and (for DICOM) de-identify one uploaded file.
+
+    The pixels are decoded (a file whose pixels cannot be decoded is refused here, while the
+    sender still waits for the answer) but the viewer PNG is not encoded: ``render_display``
+    does that later, from the stored copy, outside the acknowledgement path.
 
     The size check comes first so nothing parses an oversize body; the type comes from the
     content (``sniff``), never from ``filename``, which is only sanitised and kept as a label.
@@ -41,7 +47,6 @@ def ingest_bytes(
         decoded = result.decoded
         return IngestResult(
             stored_bytes=result.deidentified_bytes,
-            display_png=encode_png(decoded.pixels),
             decoded=decoded,
             sha256=sha256,
             filename=safe_name,
@@ -54,7 +59,6 @@ def ingest_bytes(
     decoded = decode_image(data, max_pixels=max_pixels)
     return IngestResult(
         stored_bytes=data,
-        display_png=encode_png(decoded.pixels),
         decoded=decoded,
         sha256=sha256,
         filename=safe_name,
@@ -64,3 +68,13 @@ def ingest_bytes(
         scope="unknown",
         scope_warning=None,
     )
+
+
+def render_display(stored: bytes, *, format: str, max_pixels: int) -> tuple[bytes, np.ndarray]:
+    """The viewer PNG and its 8-bit pixels (the model's input) for a file ``ingest_bytes``
+    accepted: ``stored`` is its ``stored_bytes`` (de-identified DICOM, or PNG/JPEG as sent)."""
+    if format == "dicom":
+        decoded = decode_stored_dicom(stored, max_pixels=max_pixels)
+    else:
+        decoded = decode_image(stored, max_pixels=max_pixels)
+    return encode_png(decoded.pixels), decoded.pixels

@@ -80,12 +80,12 @@ class IngestResult:
 
     ``stored_bytes`` is the de-identified DICOM, or the PNG/JPEG exactly as uploaded;
     ``sha256`` is of the *uploaded* bytes so re-uploads of the same file are recognised.
+    ``decoded.pixels`` is what the viewer shows; its PNG is rendered later (``render_display``).
     PNG/JPEG carry no metadata to judge scope from: their ``scope`` is "unknown" without a
     warning, and the model's out-of-scope detector decides.
     """
 
     stored_bytes: bytes
-    display_png: bytes
     decoded: DecodedImage
     sha256: str
     filename: str

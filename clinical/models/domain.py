@@ -93,7 +93,9 @@ class Image(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
     file = models.FileField(upload_to="images/%Y/%m/%d/", max_length=255)
-    display_file = models.FileField(upload_to="display/%Y/%m/%d/", max_length=255)
+    # The 8-bit viewer PNG, rendered from ``file`` after ingest (the inference task or the
+    # first view does it: ``clinical.services.display``); blank until then.
+    display_file = models.FileField(upload_to="display/%Y/%m/%d/", max_length=255, blank=True)
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=8, choices=Format.choices)
     width = models.PositiveIntegerField()

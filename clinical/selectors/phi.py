@@ -11,15 +11,20 @@ from radviewer.audit.services import audit_event_create
 
 
 def original_identifiers_read(
-    *, image: Image, user: Any = None, api_client: Any = None, purpose: str, request: Any = None
+    *, image: Image, user: Any = None, api_client: Any = None, purpose: str, request: Any = None,
+    coalesce_s: int = 0,
 ) -> OriginalIdentifiers | None:
-    """Original DICOM UIDs of ``image``, for admins or for returning results to the source PACS."""
+    """Original DICOM UIDs of ``image``, for admins or for returning results to the source PACS.
+
+    ``coalesce_s``: a sender polling its own study's result (whose UIDs it sent us) is audited
+    once per window rather than on every poll (``audit_event_create``).
+    """
     if api_client is None and not (user and user.has_perm("accounts.view_phi_mapping")):
         raise PermissionDenied("reading original identifiers needs the view_phi_mapping permission")
     ids = OriginalIdentifiers.objects.filter(image=image).first()
     audit_event_create(
         actor=user, actor_label=f"api:{api_client.name}" if api_client is not None else "",
         action="phi.original_ids_read", obj=image, request=request,
-        details={"purpose": purpose, "found": ids is not None},
+        details={"purpose": purpose, "found": ids is not None}, coalesce_s=coalesce_s,
     )
     return ids

@@ -1,8 +1,9 @@
 """One ingest path for the upload page, the REST API and DICOMweb STOW-RS.
 
 Bytes are validated and de-identified by the pure core (``clinical.ingest``), stored, then the
-rows are written in one transaction; if that transaction fails the stored files are removed,
-so nothing is half-saved (no orphan files, no study without images).
+rows are written in one transaction; if that transaction fails the stored file is removed,
+so nothing is half-saved (no orphan files, no study without images). The viewer PNG is not
+part of ingest: ``clinical.services.display`` renders it from the stored copy.
 """
 
 from __future__ import annotations
@@ -83,17 +84,13 @@ def image_ingest(
             ContentFile(result.stored_bytes),
         )
         saved.append(stored_name)
-        display_name = default_storage.save(
-            f"display/{result.sha256[:2]}/{result.sha256}.png", ContentFile(result.display_png)
-        )
-        saved.append(display_name)
         with transaction.atomic():
             study = study or _study_for(
                 result, source=source, actor=actor, api_client=api_client,
                 accession_number=accession_number, priority_hint=priority_hint,
                 callback_url=callback_url, idempotency_key=idempotency_key,
             )
-            image = _image_create(result, study=study, stored_name=stored_name, display_name=display_name)
+            image = _image_create(result, study=study, stored_name=stored_name)
             audit_event_create(
                 actor=actor, actor_label=_actor_label(actor, api_client), action="image.ingested",
                 obj=image, request=request,
@@ -161,13 +158,12 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
     )
 
 
-def _image_create(result: IngestResult, *, study: Study, stored_name: str, display_name: str) -> Image:
+def _image_create(result: IngestResult, *, study: Study, stored_name: str) -> Image:
     decoded = result.decoded
     dicom = result.dicom
     image = Image.objects.create(
         study=study,
         file=stored_name,
-        display_file=display_name,
         original_name=result.filename,
         format=result.format,
         width=decoded.width,

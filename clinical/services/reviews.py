@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Review, Study
+from clinical.services.display import image_display_bytes
 from mlcore.ml.classes import CLASS_KEYS
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
 from radviewer.audit.services import audit_event_create
@@ -96,8 +96,7 @@ def review_export_feedback(*, review_id: int) -> dict | None:
     latest = review.image.reviews.order_by("-created_at", "-id").first()
     if latest is None or latest.pk != review.pk or not review.label:
         return None
-    with default_storage.open(review.image.display_file.name, "rb") as fh:
-        png = fh.read()
+    png = image_display_bytes(review.image)
     study = review.image.study
     return feedback_sample_add(
         png_bytes=png,

@@ -11,6 +11,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.views.decorators.http import require_GET
 
 from clinical.models import Image, Prediction
+from clinical.services.display import image_display_ensure
 from clinical.views._common import study_and_image
 from clinical.views.viewer import ATTRIBUTION_METHODS
 from radviewer.audit.services import audit_event_create
@@ -40,7 +41,8 @@ def image_display(request: HttpRequest, uid: str, image_id: int) -> FileResponse
     """The 8-bit greyscale display PNG (DICOM already through its Modality and VOI LUTs)."""
     study, image = study_and_image(request, uid, image_id)
     image.study = study
-    return _png_response(request, image, image.display_file.name, "display")
+    name, _ = image_display_ensure(image)  # rendered here if the worker has not yet
+    return _png_response(request, image, name, "display")
 
 
 @require_GET

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from django.db import models
 from django.http import HttpRequest
 
@@ -21,17 +22,28 @@ def audit_event_create(
     request: HttpRequest | None = None,
     details: dict[str, Any] | None = None,
     actor_label: str = "",
-) -> AuditEvent:
+    coalesce_s: int = 0,
+) -> AuditEvent | None:
     """Record that ``actor`` did ``action`` (dotted, e.g. ``study.viewed``) to an object.
 
     ``actor`` is a user or None (system); non-user actors such as API clients pass
     ``actor_label``. Runs inside the caller's transaction, so a rolled-back change leaves no
     event claiming it happened.
+
+    ``coalesce_s`` (reads only, never changes): record the first of repeated identical events
+    (same actor, action and object) in that many seconds and skip the rest, returning None;
+    the recorded event says so in ``details["coalesced_window_s"]``.
     """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
     user = actor if getattr(actor, "is_authenticated", False) else None
+    if coalesce_s > 0:
+        who = f"user:{user.pk}" if user is not None else f"label:{actor_label}"
+        key = f"audit:coalesce:{who}:{action}:{object_type}:{object_id}"
+        if not cache.add(key, 1, timeout=coalesce_s):
+            return None
+        details = {**(details or {}), "coalesced_window_s": coalesce_s}
     return AuditEvent.objects.create(
         actor=user,
         actor_label=actor_label,

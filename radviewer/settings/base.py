@@ -252,5 +252,10 @@ if CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}
 
+# Repeated reads by an integration (a RIS polling a study's status every few seconds) are
+# audited once per client, object and action in this window, not once per request; 0 records
+# every read. Changes and exports are always recorded. Per process with the LocMem cache.
+AUDIT_READ_WINDOW_S = env_int("RADVIEWER_AUDIT_READ_WINDOW_S", 300, minimum=0)
+
 DEMO_PASSWORD = env_str("RADVIEWER_DEMO_PASSWORD", "")
 ALLOW_DEMO_ACCOUNTS = True

@@ -62,6 +62,29 @@ def test_detail_has_predictions_and_the_senders_identifiers(pacs, dicom_study):
     assert reads.exists() and reads.first().details["purpose"] == "return results to source PACS"
 
 
+def test_status_polling_is_audited_once_per_window_and_sr_exports_every_time(pacs, dicom_study, settings):
+    settings.AUDIT_READ_WINDOW_S = 300
+    label = "api:st-elsewhere-pacs"
+    for _ in range(5):
+        assert pacs.get(dicom_study["links"]["self"]).status_code == 200
+    viewed = AuditEvent.objects.filter(action="study.viewed", actor_label=label)
+    reads = AuditEvent.objects.filter(action="phi.original_ids_read", actor_label=label)
+    assert viewed.count() == 1 and viewed.get().details["coalesced_window_s"] == 300
+    assert reads.count() == 1
+    for _ in range(2):
+        assert pacs.get(dicom_study["links"]["sr"]).status_code == 200
+    # The SR carries the patient module: every export is recorded, never coalesced.
+    assert reads.count() == 3
+    assert AuditEvent.objects.filter(action="study.result_exported", actor_label=label).count() == 2
+
+
+def test_with_no_window_every_poll_is_audited(pacs, dicom_study, settings):
+    settings.AUDIT_READ_WINDOW_S = 0
+    for _ in range(3):
+        pacs.get(dicom_study["links"]["self"])
+    assert AuditEvent.objects.filter(action="study.viewed", actor_label="api:st-elsewhere-pacs").count() == 3
+
+
 def test_other_clients_study_is_404_like_a_missing_one(make_pacs, dicom_study):
     other = make_pacs(name="other-ris")
     assert other.get(dicom_study["links"]["self"]).status_code == 404

@@ -23,6 +23,7 @@ def predicted(production_model, radiologist_client) -> Image:
     image = upload_png(radiologist_client)
     run_prediction(prediction_id=image.predictions.get().pk)
     assert image.predictions.get().status == Prediction.Status.SUCCEEDED
+    image.refresh_from_db()
     return image
 
 
