@@ -34,6 +34,18 @@ def test_macro_f1_ignores_absent_classes():
     assert float(macro_f1_present(tp, fp, fn)) == pytest.approx(expected)
 
 
+def test_macro_f1_monitor_leaves_out_classes_too_small_to_judge():
+    # classes 0 and 1: 20 val images each; class 2: one image, missed (F1 0)
+    tp = torch.tensor([18, 16, 0])
+    fp = torch.tensor([2, 1, 1])
+    fn = torch.tensor([2, 4, 1])
+    big = (2 * 18 / (36 + 4) + 2 * 16 / (32 + 5)) / 2
+    assert float(macro_f1_present(tp, fp, fn, min_support=10)) == pytest.approx(big)
+    assert float(macro_f1_present(tp, fp, fn, min_support=1)) == pytest.approx(big * 2 / 3)
+    # when no class reaches the minimum (tiny synthetic sets), every present class counts
+    assert float(macro_f1_present(tp, fp, fn, min_support=100)) == pytest.approx(big * 2 / 3)
+
+
 def test_precision_auto_is_measured_and_explicit_passes_through():
     assert isinstance(_cpu_bf16_faster(), bool)
     assert resolve_precision("auto", "cpu") in ("32-true", "bf16-mixed")

@@ -38,6 +38,18 @@ VIT_S16_224: dict[str, Any] = {
     "dim": 192, "depth": 6, "heads": 3, "dim_head": 64, "mlp_dim": 768,
 }
 
+VIT_H16_224: dict[str, Any] = {
+    # Hybrid: a deeper stem -- a residual stride-1 3x3 step after each of the last three
+    # downsamplings (56, 28, 14 px maps at 224 input) -- and 4 transformer blocks instead of
+    # 6. About the same multiply-adds as vit-s16-224 (the stride-1 steps cost what two
+    # blocks did), but more of them are convolutions: locality and translation equivariance
+    # built in, which is what a ViT without pre-training lacks on a few thousand images.
+    "img_size": 224, "in_chans": 1, "num_classes": 9,
+    "stem_channels": (32, 64, 64, 128, 128, 192, 192), "stem_strides": (2, 2, 1, 2, 1, 2, 1),
+    "stem_residual": True,
+    "dim": 192, "depth": 4, "heads": 3, "dim_head": 64, "mlp_dim": 768,
+}
+
 VIT_T16_224: dict[str, Any] = {
     # Narrower and shallower than vit-s16-224: same tokens, about half the transformer cost.
     "img_size": 224, "in_chans": 1, "num_classes": 9,
@@ -69,6 +81,11 @@ def seed_vit_64(**overrides: Any) -> nn.Module:
 @register_model("vit-s16-224")
 def vit_s16_224(**overrides: Any) -> nn.Module:
     return _vit("vit-s16-224", VIT_S16_224, overrides)
+
+
+@register_model("vit-h16-224")
+def vit_h16_224(**overrides: Any) -> nn.Module:
+    return _vit("vit-h16-224", VIT_H16_224, overrides)
 
 
 @register_model("vit-t16-224")

@@ -34,26 +34,33 @@ def _activation(name: Activation) -> nn.Module:
 
 
 class ConvBNReLU(nn.Module):
-    """3x3 conv -> BatchNorm -> ReLU; ``stride`` 2 halves the map (ceil(H/2))."""
+    """3x3 conv -> BatchNorm -> ReLU; ``stride`` 2 halves the map (ceil(H/2)).
+
+    ``residual`` (stride 1, same width only): ``relu(x + bn(conv(x)))``, a ResNet basic
+    step -- a refinement block that starts out close to the identity, so stacking several
+    does not slow the early epochs down.
+    """
 
     def __init__(self, *, in_channels: int, out_channels: int, stride: int = 1,
-                 bias: bool = False) -> None:
+                 bias: bool = False, residual: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride,
                               padding=1, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.ReLU()
         self.stride = stride
+        self.residual = bool(residual and stride == 1 and in_channels == out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b c h w) -> (b c' h' w')
-        return self.act(self.bn(self.conv(x)))
+        y = self.bn(self.conv(x))
+        return self.act(x + y if self.residual else y)
 
 
 class ConvStem(nn.Module):
     """Stack of ConvBNReLU blocks; ``blocks[-1]`` is the layer Grad-CAM looks at."""
 
     def __init__(self, *, in_channels: int, channels: Sequence[int], strides: Sequence[int],
-                 bias: bool = False) -> None:
+                 bias: bool = False, residual: bool = False) -> None:
         super().__init__()
         if len(channels) != len(strides) or not channels:
             raise ValueError(
@@ -62,7 +69,7 @@ class ConvStem(nn.Module):
             )
         widths = [in_channels, *channels]
         self.blocks = nn.Sequential(*[
-            ConvBNReLU(in_channels=cin, out_channels=cout, stride=s, bias=bias)
+            ConvBNReLU(in_channels=cin, out_channels=cout, stride=s, bias=bias, residual=residual)
             for cin, cout, s in zip(widths[:-1], widths[1:], strides, strict=True)
         ])
         self.strides = tuple(int(s) for s in strides)
@@ -159,7 +166,8 @@ class ConvStemViT(nn.Module):
 
     def __init__(self, *, name: str = "convstem-vit", img_size: int, in_chans: int = 1,
                  num_classes: int = 9, stem_channels: Sequence[int],
-                 stem_strides: Sequence[int], stem_bias: bool = False, dim: int, depth: int,
+                 stem_strides: Sequence[int], stem_bias: bool = False,
+                 stem_residual: bool = False, dim: int, depth: int,
                  heads: int, dim_head: int = 64, mlp_dim: int,
                  mlp_activation: Activation = "gelu", dropout: float = 0.0,
                  emb_dropout: float = 0.0) -> None:
@@ -168,6 +176,7 @@ class ConvStemViT(nn.Module):
             "name": name, "img_size": int(img_size), "in_chans": int(in_chans),
             "num_classes": int(num_classes), "stem_channels": [int(c) for c in stem_channels],
             "stem_strides": [int(s) for s in stem_strides], "stem_bias": bool(stem_bias),
+            "stem_residual": bool(stem_residual),
             "dim": dim, "depth": depth, "heads": heads, "dim_head": dim_head,
             "mlp_dim": mlp_dim, "mlp_activation": mlp_activation, "dropout": dropout,
             "emb_dropout": emb_dropout,
@@ -176,7 +185,7 @@ class ConvStemViT(nn.Module):
         self.in_chans = int(in_chans)
         self.num_classes = int(num_classes)
         self.stem = ConvStem(in_channels=in_chans, channels=stem_channels,
-                             strides=stem_strides, bias=stem_bias)
+                             strides=stem_strides, bias=stem_bias, residual=stem_residual)
         self.grid_size = self.stem.output_size(self.img_size, self.img_size)
         num_tokens = self.grid_size[0] * self.grid_size[1]
         self.to_tokens = nn.Linear(self.stem.out_channels, dim)

@@ -47,6 +47,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     gradient_clip_val: float | None = 1.0  # global-norm clipping; ViTs from scratch spike
     class_weighting: Literal["inverse", "sqrt_inverse", "none"] = "inverse"
+    # Classes with fewer val images than this are left out of the checkpoint monitor
+    # (val_macro_f1): their F1 is too noisy to choose an epoch by. Reports keep every class.
+    monitor_min_support: int = 10
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,6 +60,8 @@ class TrainConfig:
                             f"{self.batch_size}")
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             problems.append("lr must be > 0 and weight_decay, warmup_epochs >= 0")
+        if self.monitor_min_support < 1:
+            problems.append(f"monitor_min_support must be >= 1, got {self.monitor_min_support}")
         if self.backend == "ray" and self.num_workers_ray < 1:
             problems.append(f"num_workers_ray must be >= 1, got {self.num_workers_ray}")
         if self.max_train_batches is not None and self.max_train_batches < 1:
