@@ -1,13 +1,16 @@
 """Integration API latency on loopback: STOW-RS acknowledgement and REST status polling.
 
     python benchmarks/api_latency.py [--clients 8] [--stores 10] [--polls 25] [--size 1024]
+                                     [--workers 2] [--threads 4] [--services]
 
 Starts a real server - gunicorn from the venv, embedded profile (SQLite, filesystem broker)
-in a temporary RADVIEWER_VAR_DIR - with a registered random-weight model so triage is routed
+in a temporary RADVIEWER_VAR_DIR, or with ``--services`` PostgreSQL and Redis - with a registered random-weight model so triage is routed
 and queued but, with no worker running, not computed: the STOW-RS figure is the time until a
 PACS gets its acknowledgement (size check, parse, decode, de-identify, store, rows, audit,
 task queued), which is what a sender waits for. ``--clients`` PACS send concurrently, each
-its own instances (distinct studies), then poll study results over REST.
+its own instances (distinct studies), then poll study results over REST. The table adds
+the CPU time the server and this client process used per request: on the 2-core box the
+client is load the server competes with.
 """
 
 from __future__ import annotations
@@ -81,9 +84,46 @@ def timed_calls(n_clients: int, jobs: list[list], call) -> tuple[list[float], li
     return [ms for ms, _ in results], [r for _, r in results], wall
 
 
-def summary(name: str, ms: list[float], wall: float) -> str:
-    return (f"| {name} | {len(ms)} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
-            f"{max(ms):.0f} | {len(ms) / wall:.1f} |")
+def services_env() -> dict[str, str]:
+    """A fresh PostgreSQL database and Redis db 13 (flushed) for one run."""
+    import psycopg
+    import redis
+
+    name = "radviewer_api_bench"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
+    return {"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13", "RADVIEWER_CACHE_URL": "redis://127.0.0.1:6379/13"}
+
+
+def cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server (gunicorn and its workers) and by
+    this client process: on a 2-core box the client's share is load the server competes with."""
+    import psutil
+
+    server = psutil.Process(server_pid)
+    procs = [server, *server.children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    own = psutil.Process().cpu_times()
+    return total, own.user + own.system
+
+
+def summary(name: str, ms: list[float], wall: float, cpu: tuple[float, float]) -> str:
+    n = len(ms)
+    return (f"| {name} | {n} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
+            f"{max(ms):.0f} | {n / wall:.1f} | {1e3 * cpu[0] / n:.1f} | {1e3 * cpu[1] / n:.1f} |")
+
+
+def delta(after: tuple[float, float], before: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def main() -> None:
@@ -94,6 +134,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024, help="rows = columns of the 12-bit CXR")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile.embedded: 2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--services", action="store_true",
+                        help="the production service profile instead of the embedded default: PostgreSQL "
+                             "(a fresh database on 127.0.0.1:5432), Redis as broker and cache (db 13)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="rv-api-bench-") as tmp:
@@ -101,6 +144,8 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
         env.update(RADVIEWER_VAR_DIR=str(var), DJANGO_SETTINGS_MODULE="radviewer.settings.base",
                    DJANGO_DEBUG="false", PYTHONPATH=str(REPO))
+        if args.services:
+            env.update(services_env())
         token = prepare(var, env)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -137,7 +182,9 @@ def main() -> None:
             warm = [bodies.pop() for _ in range(2 * args.workers)]  # import paths, first queries
             timed_calls(args.workers, [[w] for w in warm], stow)
             jobs = [bodies[i::args.clients] for i in range(args.clients)]
+            cpu0 = cpu_seconds(server.pid)
             stow_ms, urls, stow_wall = timed_calls(args.clients, jobs, stow)
+            stow_cpu = delta(cpu_seconds(server.pid), cpu0)
 
             def poll(session, url):
                 r = session.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -146,19 +193,23 @@ def main() -> None:
                 return r.json()["status"]
 
             poll_jobs = [[urls[(i * 7 + k) % len(urls)] for k in range(args.polls)] for i in range(args.clients)]
+            cpu0 = cpu_seconds(server.pid)
             poll_ms, statuses, poll_wall = timed_calls(args.clients, poll_jobs, poll)
+            poll_cpu = delta(cpu_seconds(server.pid), cpu0)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
     print(f"Machine: {machine_description()}")
-    print(f"Server: gunicorn {args.workers} workers x {args.threads} threads, embedded profile (SQLite), "
+    profile = ("service profile (PostgreSQL, Redis broker and cache)" if args.services
+               else "embedded profile (SQLite, filesystem broker)")
+    print(f"Server: gunicorn {args.workers} workers x {args.threads} threads, {profile}, "
           f"no inference worker; {args.clients} concurrent clients on loopback")
     print(f"Instance: single-frame DX {args.size}x{args.size} 12-bit, {size_kb:.0f} KiB per STOW-RS body\n")
-    print("| request | n | median ms | p95 ms | max ms | requests/s |")
-    print("|---|---|---|---|---|---|")
-    print(summary("STOW-RS store, acknowledged (ingest only)", stow_ms, stow_wall))
-    print(summary("GET /api/v1/studies/{uid}/ (status poll)", poll_ms, poll_wall))
+    print("| request | n | median ms | p95 ms | max ms | requests/s | server CPU ms/request | client CPU ms/request |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(summary("STOW-RS store, acknowledged (ingest only)", stow_ms, stow_wall, stow_cpu))
+    print(summary("GET /api/v1/studies/{uid}/ (status poll)", poll_ms, poll_wall, poll_cpu))
     print(f"\nstatuses seen while polling: {sorted(set(statuses))}")
 
 

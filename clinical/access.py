@@ -41,7 +41,7 @@ def access_study_for_client(client: Any, uid: str, *, queryset: QuerySet[Study] 
     """API clients see only the studies they submitted (404 otherwise: no existence leak).
     ``queryset`` adds prefetches to the same single lookup."""
     qs = Study.objects.all() if queryset is None else queryset
-    study = qs.filter(uid=uid, api_client_id=getattr(client, "pk", -1)).first()
-    if study is None:
-        raise Http404("No such study")
-    return study
+    try:  # uid is unique: get() compiles no ORDER BY, unlike first()
+        return qs.get(uid=uid, api_client_id=getattr(client, "pk", -1))
+    except Study.DoesNotExist:
+        raise Http404("No such study") from None

@@ -96,8 +96,11 @@ class StowView(ApiView):
                 "00081155": _el("UI", *([o["sop"]] if o["sop"] else [])),
                 "00081197": _el("US", o["failure"]),
             } for o in failed])
-        self.audit("dicomweb.stow", None, stored=len(stored), failed=[
-            {"part": o["part"], "reason": f"0x{o['failure']:04X}", "detail": o["detail"]} for o in failed])
+        if failed:
+            # Stored parts have their own image.ingested / image.duplicate_linked events (written
+            # in the ingest transaction); refused parts are recorded here, with the reasons.
+            self.audit("dicomweb.stow_refused", None, stored=len(stored), failed=[
+                {"part": o["part"], "reason": f"0x{o['failure']:04X}", "detail": o["detail"]} for o in failed])
         status = 200 if not failed else 202 if stored else 409
         return Response(dataset, status=status)
 

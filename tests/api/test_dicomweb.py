@@ -9,6 +9,7 @@ import pytest
 
 from clinical.api.multipart import MultipartError, parse_content_type, split_multipart
 from clinical.models import Image, Study
+from radviewer.audit.models import AuditEvent
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.clinical.factories import chest_png
 
@@ -74,6 +75,10 @@ def test_stow_partial_success_is_202_with_failure_reasons(pacs, production_model
     assert [f[REASON]["Value"][0] for f in failed] == [0x0122, 0xA900, 0xC000, 0xC000]
     assert failed[0][SOP_UID]["Value"] == ["1.2.826.0.1.3680043.8.498.510"]
     assert Image.objects.count() == 1
+    refused = AuditEvent.objects.get(action="dicomweb.stow_refused")
+    assert refused.actor_label == f"api:{pacs.client.name}" and refused.details["stored"] == 1
+    assert [f["reason"] for f in refused.details["failed"]] == ["0x0122", "0xA900", "0xC000", "0xC000"]
+    assert AuditEvent.objects.filter(action="image.ingested", actor_label=refused.actor_label).count() == 1
 
 
 def test_stow_all_failed_is_409_and_xml_on_request(pacs):
