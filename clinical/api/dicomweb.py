@@ -40,6 +40,7 @@ from clinical.ingest import IngestError
 from clinical.models import Image, Study
 from clinical.selectors.phi import original_identifiers_read
 from clinical.services.ingest import image_ingest, ingest_prepare
+from radviewer.lib.http import read_body
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class StowView(ApiView):
         if length == 0 and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             raise ApiError(status_code=411, code="length_required",
                            detail="send a Content-Length (Orthanc: set ChunkedTransfers to false for this server)")
-        body = request._request.read(settings.MAX_UPLOAD_BYTES + 1)
+        body = read_body(request._request, settings.MAX_UPLOAD_BYTES)
         if len(body) > settings.MAX_UPLOAD_BYTES:
             raise ApiError(status_code=413, code="too_large", detail="the request body is larger than the maximum")
         self._boundary = ctype.params["boundary"]

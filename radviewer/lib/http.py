@@ -13,3 +13,26 @@ def client_ip(request: HttpRequest) -> str | None:
     send it.
     """
     return request.META.get("REMOTE_ADDR") or None
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The raw request body, at most ``limit`` + 1 bytes (the caller checks the excess).
+
+    Same bytes as ``request.read(limit + 1)``, faster under gunicorn: its ``wsgi.input``
+    (``gunicorn.http.body.Body``) reads in 1 KiB steps and re-buffers the rest of each 8 KiB
+    socket chunk every step -- about 4 ms of CPU for a 2 MiB STOW-RS body on the 2-core box --
+    while the ``LengthReader`` under it returns the same bytes in one call (about 1 ms).
+    Used only when nothing of the body has been read yet; otherwise the standard stream.
+    """
+    stream = request.META.get("wsgi.input")
+    reader = getattr(stream, "reader", None)
+    fast = (
+        not getattr(request, "_read_started", True)
+        and type(stream).__module__ == "gunicorn.http.body"
+        and type(reader).__name__ == "LengthReader"
+        and stream.buf.tell() == 0
+    )
+    if not fast:
+        return request.read(limit + 1)
+    request._read_started = True  # Django's own stream must not be read again
+    return reader.read(limit + 1)

@@ -219,3 +219,46 @@ def test_invalid_window_is_a_clear_error_not_a_crash() -> None:
         _ingest(make_cxr_dicom(rows=16, cols=16, window=(100.0, 0.0)))
     assert exc.value.code == "corrupt_dicom"
     assert "Window Width" in exc.value.message
+
+
+def _voi_lut_item() -> Dataset:
+    item = Dataset()
+    item.add_new(0x00283002, "US", [4096, 0, 16])
+    item.add_new(0x00283006, "US", [(v * 7) % 4096 for v in range(4096)])  # not monotonic
+    return item
+
+
+@pytest.mark.parametrize(
+    ("photometric", "window", "rescale", "extra", "signed"),
+    [
+        ("MONOCHROME2", (2048.0, 4096.0), None, None, False),
+        ("MONOCHROME1", (1500.0, 800.0), None, None, False),
+        ("MONOCHROME2", (0.0, 1000.0), (1.0, -1024.0), None, False),
+        ("MONOCHROME2", (-100.0, 900.5), (0.5, 30.0), None, True),
+        ("MONOCHROME2", (10.0, 5.0), None, {"VOILUTSequence": Sequence([_voi_lut_item()])}, False),
+    ],
+)
+def test_lookup_table_mapping_of_large_images_equals_the_pixelwise_pipeline(
+    photometric, window, rescale, extra, signed
+) -> None:
+    import io
+
+    import pydicom
+
+    from clinical.ingest.dicom_pixels import _LUT_MAX_ENTRIES, _grayscale_display, _grayscale_pixelwise, frame_view
+
+    rng = np.random.default_rng(7)
+    raw = rng.integers(0, 4096, size=(300, 320)).astype(np.uint16)  # 96,000 pixels: the table path
+    assert raw.size > _LUT_MAX_ENTRIES
+    data = make_cxr_dicom(rows=300, cols=320, pixels=raw, photometric=photometric, window=window,
+                          rescale=rescale, extra=extra)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    pixels = ds.pixel_array
+    if signed:  # the same values read as signed 16-bit (PixelRepresentation 1)
+        ds.PixelRepresentation = 1
+        pixels = (pixels.astype(np.int32) - 2048).astype(np.int16)
+    view = frame_view(ds, 0)
+    table, voi_a = _grayscale_display(pixels, view)
+    direct, voi_b = _grayscale_pixelwise(pixels, view)
+    assert voi_a == voi_b and table.dtype == direct.dtype == np.uint8
+    assert np.array_equal(table, direct)
