@@ -15,7 +15,7 @@ def _seed() -> None:
 
 def test_registry_lists_required_variants() -> None:
     names = list_models()
-    for required in ("seed-vit-64", "vit-s16-224", "vit-t-256", "vit-tiny-test", "densenet121"):
+    for required in ("seed-vit-64", "vit-h16-224", "vit-s16-224", "vit-t-256", "vit-tiny-test", "densenet121"):
         assert required in names
     assert DEFAULT_MODEL in names
     assert names == sorted(names)
@@ -57,11 +57,22 @@ def test_seed_reproduces_original_network() -> None:
 
 
 def test_224_variants_keep_tokens_small_with_early_stride() -> None:
-    for name in ("vit-s16-224", "vit-t-256"):
+    for name in ("vit-h16-224", "vit-s16-224", "vit-t-256"):
         model = build_model(name)
         gh, gw = model.grid_size
         assert gh * gw <= 256
         assert model.stem.strides[0] == 2  # no full-resolution stride-1 conv
+
+
+def test_hybrid_stem_refines_with_residual_steps_and_the_seed_stays_plain() -> None:
+    hybrid = build_model("vit-h16-224")
+    residual = [b.residual for b in hybrid.stem.blocks]
+    assert residual == [s == 1 for s in hybrid.stem.strides] and sum(residual) == 3
+    block = hybrid.stem.blocks[2].eval()
+    torch.nn.init.zeros_(block.bn.weight)  # the conv branch switched off: the block is relu(x)
+    x = torch.randn(2, 64, 8, 8)
+    assert torch.equal(block(x), torch.relu(x))
+    assert not any(b.residual for b in build_model("seed-vit-64").stem.blocks)  # reproduced exactly
 
 
 def test_forward_equals_head_of_features_and_rejects_wrong_size() -> None:

@@ -17,7 +17,7 @@ from .registry import build_model, list_models, register_model
 from .vit import ConvStemViT
 
 #: Chosen from benchmarks/latency.py: fastest 224+ px variant within the latency targets.
-DEFAULT_MODEL: str = "vit-s16-224"
+DEFAULT_MODEL: str = "vit-h16-224"
 
 __all__ = [
     "DEFAULT_MODEL",
