@@ -211,6 +211,8 @@ def main() -> None:
     print(summary("STOW-RS store, acknowledged (ingest only)", stow_ms, stow_wall, stow_cpu))
     print(summary("GET /api/v1/studies/{uid}/ (status poll)", poll_ms, poll_wall, poll_cpu))
     print(f"\nstatuses seen while polling: {sorted(set(statuses))}")
+    print(f"slowest STOW-RS acknowledgements (ms): {[round(x) for x in sorted(stow_ms)[-8:]]}")
+    print(f"slowest polls (ms): {[round(x) for x in sorted(poll_ms)[-8:]]}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Upload-to-prediction latency, embedded profile, one real Celery worker.
 
-    python benchmarks/upload_to_prediction.py [--images 30] [--model vit-s16-224] [--size 1024]
+    python benchmarks/upload_to_prediction.py [--images 30] [--model NAME (default: the default variant)] [--size 1024]
 
 Everything lives in a temporary directory: a SQLite database, the kombu filesystem broker,
 media, and an MLflow store holding one model with random weights in ``production`` (latency

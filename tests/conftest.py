@@ -92,6 +92,6 @@ def pytest_configure(config):
 
     db = settings.DATABASES["default"]
     name = db.get("TEST", {}).get("NAME")
-    if db["ENGINE"].endswith("sqlite3") and name:
+    if "sqlite" in db["ENGINE"] and name:
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)

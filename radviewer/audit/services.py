@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpRequest
 
 from radviewer.audit.models import AuditEvent
@@ -44,12 +44,16 @@ def audit_event_create(
         if not cache.add(key, 1, timeout=coalesce_s):
             return None
         details = {**(details or {}), "coalesced_window_s": coalesce_s}
-    return AuditEvent.objects.create(
-        actor=user,
-        actor_label=actor_label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        client_ip=client_ip(request) if request is not None else None,
-        details=details or {},
-    )
+    # A transaction of its own when called outside one (savepoint=False: inside one, no
+    # savepoint): on SQLite the insert then queues with the other writers (radviewer.lib.sqlite)
+    # instead of polling for the write lock in SQLite's busy handler.
+    with transaction.atomic(savepoint=False):
+        return AuditEvent.objects.create(
+            actor=user,
+            actor_label=actor_label,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            client_ip=client_ip(request) if request is not None else None,
+            details=details or {},
+        )

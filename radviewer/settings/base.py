@@ -90,7 +90,9 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'radviewer.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL + immediate transactions let the web process and the worker write side by side.
+    # WAL + immediate transactions let the web process and the worker write side by side;
+    # radviewer.lib.sqlite queues a process's writers in-process (see its docstring).
+    DATABASES["default"]["ENGINE"] = "radviewer.lib.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",

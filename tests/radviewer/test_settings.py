@@ -73,7 +73,7 @@ def test_profile_follows_environment():
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         assert engine == "django.db.backends.postgresql"
     else:
-        assert engine == "django.db.backends.sqlite3"
+        assert engine == "radviewer.lib.sqlite"  # django.db.backends.sqlite3 + in-process writer queue
     assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://")
     assert settings.MLFLOW_TRACKING_URI.startswith("sqlite:///") or os.environ.get("MLFLOW_TRACKING_URI")
 
