@@ -1,33 +1,45 @@
-"""Per-client rate limit: ``ApiClient.rate_limit_per_minute`` requests in any 60-second window.
+"""Per-client rate limit: ``ApiClient.rate_limit_per_minute`` requests per clock minute.
 
-Counters live in Django's default cache (see ``CACHES`` in settings: LocMem per process in the
-embedded profile, Redis when ``RADVIEWER_CACHE_URL`` is set). Over the limit -> 429 with
-``Retry-After``.
+A fixed-window counter in Django's default cache (see ``CACHES`` in settings: LocMem per
+process in the embedded profile, Redis when ``RADVIEWER_CACHE_URL`` is set): one atomic
+``incr`` per request, whatever the limit. (DRF's ``SimpleRateThrottle`` keeps a timestamp per
+request of the last minute and the cache pickles that list on every request: at a few
+hundred polls a second that is thousands of entries each way.) A burst across a minute
+boundary can reach twice the limit, the usual price of a fixed window. Over the limit ->
+429 with ``Retry-After`` (seconds to the next minute).
 """
 
 from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle
+import math
+import time
+
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
 
 from clinical.models import ApiClient
 
+WINDOW_S = 60
 
-class ApiClientRateThrottle(SimpleRateThrottle):
-    scope = "api_client"
 
-    def __init__(self) -> None:
-        # The rate comes from the client row, not from DEFAULT_THROTTLE_RATES.
-        self.rate = None
-        self.num_requests, self.duration = 0, 60
-
-    def get_cache_key(self, request, view) -> str | None:
-        client = request.auth
-        return f"throttle:api_client:{client.pk}" if isinstance(client, ApiClient) else None
+class ApiClientRateThrottle(BaseThrottle):
+    timer = staticmethod(time.time)
 
     def allow_request(self, request, view) -> bool:
         client = request.auth
         if not isinstance(client, ApiClient):
             return True
-        self.num_requests, self.duration = max(1, client.rate_limit_per_minute), 60
-        self.rate = f"{self.num_requests}/min"  # the base class skips throttling when rate is None
-        return super().allow_request(request, view)
+        now = self.timer()
+        window = int(now // WINDOW_S)
+        key = f"throttle:api_client:{client.pk}:{window}"
+        cache.add(key, 0, timeout=2 * WINDOW_S)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted between add and incr: count this request alone
+            cache.set(key, 1, timeout=2 * WINDOW_S)
+            count = 1
+        self._wait = (window + 1) * WINDOW_S - now
+        return count <= max(1, client.rate_limit_per_minute)
+
+    def wait(self) -> float:
+        return max(1.0, math.ceil(self._wait))

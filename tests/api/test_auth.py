@@ -60,13 +60,21 @@ def test_missing_scope_is_403(make_pacs):
     assert reader.post("/api/v1/studies/x/feedback/", {}, content_type="application/json").status_code == 403
 
 
-def test_rate_limit_per_client_is_429_with_retry_after(make_pacs):
+def test_rate_limit_per_client_is_429_with_retry_after(make_pacs, monkeypatch):
+    from clinical.api.throttling import ApiClientRateThrottle
+
+    clock = [6_000_000.0]  # the start of a minute; the test's requests stay inside it
+    monkeypatch.setattr(ApiClientRateThrottle, "timer", staticmethod(lambda: clock[0]))
     slow = make_pacs(name="slow", rate_limit_per_minute=2)
     other = make_pacs(name="other", rate_limit_per_minute=2)
     assert [slow.get(LIST).status_code for _ in range(3)] == [200, 200, 429]
     limited = slow.get(LIST)
-    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert limited.status_code == 429 and int(limited["Retry-After"]) == 60
     assert other.get(LIST).status_code == 200  # counted per client
+    clock[0] += 45
+    assert int(slow.get(LIST)["Retry-After"]) == 15
+    clock[0] += 15  # the next minute: a fresh allowance
+    assert [slow.get(LIST).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_basic_auth_with_client_name_opens_dicomweb_but_not_rest(client, pacs, make_pacs):
