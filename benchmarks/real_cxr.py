@@ -105,6 +105,48 @@ def predictor_latency(bundle_dir: str, explain: bool, repeats: int = 15) -> floa
     return statistics.median(samples)
 
 
+def paired_bootstrap(bundle_dirs: list[str], store, *, resamples: int = 2000, seed: int = 0) -> str:
+    """95 % intervals of each model's 4-CXR-class macro-F1 and of their difference, from the
+    same resampled test images for both (paired: the test set's own noise cancels)."""
+    import numpy as np
+
+    from mlcore.ml.bundle import ModelBundle
+    from mlcore.ml.evaluation.runner import bundle_outputs
+
+    preds, labels, keys = [], None, None
+    for d in bundle_dirs:
+        bundle = ModelBundle.load(d)
+        out, labels = bundle_outputs(bundle, store, "test")
+        preds.append(out.logits.argmax(axis=1))
+        keys = bundle.class_keys
+    cxr = [keys.index(c) for c in CXR4]
+
+    def macro_f1(pred, true) -> float:  # as EvaluationReport.macro_f1_cxr4: classes present
+        f1s = []
+        for c in cxr:
+            tp = int(np.sum((pred == c) & (true == c)))
+            fp, fn = int(np.sum((pred == c) & (true != c))), int(np.sum((pred != c) & (true == c)))
+            if tp + fn:
+                f1s.append(2 * tp / (2 * tp + fp + fn))
+        return float(np.mean(f1s))
+
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    scores = np.zeros((resamples, len(preds)))
+    for r in range(resamples):
+        idx = rng.integers(0, n, n)
+        for m, p in enumerate(preds):
+            scores[r, m] = macro_f1(p[idx], labels[idx])
+    lo, hi = np.percentile(scores, [2.5, 97.5], axis=0)
+    diff = scores[:, 0] - scores[:, 1]
+    dlo, dhi = np.percentile(diff, [2.5, 97.5])
+    parts = [f"{m}: [{a:.3f}, {b:.3f}]" for m, a, b in zip(("first", "second"), lo, hi, strict=False)]
+    return (f"paired bootstrap ({resamples} resamples of the {n} test images), 95 % intervals of "
+            f"the 4-class CXR macro-F1: {'; '.join(parts)}; difference first - second: "
+            f"{diff.mean():+.3f} [{dlo:+.3f}, {dhi:+.3f}], first >= second in "
+            f"{100 * (diff >= 0).mean():.0f} % of resamples")
+
+
 def fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
@@ -224,6 +266,7 @@ def main() -> None:
         print(f"\nlatency ratio {a} / {b}: {results[a]['lat'] / results[b]['lat']:.2f} "
               f"(prediction), {results[a]['lat_explain'] / results[b]['lat_explain']:.2f} "
               "(with the default explanation: rollout for the ViT, Grad-CAM for DenseNet)")
+        print(f"\n{a} first, {b} second: " + paired_bootstrap([results[a]["bundle"], results[b]["bundle"]], store))
 
     print("\n### Per class (test): sensitivity / specificity / F1 / AUC\n")
     print("| class | n | " + " | ".join(f"{n} sens | spec | F1 | AUC" for n in names) + " |")

@@ -29,6 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, per_class, size, epochs, image_size, lr, max_time, force, **opts):
         from mlcore.ml import tracking
         from mlcore.ml.data import make_synthetic_dataset, open_store
+        from mlcore.ml.models import DEFAULT_MODEL, build_model
         from mlcore.ml.training import TrainConfig, train
         from mlcore.services.registry import registry_sync
         from radviewer.audit.services import audit_event_create
@@ -47,9 +48,14 @@ class Command(BaseCommand):
             self.stdout.write(f"writing a synthetic phantom set ({per_class} per class) to {store_uri}")
             make_synthetic_dataset(store, per_class=per_class, size=size, seed=0)
         self.stdout.write("training the demo model on synthetic phantoms (not a clinical model)...")
+        overrides: dict = {"img_size": image_size}
+        if getattr(build_model(DEFAULT_MODEL), "is_vit", False):
+            # Dropout regularises the default variant on real radiographs; on phantoms in a
+            # 150 s budget it only slows the fit (synthetic macro-F1 0.954 with, 0.99 without).
+            overrides["dropout"] = 0.0
         result = train(TrainConfig(
             store_uri=store_uri, tracking_uri=settings.MLFLOW_TRACKING_URI, registered_model_name=name,
-            model_overrides={"img_size": image_size}, epochs=epochs, lr=lr,
+            model_overrides=overrides, epochs=epochs, lr=lr,
             max_time_s=max_time, alias="production", progress=True,
             run_name="demo-synthetic", log_system_metrics=False,
         ))
