@@ -23,7 +23,7 @@ from django.db.models import Q
 
 from clinical.api.errors import ApiError
 from clinical.ingest import IngestError, IngestResult
-from clinical.models import Image, Study
+from clinical.models import Study
 from clinical.services.ingest import ImageIngestOutcome, image_ingest, ingest_prepare
 from radviewer.audit.services import audit_event_create
 
@@ -63,23 +63,23 @@ def _prepare_all(files: list[UploadedFile]) -> list[IngestResult]:
     return prepared
 
 
-def study_owners(result: IngestResult) -> set[int | None]:
-    """API clients (None: the upload page) owning a study that already holds this file, this
-    SOP instance, or this (de-identified) Study Instance UID; one query."""
+def studies_holding(result: IngestResult):
+    """Studies that already hold this file, this SOP instance or this (de-identified) Study
+    Instance UID: one query, used for ownership checks and to find a submission's study."""
     match = Q(images__sha256=result.sha256)
     if result.dicom is not None:
         match |= Q(images__original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
         match |= Q(uid=result.dicom.deid_uids["study"])
-    return set(Study.objects.filter(match).values_list("api_client_id", flat=True).distinct())
+    return Study.objects.filter(match).order_by()
+
+
+def study_owners(result: IngestResult) -> set[int | None]:
+    """API clients (None: the upload page) owning a study in ``studies_holding(result)``."""
+    return set(studies_holding(result).values_list("api_client_id", flat=True).distinct())
 
 
 def existing_study_ids(result: IngestResult) -> set[int]:
-    ids = set(Image.objects.filter(sha256=result.sha256).values_list("study_id", flat=True))
-    if result.dicom is not None:
-        sop = result.dicom.original_uids["sop"]
-        ids |= set(Image.objects.filter(original_ids__sop_instance_uid=sop).values_list("study_id", flat=True))
-        ids |= set(Study.objects.filter(uid=result.dicom.deid_uids["study"]).values_list("pk", flat=True))
-    return ids
+    return set(studies_holding(result).values_list("pk", flat=True).distinct())
 
 
 def _target_study(files: list[UploadedFile], prepared: list[IngestResult], *, client: Any) -> Study | None:
