@@ -2,8 +2,21 @@
 
 The steps follow the DICOM grayscale pipeline (PS3.3 C.11, PS3.4 N.2): stored values ->
 Modality LUT (Rescale Slope/Intercept or a Modality LUT Sequence) -> VOI LUT (a VOI LUT
-Sequence, else Window Center/Width, else the data's own min..max) -> 8 bits -> MONOCHROME1
-inverted so dense structures (bone) are bright like MONOCHROME2. Colour images become luma.
+Sequence, else Window Center/Width) -> 8 bits -> MONOCHROME1 inverted so dense structures
+(bone) are bright like MONOCHROME2. Colour images become luma.
+
+What DICOM contributes to the model input, and what it must not (DESIGN.md section 6: the
+same pixels give the same probabilities whatever the format). The picture made here goes to
+the model through the same ``mlcore.ml.transforms.model_input`` as a PNG's pixels, so:
+
+* the header's own Modality LUT and VOI LUT/window are applied: they say how the values are
+  meant to be seen, and an exported PNG of the film was made with them;
+* without a VOI, data of at most 8 stored bits is taken **as stored** (the full range of its
+  stored values onto 0..255: an 8-bit image is unchanged, exactly like the same pixels in an
+  8-bit PNG) -- never stretched by its own min..max;
+* without a VOI, wider data has no scale but the one it uses, and is stretched from its
+  lowest to its highest value -- the rule a 16-bit PNG follows in training and in serving
+  (``mlcore.ml.data.imaging.stretch_to_uint8``).
 
 Only one frame is ever decoded (``pydicom.pixels.pixel_array(index=...)``), so a long OCT
 volume costs one B-scan of memory; which frame, and whether multi-frame is allowed at all,
@@ -28,8 +41,8 @@ from pydicom.pixels import (
 from pydicom.uid import UID
 
 from clinical.ingest.errors import IngestError
-from clinical.ingest.raster import to_uint8
 from clinical.ingest.results import DecodedImage, DicomInfo
+from mlcore.services.imaging import linear_to_uint8 as to_uint8
 
 # Attributes the LUT functions read; copied into a small per-frame dataset so functional
 # group values (enhanced multi-frame objects such as OCT) are honoured and the source
@@ -102,7 +115,7 @@ def decode_frame(
     if "RescaleSlope" in view and "RescaleIntercept" in view:
         rescale = (float(view.RescaleSlope), float(view.RescaleIntercept))
 
-    voi: Literal["lut", "window", "minmax"] = "minmax"
+    voi: Literal["lut", "window", "stored", "minmax"] = "minmax"
     try:
         if photometric in _MONOCHROME and raw.ndim == 2:
             display, voi = _grayscale_display(raw, view)
@@ -125,12 +138,9 @@ def decode_frame(
             "corrupt_dicom",
             f"the Modality/VOI LUT or palette of this image is invalid: {exc}",
         ) from exc
-    height, width = display.shape
-    return DecodedImage(
-        pixels=np.ascontiguousarray(display, dtype=np.uint8),
-        pixels_raw=raw,
-        width=width,
-        height=height,
+    return DecodedImage.of(
+        display,
+        raw,
         format="dicom",
         bits=int(ds.BitsStored),
         photometric=photometric,
@@ -189,7 +199,10 @@ def frame_view(ds: Dataset, index: int) -> Dataset:
 _LUT_MAX_ENTRIES = 1 << 16
 
 
-def _grayscale_display(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Literal["lut", "window", "minmax"]]:
+Voi = Literal["lut", "window", "stored", "minmax"]
+
+
+def _grayscale_display(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Voi]:
     has_lut = bool(view.get("VOILUTSequence")) and all(
         view.VOILUTSequence[0].get(k) is not None for k in ("LUTDescriptor", "LUTData")
     )
@@ -204,7 +217,7 @@ def _grayscale_display(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Lite
     return _grayscale_pixelwise(raw, view)
 
 
-def _grayscale_pixelwise(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Literal["lut", "window", "minmax"]]:
+def _grayscale_pixelwise(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Voi]:
     values = apply_modality_lut(raw, view)
     has_lut = bool(view.get("VOILUTSequence")) and all(
         view.VOILUTSequence[0].get(k) is not None for k in ("LUTDescriptor", "LUTData")
@@ -215,11 +228,15 @@ def _grayscale_pixelwise(raw: np.ndarray, view: Dataset) -> tuple[np.ndarray, Li
             values = np.rint(values).astype(np.int64)  # a VOI LUT is indexed by integers
         out = apply_voi_lut(values, view, index=0, prefer_lut=True)
         lo, hi = _voi_lut_range(view)
-        voi: Literal["lut", "window", "minmax"] = "lut"
+        voi: Voi = "lut"
     elif has_window:
         out = apply_voi_lut(values, view, index=0, prefer_lut=True)
         lo, hi = _window_output_range(view)
         voi = "window"
+    elif int(view.BitsStored) <= 8:
+        out = values  # as stored: the representable range, like an 8-bit PNG
+        lo, hi = _window_output_range(view)
+        voi = "stored"
     else:
         out = values
         lo, hi = float(values.min()), float(values.max())
@@ -240,7 +257,8 @@ def _voi_lut_range(view: Dataset) -> tuple[float, float]:
 
 
 def _window_output_range(view: Dataset) -> tuple[float, float]:
-    """The [y_min, y_max] that pydicom's apply_windowing maps a window onto (same rules)."""
+    """The [y_min, y_max] that pydicom's apply_windowing maps a window onto (same rules):
+    the representable stored values after the Modality LUT."""
     bits = int(view.BitsStored)
     if view.get("ModalityLUTSequence"):
         return 0.0, float(2 ** int(view.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)

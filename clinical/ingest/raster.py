@@ -16,11 +16,12 @@ import struct
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile
 
 from clinical.ingest.errors import IngestError
 from clinical.ingest.results import DecodedImage
 from clinical.ingest.sniff import sniff
+from mlcore.services.imaging import gray8, upright
 
 _PILLOW_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
 # Errors Pillow raises for broken streams (truncation, bad CRC, bad Huffman tables...).
@@ -48,7 +49,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             _check_pixels(*im.size, limit=limit)
             frame_count = int(getattr(im, "n_frames", 1))
             im.load()
-            image = _upright(im) if kind == "jpeg" else im.copy()
+            image = upright(im)
+            if image is im:
+                image = im.copy()  # outlive the ``with``
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         size = header_size or (0, 0)
         raise _too_many_pixels(*size, max_pixels=limit, detail=str(exc)) from exc
@@ -60,15 +63,6 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             f"the {kind.upper()} file is corrupt or truncated and cannot be decoded ({exc})",
         ) from exc
     return _to_decoded(image, kind=kind, frame_count=frame_count)
-
-
-def _upright(im: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation (phone photos of films); broken EXIF is ignored, not fatal,
-    since the pixels themselves decoded fine."""
-    try:
-        return ImageOps.exif_transpose(im)
-    except _DECODE_ERRORS:
-        return im.copy()
 
 
 def effective_pixel_limit(max_pixels: int) -> int:
@@ -131,56 +125,30 @@ def _too_many_pixels(width: int, height: int, *, max_pixels: int, detail: str = 
 
 
 def _to_decoded(im: Image.Image, *, kind: Literal["png", "jpeg"], frame_count: int) -> DecodedImage:
+    """The 8-bit picture comes from ``gray8``, the rule training decodes with; ``pixels_raw``
+    keeps what the file stored (16-bit, float or colour) for the record."""
     mode = im.mode
-    bits = 8
-    photometric = "MONOCHROME2"
+    try:
+        display = gray8(im)
+    except ValueError:
+        raise IngestError("unsupported_image", f"{kind.upper()} pixel mode {mode!r} is not supported") from None
+    bits, photometric = 8, "MONOCHROME2"
     if mode.startswith("I;16") or mode == "I":
         raw = np.asarray(im)
         if raw.dtype != np.uint16 and raw.size and raw.min() >= 0 and raw.max() <= 0xFFFF:
             raw = raw.astype(np.uint16)
         bits = 16
-        display = to_uint8(raw, float(raw.min()), float(raw.max()))
     elif mode == "F":
-        raw = np.asarray(im)
-        bits = 32
-        display = to_uint8(raw, float(raw.min()), float(raw.max()))
+        raw, bits = np.asarray(im), 32
     elif mode in ("L", "1", "LA", "La"):
-        raw = np.asarray(im.convert("L"))
-        display = raw
-    elif mode in ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-        rgb = np.asarray(im.convert("RGB"))
-        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-            # Grayscale saved as colour (common for exported films): keep one channel.
-            raw = np.ascontiguousarray(rgb[..., 0])
-            display = raw
-        else:
-            raw = rgb
-            photometric = "RGB"
-            display = np.asarray(im.convert("RGB").convert("L"))  # ITU-R 601-2 luma
+        raw = display
     else:
-        raise IngestError("unsupported_image", f"{kind.upper()} pixel mode {mode!r} is not supported")
-    height, width = display.shape
-    return DecodedImage(
-        pixels=np.ascontiguousarray(display, dtype=np.uint8),
-        pixels_raw=raw,
-        width=width,
-        height=height,
-        format=kind,
-        bits=bits,
-        photometric=photometric,
-        window=None,
-        modality=None,
-        frame_count=frame_count,
-        dicom=None,
-    )
-
-
-def to_uint8(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map [lo, hi] linearly onto 0..255 (clipping outside); a flat image maps to 0."""
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    scaled = (arr.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        rgb = np.asarray(im.convert("RGB"))
+        gray_as_colour = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+        raw = display if gray_as_colour else rgb
+        photometric = "MONOCHROME2" if gray_as_colour else "RGB"
+    return DecodedImage.of(display, raw, format=kind, bits=bits, photometric=photometric, window=None,
+                           modality=None, frame_count=frame_count, dicom=None)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -22,7 +22,9 @@ class DicomInfo:
     bits_stored: int
     pixel_representation: int
     rescale: tuple[float, float] | None  # (slope, intercept) when present
-    voi: Literal["lut", "window", "minmax"]  # which VOI step produced the display pixels
+    # which VOI step produced the display pixels: the header's LUT or window, "stored" (8-bit
+    # data without a VOI, taken as stored) or "minmax" (wider data without a VOI)
+    voi: Literal["lut", "window", "stored", "minmax"]
     number_of_frames: int
     frame_index: int | None  # frame shown (0-based) when the object has several, else None
     body_part: str | None
@@ -48,6 +50,13 @@ class DecodedImage:
     modality: str | None
     frame_count: int = 1
     dicom: DicomInfo | None = None
+
+    @classmethod
+    def of(cls, display: np.ndarray, raw: np.ndarray, **facts: object) -> DecodedImage:
+        """Built from the 8-bit picture and the stored pixels; size comes from the picture."""
+        height, width = display.shape
+        return cls(pixels=np.ascontiguousarray(display, dtype=np.uint8), pixels_raw=raw,
+                   width=int(width), height=int(height), **facts)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -4,13 +4,16 @@ Loaded ONCE per worker process per model version (download, build, eval); every 
 under ``torch.inference_mode`` and a lock around the model (PyTorch modules are not safe to
 call from several threads at once while attention capture stores per-call state).
 
-A result carries calibrated probabilities (temperature from the bundle), the out-of-scope
-verdict, the attention-rollout heat map from the SAME forward pass (no second pass), the
-letterbox box to put that map back on the original image, and the model version.
+A result carries calibrated probabilities (temperature from the bundle) within the image's
+scope (chest X-ray or retinal OCT: from the caller's header hint, else decided by the model,
+``mlcore.ml.scope``), the out-of-scope verdict with a percentile a reader can weigh, the
+attention-rollout heat map from the SAME forward pass (no second pass), the letterbox box to
+put that map back on the original image, and the model version.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -25,23 +28,23 @@ from mlcore.ml.bundle import ModelBundle
 from mlcore.ml.evaluation.calibration import softmax_with_temperature
 from mlcore.ml.evaluation.inference import forward_logits_embeddings
 from mlcore.ml.evaluation.ood import input_descriptor, input_std
-from mlcore.ml.transforms import (
-    LetterboxBox,
-    letterbox_with_box,
-    normalise,
-    to_grayscale_float,
-    unletterbox,
-)
+from mlcore.ml.scope import SCOPE_NAMES, SCOPES, restrict, scope_mass
+from mlcore.ml.transforms import LetterboxBox, model_input, unletterbox
 
 ACCEPTED = ("2-D (H, W) arrays of dtype uint8, uint16 or float32, or (H, W, 3) RGB arrays of "
             "those dtypes, at least 8 px per side")
 _DTYPES = (np.uint8, np.uint16, np.float32)
 MIN_SIDE = 8
 Attribution = Literal["integrated_gradients", "grad_cam"]
+ScopeSource = Literal["header", "model", "undecided"]
 
 
 @dataclass(frozen=True)
 class PredictionResult:
+    """``probabilities`` cover the classes of ``scope`` only, renormalised; when the scope is
+    undecided they are all nine calibrated probabilities, ``top_class`` is "" and the image
+    is out of scope (read without the AI)."""
+
     probabilities: dict[str, float]
     top_class: str
     confidence: float
@@ -54,6 +57,11 @@ class PredictionResult:
     original_shape: tuple[int, int]
     latency_ms: float
     ood_reason: str | None = None
+    scope: str | None = None  # "cxr" | "oct" | None (undecided)
+    scope_source: ScopeSource = "model"
+    scope_probability: float | None = None  # the model's mass on the leading scope
+    ood_percentile: float | None = None  # share of in-scope val images scoring lower
+    ood_threshold_percentile: float | None = None  # the flag threshold, in the same units
 
     def heatmap_on_original(self) -> np.ndarray | None:
         """The heat map mapped back onto the original (H, W) image."""
@@ -70,6 +78,11 @@ class PredictionResult:
             "out_of_scope": self.out_of_scope,
             "ood_score": self.ood_score if np.isfinite(self.ood_score) else None,
             "ood_reason": self.ood_reason,
+            "ood_percentile": self.ood_percentile,
+            "ood_threshold_percentile": self.ood_threshold_percentile,
+            "scope": self.scope,
+            "scope_source": self.scope_source,
+            "scope_probability": self.scope_probability,
             "model_name": self.model_name,
             "model_version": self.model_version,
             "letterbox": self.letterbox._asdict(),
@@ -131,9 +144,8 @@ class Predictor:
         xs, boxes, shapes = [], [], []
         for i, img in enumerate(images):
             img = validate_image(img, i)
-            gray = torch.from_numpy(to_grayscale_float(img)).unsqueeze(0)
-            x01, box = letterbox_with_box(gray, self.image_size)
-            xs.append(normalise(x01, cfg))
+            x, box = model_input(img, cfg)
+            xs.append(x)
             boxes.append(box)
             shapes.append((int(img.shape[0]), int(img.shape[1])))
         return torch.stack(xs), boxes, shapes
@@ -164,43 +176,76 @@ class Predictor:
         return (logits.double().cpu().numpy(), emb.double().cpu().numpy(),
                 None if maps is None else np.asarray(maps, dtype=np.float32))
 
-    def predict(self, images: Sequence[np.ndarray], *, explain: bool = True
-                ) -> list[PredictionResult]:
-        """Calibrated prediction per image; ``latency_ms`` is this call's wall time."""
+    def predict(self, images: Sequence[np.ndarray], *, explain: bool = True,
+                scopes: Sequence[str | None] | None = None) -> list[PredictionResult]:
+        """Calibrated prediction per image; ``latency_ms`` is this call's wall time.
+
+        ``scopes``: per image, "cxr" or "oct" when the file's header says so (it wins over
+        the model), or None to let the model decide.
+        """
         t0 = time.perf_counter()
         x, boxes, shapes = self._prepare(images)
+        hints = list(scopes) if scopes is not None else [None] * len(boxes)
+        if len(hints) != len(boxes) or any(h not in (None, *SCOPES) for h in hints):
+            raise ValueError(f"scopes must give one of None, {', '.join(SCOPES)} per image; "
+                             f"got {hints!r} for {len(boxes)} images")
         logits, emb, maps = self._forward(x, explain)
         probs = softmax_with_temperature(logits, self.bundle.temperature)
         cfg = self.bundle.preprocess
         stds = input_std(x, cfg.mean, cfg.std)
-        if self.bundle.ood is not None:
-            flags, scores, reasons = self.bundle.ood.flag(
-                emb, input_descriptor(x, cfg.mean, cfg.std), stds)
+        ood = self.bundle.ood
+        percentiles = threshold_pct = None
+        if ood is not None:
+            flags, scores, reasons = ood.flag(emb, input_descriptor(x, cfg.mean, cfg.std), stds)
+            percentiles = ood.percentile(scores)
+            threshold_pct = 100.0 * ood.threshold_quantile
         else:  # a bundle without a detector still refuses blank images
             flags = stds < 2.0 / 255.0
             scores = np.full(len(stds), np.nan)
             reasons = ["near-constant image" if f else None for f in flags]
-        latency = (time.perf_counter() - t0) * 1000.0
         keys = self.bundle.class_keys
-        name = self.bundle.model_name
+        masses = scope_mass(probs, keys)
+        rule = self.bundle.scope_rule
         out = []
         for i in range(len(boxes)):
-            top = int(probs[i].argmax())
+            calibrated = {k: float(p) for k, p in zip(keys, probs[i], strict=True)}
+            model_scope, share = rule.decide(masses[i])
+            scope, source = (hints[i], "header") if hints[i] else (
+                (model_scope, "model") if model_scope else (None, "undecided"))
+            flagged, reason = bool(flags[i]), reasons[i]
+            if scope is None:
+                chest, retina = masses[i]
+                probabilities, top, confidence = calibrated, "", 0.0
+                flagged = True
+                reason = reason or (
+                    f"could not tell a {SCOPE_NAMES['cxr']} from a {SCOPE_NAMES['oct']} "
+                    f"({100 * chest:.0f} % vs {100 * retina:.0f} %; the model decides at "
+                    f"{100 * rule.threshold:.0f} %)")
+            else:
+                probabilities = restrict(calibrated, scope)
+                top = max(probabilities, key=probabilities.__getitem__)
+                confidence = probabilities[top]
             out.append(PredictionResult(
-                probabilities={k: float(p) for k, p in zip(keys, probs[i], strict=True)},
-                top_class=keys[top],
-                confidence=float(probs[i, top]),
-                out_of_scope=bool(flags[i]),
+                probabilities=probabilities,
+                top_class=top,
+                confidence=float(confidence),
+                out_of_scope=flagged,
                 ood_score=float(scores[i]),
-                ood_reason=reasons[i],
-                model_name=name,
+                ood_reason=reason,
+                model_name=self.bundle.model_name,
                 model_version=self.version,
                 heatmap=None if maps is None else maps[i],
                 letterbox=boxes[i],
                 original_shape=shapes[i],
-                latency_ms=latency,
+                latency_ms=0.0,
+                scope=scope,
+                scope_source=source,
+                scope_probability=float(share),
+                ood_percentile=None if percentiles is None else float(percentiles[i]),
+                ood_threshold_percentile=threshold_pct,
             ))
-        return out
+        latency = (time.perf_counter() - t0) * 1000.0
+        return [dataclasses.replace(r, latency_ms=latency) for r in out]
 
     def explain_attribution(self, image: np.ndarray, method: Attribution = "integrated_gradients",
                             *, target: str | None = None) -> np.ndarray:

@@ -134,6 +134,18 @@ def git_commit(cwd: str | Path | None = None) -> str:
     return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else "unknown"
 
 
+def git_dirty(cwd: str | Path | None = None) -> bool | None:
+    """True if tracked files differ from HEAD (the commit alone does not reproduce the run);
+    None when git cannot tell."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested dict -> ``{"a.b": "value"}`` strings (MLflow params are strings, <= 6000 chars)."""
     out: dict[str, str] = {}

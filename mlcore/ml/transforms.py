@@ -8,10 +8,22 @@ antialiasing, padding and interpolation, behave the same in training, in the Cel
 worker and in ONNX export, and every random draw comes from an explicit ``torch.Generator``
 so augmentation is reproducible.
 
-Pipeline: ``np.ndarray`` (any supported dtype/layout) -> :func:`to_grayscale_float` ([0, 1]
-float32 H x W) -> :func:`letterbox` (1 x S x S, content centred, zero padding) ->
-[:class:`TrainAugment`, training only, on [0, 1] intensities] -> :func:`normalise`.
-:func:`preprocess` does all of it except augmentation.
+One path, training and serving alike (DESIGN.md section 6): ``np.ndarray`` (any supported
+dtype/layout: decoded PNG/JPEG, or DICOM after its Modality and VOI LUTs) ->
+:func:`letterboxed01` (:func:`to_grayscale_float`, [0, 1] float32 H x W, then
+:func:`letterbox_with_box`, 1 x S x S, content centred, zero padding) ->
+[:class:`TrainAugment`, training only, on [0, 1] intensities] -> :func:`finish_input`
+(the model's intensity standardisation over the content box, then :func:`normalise`).
+:func:`model_input` is that path without augmentation; the predictor, the evaluation and
+the training data module all call these functions and no others, so the same pixels give
+the same model input whatever file format carried them.
+
+Intensity standardisation (``PreprocessConfig.intensity``): ``"equalize"`` maps each image's
+content through its own cumulative histogram (256 levels), so the model never sees how a
+source's detector, processing or export set global contrast, brightness or gamma -- cues a
+small multi-source set would otherwise let it learn instead of the disease (on real-cxr,
+class and source are confounded: docs/model-card.md). It runs after augmentation in
+training, so contrast/gamma augmentation is undone by it and noise/blur augmentation is not.
 """
 
 from __future__ import annotations
@@ -31,19 +43,33 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PI
 _UINT16_DEPTHS = (10, 12, 14, 16)
 
 
+INTENSITY_METHODS = ("none", "equalize")
+# An image whose content spans fewer 8-bit levels than this is left as it is: equalising a
+# blank frame would stretch its noise to full contrast and hide it from the blank-image check.
+MIN_EQUALIZE_LEVELS = 8
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """What a model version needs to see its inputs as in training (stored with the model)."""
+    """What a model version needs to see its inputs as in training (stored with the model).
+
+    ``intensity``: ``"none"`` or ``"equalize"`` (see the module docstring); bundles written
+    before the option existed read as ``"none"``, which is what they were trained with.
+    """
 
     image_size: int
     mean: float
     std: float
+    intensity: str = "none"
 
     def __post_init__(self) -> None:
         if int(self.image_size) <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
         if not (math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"std must be a positive finite number, got {self.std}")
+        if self.intensity not in INTENSITY_METHODS:
+            raise ValueError(f"intensity must be one of {', '.join(INTENSITY_METHODS)}, got "
+                             f"{self.intensity!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +81,7 @@ class PreprocessConfig:
             raise ValueError(f"PreprocessConfig needs keys image_size, mean, std; "
                              f"missing {sorted(missing)}")
         return cls(image_size=int(data["image_size"]), mean=float(data["mean"]),
-                   std=float(data["std"]))
+                   std=float(data["std"]), intensity=str(data.get("intensity", "none")))
 
 
 class LetterboxBox(NamedTuple):
@@ -151,14 +177,68 @@ def normalise(x: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
     return (x - cfg.mean) / cfg.std
 
 
+def equalize_histogram(x: torch.Tensor, box: LetterboxBox | None = None) -> torch.Tensor:
+    """Histogram equalisation of a (1 S S) [0, 1] image over its content ``box`` (the
+    letterbox padding stays 0 and is not counted), on 256 levels.
+
+    Each content pixel becomes the share of content pixels at or below its level (the
+    classic ``(cdf - cdf_min) / (n - cdf_min)``), so any strictly increasing change of
+    intensities (contrast, brightness, gamma) gives the same output. Deterministic and exact
+    for 8-bit data; images spanning fewer than ``MIN_EQUALIZE_LEVELS`` levels are returned
+    unchanged.
+    """
+    if x.ndim != 3 or x.shape[0] != 1:
+        raise ValueError(f"equalize_histogram expects (1, S, S), got {tuple(x.shape)}")
+    top, left, h, w = box if box is not None else (0, 0, x.shape[1], x.shape[2])
+    content = x[0, top:top + h, left:left + w]
+    levels = content.mul(255.0).round_().clamp_(0, 255).to(torch.int64)
+    lo, hi = int(levels.min()), int(levels.max())
+    if hi - lo < MIN_EQUALIZE_LEVELS:
+        return x
+    cdf = torch.bincount(levels.flatten(), minlength=256).cumsum(0).double()
+    first, n = float(cdf[lo]), float(levels.numel())
+    lut = ((cdf - first) / (n - first)).clamp_(0.0, 1.0).float()
+    out = x.clone()
+    out[0, top:top + h, left:left + w] = lut[levels]
+    return out
+
+
+def standardise_intensity(x: torch.Tensor, box: LetterboxBox | None,
+                          cfg: PreprocessConfig) -> torch.Tensor:
+    """The model's intensity standardisation (``cfg.intensity``) of a (1 S S) [0, 1] image."""
+    if cfg.intensity == "equalize":
+        return equalize_histogram(x, box)
+    return x
+
+
+def letterboxed01(img: np.ndarray, size: int) -> tuple[torch.Tensor, LetterboxBox]:
+    """np image -> (1 S S) float32 in [0, 1], letterboxed, and its content box: the part of
+    the path that training caches (it does not depend on the model's statistics)."""
+    return letterbox_with_box(torch.from_numpy(to_grayscale_float(img)).unsqueeze(0), size)
+
+
+def finish_input(x01: torch.Tensor, box: LetterboxBox | None, cfg: PreprocessConfig
+                 ) -> torch.Tensor:
+    """Letterboxed (1 S S) [0, 1] image (augmented or not) -> the model's input."""
+    return normalise(standardise_intensity(x01, box, cfg), cfg)
+
+
+def model_input(img: np.ndarray, cfg: PreprocessConfig) -> tuple[torch.Tensor, LetterboxBox]:
+    """THE preprocessing: decoded pixels -> normalised (1 S S) model input and the letterbox
+    box (to put heat maps back onto the image). Serving, evaluation and training (through
+    :func:`letterboxed01` + :func:`finish_input`) all take this path."""
+    x01, box = letterboxed01(img, cfg.image_size)
+    return finish_input(x01, box, cfg), box
+
+
 def to_letterboxed_tensor(img: np.ndarray, size: int) -> torch.Tensor:
-    """np image -> (1 S S) float32 in [0, 1], letterboxed (the input of TrainAugment)."""
-    return letterbox(torch.from_numpy(to_grayscale_float(img)).unsqueeze(0), size)
+    """np image -> (1 S S) float32 in [0, 1], letterboxed (no standardisation)."""
+    return letterboxed01(img, size)[0]
 
 
 def preprocess(img: np.ndarray, cfg: PreprocessConfig) -> torch.Tensor:
     """np image -> normalised (1 S S) float32 tensor, as the model sees it at inference."""
-    return normalise(to_letterboxed_tensor(img, cfg.image_size), cfg)
+    return model_input(img, cfg)[0]
 
 
 def preprocess_batch(images: list[np.ndarray], cfg: PreprocessConfig) -> torch.Tensor:
@@ -168,14 +248,17 @@ def preprocess_batch(images: list[np.ndarray], cfg: PreprocessConfig) -> torch.T
     return torch.stack([preprocess(im, cfg) for im in images])
 
 
-def compute_intensity_stats(images: Iterable[np.ndarray], image_size: int) -> tuple[float, float]:
-    """Mean and std of letterboxed [0, 1] images (padding included: the model sees it too).
+def compute_intensity_stats(images: Iterable[np.ndarray], image_size: int,
+                            intensity: str = "none") -> tuple[float, float]:
+    """Mean and std of letterboxed, standardised [0, 1] images (padding included: the model
+    sees it too).
 
     Accumulated in float64 over pixels so the result does not depend on batch order.
     """
+    cfg = PreprocessConfig(image_size=image_size, mean=0.0, std=1.0, intensity=intensity)
     n, s, ss = 0, 0.0, 0.0
     for img in images:
-        x = to_letterboxed_tensor(img, image_size).double()
+        x = model_input(img, cfg)[0].double()
         n += x.numel()
         s += float(x.sum())
         ss += float((x * x).sum())
@@ -194,6 +277,11 @@ class TrainAugment:
     * rotation (+-``max_rotation_deg``) and isotropic scale in one ``affine_grid`` /
       ``grid_sample`` warp, zero padding (matching the letterbox padding);
     * contrast (around the image mean), brightness (additive), gamma;
+    * optional acquisition-quality changes (off by default): a lower resolution (down by up
+      to ``downscale_max`` and back, antialiased) and Gaussian noise (std up to
+      ``noise_std_max``), each on half of the images -- sources differ in detector noise and
+      in the resolution their films were exported at, and neither says anything about the
+      disease;
     * horizontal flip **never for chest X-rays**: anatomy is lateralised (heart on the left,
       situs inversus and dextrocardia are findings; the side of an opacity matters), so a
       flipped CXR is not a valid CXR. Retinal OCT B-scans may be flipped (``hflip_oct``):
@@ -208,13 +296,16 @@ class TrainAugment:
                  scale: tuple[float, float] = (0.9, 1.1),
                  contrast: tuple[float, float] = (0.85, 1.15), brightness: float = 0.1,
                  gamma: tuple[float, float] = (0.85, 1.15), hflip_oct: bool = True,
+                 noise_std_max: float = 0.0, downscale_max: float = 1.0,
                  generator: torch.Generator | None = None) -> None:
         for name, (lo, hi) in (("scale", scale), ("contrast", contrast), ("gamma", gamma)):
             if not 0 < lo <= hi:
                 raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
                                  f"{(lo, hi)}")
-        if max_rotation_deg < 0 or brightness < 0:
-            raise ValueError("max_rotation_deg and brightness must be >= 0")
+        if max_rotation_deg < 0 or brightness < 0 or noise_std_max < 0:
+            raise ValueError("max_rotation_deg, brightness and noise_std_max must be >= 0")
+        if downscale_max < 1:
+            raise ValueError(f"downscale_max must be >= 1 (1 = off), got {downscale_max}")
         self.modality_aware = modality_aware
         self.max_rotation_deg = float(max_rotation_deg)
         self.scale = scale
@@ -222,6 +313,8 @@ class TrainAugment:
         self.brightness = float(brightness)
         self.gamma = gamma
         self.hflip_oct = hflip_oct
+        self.noise_std_max = float(noise_std_max)
+        self.downscale_max = float(downscale_max)
         self.generator = generator
 
     @staticmethod
@@ -270,5 +363,19 @@ class TrainAugment:
                           align_corners=False)[0]
 
         mean = x.mean()
-        x = ((x - mean) * c + mean + b).clamp(0.0, 1.0)
-        return x.pow(gam)
+        x = ((x - mean) * c + mean + b).clamp(0.0, 1.0).pow(gam)
+        # Drawn only when enabled, so the default keeps the random stream it always had.
+        if self.downscale_max > 1 and bool(torch.rand((), generator=g) < 0.5):
+            x = self._lower_resolution(x, self._uniform(1.0, self.downscale_max, g))
+        if self.noise_std_max > 0 and bool(torch.rand((), generator=g) < 0.5):
+            sigma = self._uniform(0.0, self.noise_std_max, g)
+            x = (x + sigma * torch.randn(x.shape, generator=g)).clamp(0.0, 1.0)
+        return x
+
+    @staticmethod
+    def _lower_resolution(x: torch.Tensor, factor: float) -> torch.Tensor:
+        size = x.shape[-2:]
+        small = [max(4, round(s / factor)) for s in size]
+        down = F.interpolate(x[None], size=small, mode="bilinear", align_corners=False,
+                             antialias=True)
+        return F.interpolate(down, size=tuple(size), mode="bilinear", align_corners=False)[0]

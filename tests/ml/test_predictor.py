@@ -70,20 +70,37 @@ def test_probabilities_are_calibrated_and_sum_to_one(predictor):
               rng.integers(0, 4095, (30, 90), dtype=np.uint16),
               rng.random((50, 50), dtype=np.float32),
               rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)]
-    results = predictor.predict(images)
+    results = predictor.predict(images, scopes=["cxr", "cxr", "oct", "cxr"])
     assert len(results) == 4
+    cxr_keys = [k for k in CLASS_KEYS if "oct" not in k]
     for r, img in zip(results, images, strict=True):
-        assert list(r.probabilities) == list(CLASS_KEYS)
+        assert list(r.probabilities) == (cxr_keys if r.scope == "cxr" else
+                                         [k for k in CLASS_KEYS if "oct" in k])
+        assert r.scope_source == "header"
         assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert r.top_class == max(r.probabilities, key=r.probabilities.get)
         assert r.confidence == r.probabilities[r.top_class]
         assert r.model_name == "vit-tiny-test" and r.model_version == "7" and r.latency_ms > 0
         assert r.heatmap.shape == (32, 32) and 0 <= r.heatmap.min() <= r.heatmap.max() <= 1
         assert r.heatmap_on_original().shape == img.shape[:2]
+    assert results[2].scope == "oct"
     assert results[1].letterbox == (10, 0, 11, 32)  # 30x90 -> 11x32, (32 - 11) // 2 on top
     hot = make_bundle(temperature=3.0)
-    cooled = Predictor(hot, version="t", model_uri="local").predict(images[:1])[0]
+    cooled = Predictor(hot, version="t", model_uri="local").predict(images[:1], scopes=["cxr"])[0]
     assert cooled.confidence < results[0].confidence  # same weights, higher temperature
+
+
+def test_undecided_scope_shows_no_class_and_is_read_without_the_ai(predictor):
+    # A random-weight model spreads its probability over both scopes: below the rule's
+    # threshold nothing is forced into a class.
+    img = np.random.default_rng(4).integers(0, 255, (48, 48), dtype=np.uint8)
+    [r] = predictor.predict([img])
+    assert r.scope is None and r.scope_source == "undecided"
+    assert r.top_class == "" and r.confidence == 0.0 and r.out_of_scope
+    assert "could not tell a chest X-ray from a retinal OCT" in r.ood_reason
+    assert list(r.probabilities) == list(CLASS_KEYS)
+    with pytest.raises(ValueError, match="scopes must give"):
+        predictor.predict([img], scopes=["chest"])
 
 
 def test_explain_false_skips_the_map_and_keeps_the_prediction(predictor):

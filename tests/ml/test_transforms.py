@@ -159,3 +159,42 @@ def test_augment_rejects_bad_input() -> None:
         TrainAugment()(torch.zeros(3, 8, 8), "cxr")
     with pytest.raises(ValueError, match="unknown class key 'lung-xyz'"):
         TrainAugment()(torch.zeros(1, 8, 8), "lung-xyz")
+
+
+def test_equalisation_removes_global_contrast_brightness_and_gamma() -> None:
+    from mlcore.ml.transforms import equalize_histogram
+
+    rng = np.random.default_rng(0)
+    base = torch.from_numpy(rng.integers(30, 200, (1, 40, 40)).astype(np.float32) / 255.0)
+    box = (4, 0, 32, 40)
+    padded = torch.zeros_like(base)
+    padded[:, 4:36] = base[:, 4:36]
+    out = equalize_histogram(padded, box)
+    assert float(out[:, :4].abs().max()) == 0.0 and float(out[:, 36:].abs().max()) == 0.0
+    content = out[0, 4:36]
+    assert float(content.min()) == 0.0 and float(content.max()) == 1.0
+    # strictly increasing changes of the 8-bit levels (brightness, contrast) change nothing
+    levels = (padded * 255).round()
+    for change in (lambda v: v + 40, lambda v: ((v - 30) * 1.25).round()):
+        changed = torch.where(levels > 0, change(levels), levels) / 255.0
+        assert torch.equal(equalize_histogram(changed, box), out)
+
+
+def test_near_blank_images_are_not_stretched_into_noise() -> None:
+    from mlcore.ml.transforms import MIN_EQUALIZE_LEVELS, equalize_histogram
+
+    flat = torch.full((1, 16, 16), 0.5)
+    flat[0, 0, :3] += (MIN_EQUALIZE_LEVELS - 2) / 255.0
+    assert torch.equal(equalize_histogram(flat), flat)
+
+
+def test_model_input_is_the_one_path_and_old_configs_read_as_no_standardisation() -> None:
+    from mlcore.ml.transforms import model_input
+
+    cfg = PreprocessConfig.from_dict({"image_size": 32, "mean": 0.5, "std": 0.25})
+    assert cfg.intensity == "none"
+    img = np.random.default_rng(2).integers(0, 255, (50, 40), dtype=np.uint8)
+    x, box = model_input(img, cfg)
+    assert torch.equal(x, preprocess_batch([img], cfg)[0]) and box.height == 32
+    with pytest.raises(ValueError, match="intensity must be one of"):
+        PreprocessConfig(image_size=32, mean=0.5, std=0.2, intensity="clahe")

@@ -4,6 +4,20 @@ Every image that enters a dataset version goes through :func:`decode_gray`, so t
 one format (uint8, HxW, grayscale) whatever the source wrote (8/16-bit PNG, RGB JPEG, EXIF
 rotated photos of films). Bad files raise :class:`ImageDecodeError` with a reason a person can
 act on, which the importer records instead of crashing a long import.
+
+:func:`upright` and :func:`gray8` are THE raster rules, shared with serving: the clinical
+ingest (``clinical.ingest.raster``, through ``mlcore.services.imaging``) decodes uploaded PNG
+and JPEG files with the same two functions, so a training image and the same file uploaded
+give the same pixels, hence the same model input (``mlcore.ml.transforms.model_input``):
+
+* EXIF orientation is applied for every format (PNG can carry an eXIf chunk too); broken
+  EXIF is ignored, since the pixels themselves decoded;
+* 8-bit grayscale is taken as stored; RGB/RGBA/palette/CMYK become BT.601 luma (alpha is
+  dropped, never composited), and a colour file whose channels are equal is that gray;
+* 16-bit and float data, which carry no window, are stretched linearly from their lowest to
+  their highest value onto 0..255 (:func:`stretch_to_uint8`) -- a 12-bit radiograph in a
+  16-bit PNG would otherwise be nearly black. DICOM without a window follows the same rule
+  for data wider than 8 bits (``clinical.ingest.dicom_pixels``).
 """
 
 from __future__ import annotations
@@ -36,22 +50,53 @@ def _draft_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
-def _to_uint8(img: Image.Image) -> np.ndarray:
-    if img.mode in _WIDE_MODES:
-        # 16-bit and float data have no fixed window: stretch the range actually used to 0..255
-        # (12-bit CXRs stored in 16-bit PNGs would otherwise come out nearly black).
-        a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        if not np.isfinite(lo) or not np.isfinite(hi):
-            raise ImageDecodeError("image has non-finite pixel values")
-        if hi <= lo:
-            return np.zeros(a.shape, dtype=np.uint8)
-        return np.round((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-    if img.mode != "L":
-        if img.mode in ("P", "PA", "LA", "RGBA"):
-            img = img.convert("RGBA")
-        img = img.convert("L")
-    return np.array(img, dtype=np.uint8)
+_EXIF_ERRORS = (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError, TypeError)
+_COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def linear_to_uint8(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map [lo, hi] linearly onto 0..255 (clipping outside, rounding to nearest); a flat
+    range maps to 0."""
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    scaled = (arr.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Data without a window (16-bit, float): its own lowest..highest value onto 0..255."""
+    a = np.asarray(arr)
+    lo, hi = float(a.min()), float(a.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ImageDecodeError("image has non-finite pixel values")
+    return linear_to_uint8(a, lo, hi)
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (phone photos of films); broken EXIF is ignored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except _EXIF_ERRORS:
+        return img
+
+
+def gray8(img: Image.Image) -> np.ndarray:
+    """A decoded Pillow image -> uint8 H x W grayscale by the rules in the module docstring.
+    ``ValueError`` for a mode that is not an image of a scan (e.g. multi-band float)."""
+    mode = img.mode
+    if mode in _WIDE_MODES:
+        return stretch_to_uint8(np.asarray(img))
+    if mode == "L":
+        return np.array(img, dtype=np.uint8)
+    if mode in ("1", "LA", "La"):
+        return np.array(img.convert("L"), dtype=np.uint8)
+    if mode in _COLOUR_MODES:
+        rgb = img.convert("RGBA").convert("RGB") if mode in ("P", "PA") else img.convert("RGB")
+        a = np.asarray(rgb)
+        if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
+            return np.ascontiguousarray(a[..., 0])
+        return np.array(rgb.convert("L"), dtype=np.uint8)  # ITU-R 601-2 luma
+    raise ValueError(f"pixel mode {mode!r} is not supported")
 
 
 def _pil(arr: np.ndarray) -> Image.Image:
@@ -95,7 +140,7 @@ def decode_gray(
                 # let libjpeg decode at a reduced scale: much faster for large films
                 img.draft("L", _draft_size(width, height, max_side))
             img.load()
-            arr = _to_uint8(ImageOps.exif_transpose(img))
+            arr = gray8(upright(img))
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:

@@ -12,9 +12,10 @@ the in-scope VAL median so that both are on the same scale.
   the embedding is weak.
 
 The flag threshold is the 99th percentile of the combined score on in-scope VAL images
-(~1 % false flags by construction). A near-constant image (std < 2/255) is flagged before
-any of this: it carries no signal and Mahalanobis distances of degenerate inputs are
-meaningless.
+(~1 % false flags by construction). The val scores' quantiles are kept too, so a score can be
+told to a reader as "more unusual than N % of the validation images" (:meth:`percentile`).
+A near-constant image (std < 2/255) is flagged before any of this: it carries no signal and
+Mahalanobis distances of degenerate inputs are meaningless.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 MIN_INPUT_STD = 2.0 / 255.0
 SCORE_NAME = "max(mahalanobis_cls/val_median, mahalanobis_input/val_median)"
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_PERCENTILE_POINTS = 201
 
 
 def denormalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -122,6 +124,10 @@ class OODDetector:
     threshold: float
     min_input_std: float = MIN_INPUT_STD
     score_name: str = SCORE_NAME
+    # Score quantiles of the in-scope val images at 0, 0.5, ..., 100 %; None in bundles
+    # written before they were kept.
+    val_quantiles: np.ndarray | None = None
+    threshold_quantile: float = 0.99
 
     @classmethod
     def fit(
@@ -145,7 +151,17 @@ class OODDetector:
                   threshold=float("inf"))
         val_scores = det.score(val_embeddings, val_descriptors)
         det.threshold = float(np.quantile(val_scores, quantile))
+        det.threshold_quantile = float(quantile)
+        det.val_quantiles = np.quantile(val_scores, np.linspace(0.0, 1.0, _PERCENTILE_POINTS))
         return det
+
+    def percentile(self, scores: np.ndarray) -> np.ndarray | None:
+        """Share (0-100) of in-scope validation images with a lower score than each score:
+        how unusual an image is, in words a reader can weigh. None without kept quantiles."""
+        if self.val_quantiles is None:
+            return None
+        grid = np.linspace(0.0, 100.0, len(self.val_quantiles))
+        return np.interp(np.asarray(scores, dtype=np.float64), self.val_quantiles, grid)
 
     def score(self, embeddings: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
         return np.maximum(
@@ -169,12 +185,15 @@ class OODDetector:
 
     # -- persistence (arrays go to an .npz, scalars to JSON) ---------------------------
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
+        out = {
             "feature_means": self.feature.means,
             "feature_precision": self.feature.precision,
             "input_means": self.input.means,
             "input_precision": self.input.precision,
         }
+        if self.val_quantiles is not None:
+            out["val_quantiles"] = np.asarray(self.val_quantiles, dtype=np.float64)
+        return out
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -183,6 +202,7 @@ class OODDetector:
             "feature_scale": self.feature_scale,
             "input_scale": self.input_scale,
             "min_input_std": self.min_input_std,
+            "threshold_quantile": self.threshold_quantile,
         }
 
     @classmethod
@@ -195,4 +215,6 @@ class OODDetector:
             threshold=float(meta["threshold"]),
             min_input_std=float(meta.get("min_input_std", MIN_INPUT_STD)),
             score_name=str(meta.get("score_name", SCORE_NAME)),
+            val_quantiles=arrays.get("val_quantiles"),
+            threshold_quantile=float(meta.get("threshold_quantile", 0.99)),
         )

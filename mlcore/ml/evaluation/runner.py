@@ -41,10 +41,22 @@ def bundle_outputs(bundle: ModelBundle, store: object, split: str, *,
     return ModelOutputs.concat(parts), labels
 
 
+def scoped_probabilities(bundle: ModelBundle, out: ModelOutputs) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities restricted to each image's model-decided scope, as a PNG
+    upload is served (no header to say the scope), and the decided-scope mask."""
+    from mlcore.ml.scope import apply_scope
+
+    probs = softmax_with_temperature(out.logits, bundle.temperature)
+    return apply_scope(probs, bundle.class_keys, bundle.scope_rule)
+
+
 def report_from_outputs(bundle: ModelBundle, out: ModelOutputs, labels: np.ndarray, *,
                         split: str) -> EvaluationReport:
-    probs = softmax_with_temperature(out.logits, bundle.temperature)
-    extra: dict[str, float] = {"temperature": float(bundle.temperature)}
+    """Scored as served: scope decided by the model (undecided images keep their argmax
+    here and are counted in ``scope_undecided_rate``), then the scope's classes."""
+    probs, decided = scoped_probabilities(bundle, out)
+    extra: dict[str, float] = {"temperature": float(bundle.temperature),
+                               "scope_undecided_rate": float(1.0 - decided.mean())}
     if bundle.ood is not None:
         flags, _, _ = bundle.ood.flag(out.embeddings, out.descriptors, out.input_std)
         extra["ood_flag_rate"] = float(flags.mean())

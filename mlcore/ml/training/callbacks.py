@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import lightning as L
 
@@ -46,3 +47,42 @@ class MlflowEpochLogger(L.Callback):
                                   step))
         if metrics:
             self._get_client().log_batch(self.run_id, metrics=metrics)
+
+
+EpochReport = dict[str, float | int]
+
+
+def print_epoch(report: EpochReport) -> None:
+    """The default progress line: one per epoch, readable in a terminal and in a log."""
+    parts = [f"epoch {report['epoch']}/{report['epochs']}"]
+    for name in ("train_loss", "val_loss", "val_acc", "val_macro_f1"):
+        if name in report:
+            parts.append(f"{name} {report[name]:.4f}")
+    parts.append(f"{report['seconds']:.0f} s")
+    print("  ".join(parts), flush=True)
+
+
+class EpochReporter(L.Callback):
+    """Calls ``report`` once per finished epoch (after its validation) on global rank 0 with
+    the epoch number (1-based), the planned epochs, the epoch's wall time and the synced
+    metrics -- the CLI prints it, a training job stores it for the console."""
+
+    def __init__(self, report: Callable[[EpochReport], None]) -> None:
+        super().__init__()
+        self.report = report
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        out: EpochReport = {"epoch": int(trainer.current_epoch) + 1,
+                            "epochs": int(trainer.max_epochs or 0),
+                            "seconds": time.perf_counter() - self._started}
+        for name, value in trainer.callback_metrics.items():
+            v = float(value)
+            if math.isfinite(v):
+                out[name] = v
+        self.report(out)

@@ -22,19 +22,25 @@ def is_child_rank() -> bool:
 def build_backbone(config: TrainConfig) -> nn.Module:
     from mlcore.ml.models import build_model
 
-    return build_model(config.model_name, **config.model_overrides)
+    return build_model(config.model_name, **config.backbone_overrides)
 
 
 def build_datamodule(config: TrainConfig, store: object, image_size: int) -> RadDataModule:
+    from mlcore.ml.transforms import TrainAugment
+
+    augment = TrainAugment(noise_std_max=config.augment_noise,
+                           downscale_max=config.augment_downscale) if config.augment else False
     return RadDataModule(
         store,
         image_size=image_size,
         batch_size=config.batch_size,
         num_workers=config.num_workers,
-        augment=config.augment,
+        augment=augment,
         include_feedback=config.include_feedback,
         seed=config.seed,
         class_weighting=config.class_weighting,
+        intensity=config.intensity,
+        source_balance=config.source_balance,
     )
 
 
@@ -58,7 +64,8 @@ def trainer_kwargs(config: TrainConfig, *, precision: str, accelerator: str) -> 
         "precision": precision,
         "max_epochs": config.epochs,
         "logger": False,
-        "enable_progress_bar": config.progress,
+        # One line per epoch (EpochReporter) instead of tqdm bars, which bury a log.
+        "enable_progress_bar": False,
         "enable_model_summary": False,
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 1,

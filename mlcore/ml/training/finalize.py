@@ -1,8 +1,9 @@
 """The tail every training backend shares, run once in the driver after fit:
 
-best checkpoint -> temperature fitted on val -> OOD detector (train Gaussians, val threshold)
--> bundle written -> val and test evaluated -> everything logged to the MLflow run -> pyfunc
-model logged and registered -> alias set.
+best checkpoint -> temperature fitted on val -> scope rule fitted on val -> OOD detector
+(train Gaussians, val threshold) -> bundle written -> val, test and final_eval evaluated (as
+served: scope first) -> everything logged to the MLflow run -> pyfunc model logged and
+registered -> alias set.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from torch import nn
 
 from mlcore.ml import tracking
 from mlcore.ml.bundle import ModelBundle
-from mlcore.ml.evaluation.calibration import calibration_summary, fit_temperature
+from mlcore.ml.evaluation.calibration import calibration_summary, fit_temperature, softmax_with_temperature
 from mlcore.ml.evaluation.inference import run_model
 from mlcore.ml.evaluation.ood import OODDetector
 from mlcore.ml.evaluation.runner import evaluate_bundle, log_evaluation, report_from_outputs
+from mlcore.ml.scope import ScopeRule
 from mlcore.ml.training.config import TrainConfig, TrainResult
 from mlcore.ml.training.datamodule import RadDataModule
 
@@ -50,6 +52,8 @@ def finalize_training(
 
     temperature = fit_temperature(out_val.logits, y_val.numpy())
     calib = calibration_summary(out_val.logits, y_val.numpy(), temperature)
+    scope_rule = ScopeRule.fit(softmax_with_temperature(out_val.logits, temperature),
+                               y_val.numpy(), dm.class_keys)
     ood = OODDetector.fit(
         train_embeddings=out_train.embeddings, train_descriptors=out_train.descriptors,
         train_labels=y_train.numpy(), val_embeddings=out_val.embeddings,
@@ -65,16 +69,21 @@ def finalize_training(
         preprocess=cfg,
         temperature=temperature,
         ood=ood,
+        scope_rule=scope_rule,
         metadata={
             "run_id": run_id,
             "manifest_hash": store.manifest_hash(),
             "store_uri": config.store_uri,
             "git_commit": tracking.git_commit(),
+            "git_dirty": tracking.git_dirty(),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "backend": config.backend,
             "split_counts": dm.split_counts(),
             "empty_train_classes": dm.empty_train_classes,
             "calibration": calib,
+            "data_synthetic": _store_is_synthetic(store),
+            "recipe": {k: v for k, v in config.to_dict().items()
+                       if k not in ("tracking_uri", "store_uri", "output_dir", "progress")},
             **fit_info,
         },
     )
@@ -86,19 +95,28 @@ def finalize_training(
     val_report = report_from_outputs(bundle, out_val, y_val.numpy(), split="val")
     # "val_calibrated_*": the per-epoch curves already own the "val_*" names.
     metrics.update(val_report.flat_metrics(VAL_PREFIX))
-    test_report = None
-    if len(dm.splits.get("test", [])) > 0:
-        test_report = evaluate_bundle(bundle, store, "test", model=backbone)
-        metrics.update(test_report.flat_metrics("test"))
-    else:
-        log.warning("the test split is empty: no test metrics for run %s", run_id)
+    held_out = {}
+    for split in ("test", "final_eval"):
+        if len(dm.splits.get(split, [])) > 0:
+            held_out[split] = evaluate_bundle(bundle, store, split, model=backbone)
+            metrics.update(held_out[split].flat_metrics(split))
+        elif split == "test":
+            log.warning("the test split is empty: no test metrics for run %s", run_id)
     metrics["ood_threshold"] = ood.threshold
+    metrics["scope_threshold"] = scope_rule.threshold
 
     tracking.log_metrics({k: v for k, v in metrics.items()
-                          if k.startswith(("calibration_", "ood_"))}, run_id=run_id)
+                          if k.startswith(("calibration_", "ood_", "scope_"))}, run_id=run_id)
     log_evaluation(val_report, run_id, prefix=VAL_PREFIX)
-    if test_report is not None:
-        log_evaluation(test_report, run_id, prefix="test")
+    for split, report in held_out.items():
+        log_evaluation(report, run_id, prefix=split)
+    if bundle.metadata["data_synthetic"]:
+        tracking.client().set_tag(run_id, "radviewer.data_synthetic", "true")
+    # The evaluations travel with the bundle, so a copy registered elsewhere (the starter
+    # file under mlcore/starter/) logs the same figures without re-running them.
+    bundle.metadata["evaluation"] = {VAL_PREFIX: val_report.to_dict(),
+                                     **{k: r.to_dict() for k, r in held_out.items()}}
+    bundle.save(bundle_dir)
     _log_data_report(store, run_id)
 
     model_uri, version = tracking.log_model_bundle(
@@ -114,6 +132,12 @@ def finalize_training(
     tracking.client().set_tag(run_id, "radviewer.model_uri", model_uri)
     return TrainResult(run_id=run_id, model_version=version, metrics=metrics,
                        bundle_dir=str(bundle_dir))
+
+
+def _store_is_synthetic(store: object) -> bool:
+    """True when any training row is a synthetic phantom (then the model is labelled so)."""
+    rows = getattr(store, "rows", None)
+    return bool(rows) and any(getattr(r, "synthetic", False) for r in rows("train"))
 
 
 def _log_data_report(store: object, run_id: str) -> None:

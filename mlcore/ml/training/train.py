@@ -11,12 +11,12 @@ import contextlib
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mlcore.ml.training.callbacks import MlflowEpochLogger
+from mlcore.ml.training.callbacks import EpochReport, EpochReporter, MlflowEpochLogger, print_epoch
 from mlcore.ml.training.common import (
     backbone_state_from_checkpoint,
     build_backbone,
@@ -53,16 +53,24 @@ def quiet_lightning(enabled: bool = True) -> Iterator[None]:
                 lg.setLevel(lvl)
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train, calibrate, evaluate, bundle, log and register one model version."""
+def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
+          ) -> TrainResult:
+    """Train, calibrate, evaluate, bundle, log and register one model version.
+
+    ``on_epoch`` gets one report per finished epoch (local backend); without it,
+    ``config.progress`` prints one line per epoch.
+    """
     if config.backend == "ray":
         from mlcore.ml.training.ray_train import train_with_ray
 
         return train_with_ray(config)
-    return _train_local(config)
+    if on_epoch is None and config.progress:
+        on_epoch = print_epoch
+    return _train_local(config, on_epoch)
 
 
-def _train_local(config: TrainConfig) -> TrainResult:
+def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None
+                 ) -> TrainResult:
     from mlcore.ml import tracking
     from mlcore.ml.data import open_store
     from mlcore.ml.training.common import run_params
@@ -96,7 +104,9 @@ def _train_local(config: TrainConfig) -> TrainResult:
         callbacks: list[L.Callback] = [ckpt]
         if run is not None:
             callbacks.append(MlflowEpochLogger(tracking_uri=config.tracking_uri, run_id=run_id))
-        with quiet_lightning(not config.progress):
+        if on_epoch is not None:
+            callbacks.append(EpochReporter(on_epoch))
+        with quiet_lightning():
             trainer = L.Trainer(devices=config.devices, callbacks=callbacks,
                                 strategy=_strategy(config.devices, accelerator),
                                 default_root_dir=ckpt_dir,
