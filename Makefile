@@ -7,24 +7,28 @@ PIP := $(VENV)/bin/pip
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-dev static run test lint migrate demo clean-var benchmarks
+.PHONY: help setup setup-dev static run test lint migrate demo demo-model starter-model clean-var benchmarks
 
 help:
 	@echo "make run    - set up and run RadViewer at http://127.0.0.1:$(PORT) (embedded default)"
 	@echo "make test   - set up and run ruff, import-linter and the whole test suite"
+	@echo "make starter-model - retrain the shipped starter model on ../shared/data/real-cxr (about 50 min on 2 CPU cores)"
+	@echo "make demo-model    - train a model on synthetic phantoms (demos and tests only)"
 
 $(VENV)/bin/python:
 	@scripts/check_prereqs.sh
 	@PYTHON=$$(scripts/check_prereqs.sh --print-python) && $$PYTHON -m venv $(VENV)
-	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -qq --upgrade pip
 
 # The stamps hold a hash of pyproject.toml so a changed dependency list reinstalls.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[s3]'
+	@echo "installing Python packages into $(VENV) (a few minutes the first time)..."
+	@$(PIP) install -qq -e '.[s3]'
 	@sha256sum pyproject.toml > $@
 
 $(VENV)/.stamp-dev: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,s3,ray]'
+	@echo "installing Python packages into $(VENV) (a few minutes the first time)..."
+	@$(PIP) install -qq -e '.[dev,s3,ray]'
 	@sha256sum pyproject.toml > $@
 	@sha256sum pyproject.toml > $(VENV)/.stamp-run
 
@@ -41,14 +45,20 @@ migrate: setup
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
-	$(PY) manage.py create_demo_accounts
+	@$(PY) manage.py create_demo_accounts
+	@$(PY) manage.py ensure_starter_model
+
+# The last process of the Procfile prints the login box once web and workers answer.
+run: demo
+	@echo "starting web, workers and beat at http://127.0.0.1:$(PORT)/ (the login box follows when all are up)"
+	@PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
+
+demo-model: migrate
 	$(PY) manage.py ensure_demo_model
 
-run: demo
-	@echo ""
-	@echo "  RadViewer is starting at http://127.0.0.1:$(PORT)/  (Ctrl-C stops web, workers and beat)"
-	@echo ""
-	PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
+starter-model: migrate
+	$(PY) manage.py build_starter_model
+	$(PY) manage.py model_card
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .

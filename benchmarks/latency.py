@@ -1,6 +1,10 @@
 """CPU latency of every registered model, of the explanations, and of the runtimes.
 
     python benchmarks/latency.py [--repeats N] [--quick] [--models a,b] [--default NAME]
+                                 [--image-size PX]
+
+``--image-size`` builds every model at that input size (the ratio against DenseNet-121 at
+the deployed size, and at 224 px for reference: docs/benchmarks.md).
 
 Prints markdown tables (docs/benchmarks.md is made from them). Everything runs in one
 process, and comparisons are timed round-robin (see ``_common.time_interleaved``), so ratios
@@ -63,8 +67,12 @@ def _forward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
     return run
 
 
-def model_table(names: list[str], repeats: int, big_batch: int) -> str:
-    models = {n: build_model(n).eval() for n in names}
+def _build(name: str, image_size: int | None) -> torch.nn.Module:
+    return build_model(name, **({"img_size": image_size} if image_size else {})).eval()
+
+
+def model_table(names: list[str], repeats: int, big_batch: int, image_size: int | None = None) -> str:
+    models = {n: _build(n, image_size) for n in names}
     b1 = time_interleaved({n: _forward(m, _input(m, 1)) for n, m in models.items()},
                           repeats=repeats)
     base = b1[BASELINE].median_ms
@@ -161,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--default", default=DEFAULT_MODEL,
                         help="variant for the explanation and runtime tables")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="build every model at this input size (default: each variant's own)")
+    parser.add_argument("--models-only", action="store_true", help="only the model table")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else args.repeats
     big_batch = 8 if args.quick else 32
@@ -174,8 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         names.append(BASELINE)
 
     print(f"Machine: {machine_description()}\n")
-    print(f"### Models (random weights, fp32 eager, inference_mode, {repeats} runs at b1)\n")
-    print(model_table(names, repeats, big_batch), "\n")
+    size = f", all at {args.image_size} px" if args.image_size else ""
+    print(f"### Models (random weights, fp32 eager, inference_mode, {repeats} runs at b1{size})\n")
+    print(model_table(names, repeats, big_batch, args.image_size), "\n")
+    if args.models_only:
+        return
     print(f"### Explanation cost ({args.default})\n")
     print(explanation_table(args.default, repeats), "\n")
     print(f"### Runtimes ({args.default})\n")

@@ -14,6 +14,9 @@ class ModelVersion(models.Model):
     version = models.CharField(max_length=20)
     run_id = models.CharField(max_length=64, blank=True)
     variant = models.CharField(max_length=60, blank=True)
+    # Trained on synthetic phantoms (the demo): labelled so wherever the version is shown,
+    # never a model for real images.
+    synthetic = models.BooleanField(default=False)
     metrics = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
@@ -23,8 +26,10 @@ class ModelVersion(models.Model):
         ordering = ("name", "-registered_at")
         constraints = [models.UniqueConstraint(fields=["name", "version"], name="unique_model_version")]
 
+    SYNTHETIC_LABEL = "synthetic demo — not for real images"
+
     def __str__(self) -> str:
-        return f"{self.name} v{self.version}"
+        return f"{self.name} v{self.version}" + (f" ({self.SYNTHETIC_LABEL})" if self.synthetic else "")
 
 
 class ModelAlias(models.Model):

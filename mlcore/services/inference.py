@@ -87,9 +87,11 @@ def get_predictor(route: ModelRoute):
     return predictor
 
 
-def predict_images(*, route: ModelRoute, images: Sequence[np.ndarray], explain: bool = True) -> list:
-    """Calibrated predictions (``mlcore.ml.predictor.PredictionResult``) for ``images``."""
-    return get_predictor(route).predict(list(images), explain=explain)
+def predict_images(*, route: ModelRoute, images: Sequence[np.ndarray], explain: bool = True,
+                   scopes: Sequence[str | None] | None = None) -> list:
+    """Calibrated predictions (``mlcore.ml.predictor.PredictionResult``) for ``images``;
+    ``scopes`` gives each image's scope from its header ("cxr"/"oct") or None."""
+    return get_predictor(route).predict(list(images), explain=explain, scopes=scopes)
 
 
 def explain_attribution(*, route: ModelRoute, image: np.ndarray, method: str) -> np.ndarray:
@@ -109,6 +111,13 @@ class TriageOutput:
     out_of_scope: bool
     ood_score: float | None  # None when the model has no out-of-scope detector
     ood_reason: str | None
+    # How unusual the image is: the share of the model's in-scope validation images that
+    # score lower, and the share at which it flags (None for models without these).
+    ood_percentile: float | None
+    ood_threshold_percentile: float | None
+    scope: str  # "cxr" | "oct" | "" (undecided: no class shown, read without the AI)
+    scope_source: str  # "header" | "model" | "undecided"
+    scope_probability: float | None  # the model's probability mass on the leading scope
     urgent_probability: float
     latency_ms: float
     heatmap_png: bytes | None  # RGBA colour map, image aspect, <= HEATMAP_MAX_SIDE px (client stretches it)
@@ -140,12 +149,17 @@ def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
     return np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
 
 
-def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
-    """Predict one display image (uint8 H x W) and encode its heat map."""
+SCOPE_HINTS = ("cxr", "oct")
+
+
+def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None) -> TriageOutput:
+    """Predict one display image (uint8 H x W) and encode its heat map. ``scope`` is the
+    study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide."""
     from mlcore.ml.classes import URGENT_KEYS
     from mlcore.ml.explain import heatmap_png
 
-    result = predict_images(route=route, images=[pixels], explain=True)[0]
+    hint = scope if scope in SCOPE_HINTS else None
+    result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint])[0]
     heat = result.heatmap_on_original()
     heat = _fit_map(heat) if heat is not None else None
     return TriageOutput(
@@ -158,6 +172,11 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray) -> TriageOutput:
         out_of_scope=bool(result.out_of_scope),
         ood_score=float(result.ood_score) if np.isfinite(result.ood_score) else None,
         ood_reason=result.ood_reason,
+        ood_percentile=result.ood_percentile,
+        ood_threshold_percentile=result.ood_threshold_percentile,
+        scope=result.scope or "",
+        scope_source=result.scope_source,
+        scope_probability=result.scope_probability,
         urgent_probability=float(sum(v for k, v in result.probabilities.items() if k in URGENT_KEYS)),
         latency_ms=float(result.latency_ms),
         heatmap_png=heatmap_png(heat) if heat is not None else None,

@@ -37,11 +37,14 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
     for mv in versions:
         metrics: dict[str, Any] = {}
         variant = ""
+        synthetic = False
         if mv.run_id:
             try:
                 run = client.get_run(mv.run_id)
-                metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "val_"))}
+                metrics = {k: v for k, v in run.data.metrics.items()
+                           if k.startswith(("test_", "val_", "final_eval_"))}
                 variant = run.data.params.get("model_name", "")
+                synthetic = run.data.tags.get("radviewer.data_synthetic") == "true"
             except MlflowException:
                 pass
         row, _ = ModelVersion.objects.update_or_create(
@@ -50,6 +53,7 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
             defaults={
                 "run_id": mv.run_id or "",
                 "variant": variant,
+                "synthetic": synthetic,
                 "metrics": metrics,
                 "description": mv.description or "",
                 "registered_at": datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -38,6 +40,24 @@ class DemoAccounts:
 
 
 DEMO_USERS = (("radiologist", RADIOLOGIST), ("mladmin", ML_ADMIN))
+DEMO_PASSWORD_FILE = "demo_password"  # noqa: S105 (a file name, not a password)
+
+
+def demo_password_resolve(*, configured: str, var_dir: Path) -> tuple[str, str]:
+    """``(password, where it comes from)``: ``RADVIEWER_DEMO_PASSWORD`` when set, else the
+    one kept in ``var/demo_password`` (generated on the first run, mode 0600), so browser
+    sessions and a newcomer's notes survive restarts."""
+    if configured:
+        return configured, "from RADVIEWER_DEMO_PASSWORD"
+    path = Path(var_dir) / DEMO_PASSWORD_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip(), f"kept in {path}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    return password, f"generated once and kept in {path}"
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ Set ``DATABASE_URL``, ``CELERY_BROKER_URL``, ``AWS_STORAGE_BUCKET_NAME`` and
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from radviewer.settings.env import (
@@ -263,3 +264,8 @@ AUDIT_READ_WINDOW_S = env_int("RADVIEWER_AUDIT_READ_WINDOW_S", 300, minimum=0)
 
 DEMO_PASSWORD = env_str("RADVIEWER_DEMO_PASSWORD", "")
 ALLOW_DEMO_ACCOUNTS = True
+
+# The embedded profile runs its workers as whoever typed `make run` -- root in a container or
+# a CI box -- and Celery's four-line superuser warning per worker buried the login box. The
+# production profile (radviewer.settings.production) keeps the warning: there it matters.
+warnings.filterwarnings("ignore", message=r"(?s)You're running the worker with superuser privileges")

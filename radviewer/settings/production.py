@@ -7,6 +7,7 @@ CELERY_BROKER_URL. See README.md for the whole table.
 from __future__ import annotations
 
 import os
+import warnings
 
 from radviewer.settings.env import env_bool, env_int, require
 
@@ -53,3 +54,7 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Undo the embedded profile's silencing of Celery's superuser warning (settings/base.py).
+warnings.filters[:] = [f for f in warnings.filters
+                       if not (f[1] is not None and "superuser" in getattr(f[1], "pattern", ""))]

@@ -80,3 +80,17 @@ def test_demo_accounts_idempotent_and_audited(db):
     assert get_user_model().objects.get(username="radiologist").groups.filter(name=RADIOLOGIST).exists()
     assert AuditEvent.objects.filter(action="account.demo_created").count() == 2
     assert AuditEvent.objects.filter(action="account.demo_password_reset").count() == 2
+
+
+def test_demo_password_is_kept_across_runs_unless_configured(tmp_path):
+    import stat
+
+    from radviewer.accounts.services import demo_password_resolve
+
+    first, where = demo_password_resolve(configured="", var_dir=tmp_path)
+    assert "generated once" in where and len(first) >= 12
+    assert stat.S_IMODE((tmp_path / "demo_password").stat().st_mode) == 0o600
+    again, where = demo_password_resolve(configured="", var_dir=tmp_path)
+    assert again == first and "kept in" in where
+    assert demo_password_resolve(configured="chosen-one", var_dir=tmp_path) == (
+        "chosen-one", "from RADVIEWER_DEMO_PASSWORD")

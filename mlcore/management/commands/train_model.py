@@ -1,7 +1,22 @@
-from django.conf import settings
+"""``manage.py train_model``: the real-data recipe from the command line.
+
+Every option defaults to the recipe (``mlcore.ml.training.config.TrainConfig``), so this
+command, ``benchmarks/real_cxr.py``, the starter model (``make starter-model``) and the
+console's training jobs train the same way unless told otherwise. One line per epoch.
+"""
+
+from dataclasses import fields
+
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.management.commands._common import open_store_or_fail
+
+
+def _default(name: str):
+    # Read from the dataclass without importing torch at command-load time.
+    from mlcore.ml.training.config import TrainConfig
+
+    return next(f.default for f in fields(TrainConfig) if f.name == name)
 
 
 class Command(BaseCommand):
@@ -13,54 +28,71 @@ class Command(BaseCommand):
         parser.add_argument("--store", help="dataset store URI (default RADVIEWER_DATASET_URI)")
         parser.add_argument("--model", default=DEFAULT_MODEL, help="variant name (see --list-models)")
         parser.add_argument("--list-models", action="store_true")
-        parser.add_argument("--epochs", type=int, default=10)
-        parser.add_argument("--batch-size", type=int, default=32)
-        parser.add_argument("--lr", type=float, default=1e-3)
-        parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--max-time", type=float, help="wall-clock budget for fitting, seconds")
+        parser.add_argument("--image-size", type=int, default=None,
+                            help="input size in px (default: the variant's own)")
+        parser.add_argument("--epochs", type=int, default=_default("epochs"))
+        parser.add_argument("--batch-size", type=int, default=_default("batch_size"))
+        parser.add_argument("--lr", type=float, default=_default("lr"))
+        parser.add_argument("--weight-decay", type=float, default=_default("weight_decay"))
+        parser.add_argument("--warmup-epochs", type=float, default=_default("warmup_epochs"))
+        parser.add_argument("--class-weighting", choices=("inverse", "sqrt_inverse", "none"),
+                            default=_default("class_weighting"))
+        parser.add_argument("--intensity", choices=("equalize", "none"), default=_default("intensity"),
+                            help="per-image intensity standardisation, identical in serving")
+        parser.add_argument("--augment-noise", type=float, default=_default("augment_noise"))
+        parser.add_argument("--augment-downscale", type=float, default=_default("augment_downscale"))
+        parser.add_argument("--source-balance", type=float, default=_default("source_balance"),
+                            help="share each class's draws among its sources (0 off .. 1 equal)")
+        parser.add_argument("--no-augment", action="store_true")
+        parser.add_argument("--dropout", type=float, default=None, help="override the variant's dropout")
+        parser.add_argument("--precision", default=_default("precision"),
+                            help="Lightning precision: 32-true, bf16-mixed, ... or auto (measured)")
+        parser.add_argument("--seed", type=int, default=_default("seed"))
+        parser.add_argument("--max-time", type=float,
+                            help="wall-clock cap for fitting, seconds (a safety stop only: results "
+                                 "then depend on the machine's speed; epochs are the recipe)")
         parser.add_argument("--backend", choices=("local", "ray"), default="local")
         parser.add_argument("--ray-workers", type=int, default=2)
         parser.add_argument("--alias", help="alias to point at the new version, e.g. candidate or production")
         parser.add_argument("--include-feedback", action="store_true", help="add the feedback split to train")
+        parser.add_argument("--run-name", default=None)
+        parser.add_argument("--output-dir", default=None, help="where the model bundle is written")
         parser.add_argument("--no-register", action="store_true")
 
     def handle(self, *args, **o):
         from mlcore.ml.models import list_models
-        from mlcore.ml.training import TrainConfig, train
-        from mlcore.services.registry import registry_sync
-        from radviewer.audit.services import audit_event_create
+        from mlcore.services.training import model_train, train_config
 
         if o["list_models"]:
             self.stdout.write("\n".join(list_models()))
             return
-        store = open_store_or_fail(o["store"])
+        open_store_or_fail(o["store"])  # a bad URI fails before anything heavy starts
+        overrides = {} if o["dropout"] is None else {"dropout": o["dropout"]}
         try:
-            config = TrainConfig(
-                store_uri=o["store"] or settings.DATASET_STORE_URI,
-                tracking_uri=settings.MLFLOW_TRACKING_URI,
-                registered_model_name=settings.MLFLOW_REGISTERED_MODEL,
-                model_name=o["model"], epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
-                seed=o["seed"], max_time_s=o["max_time"], backend=o["backend"],
-                num_workers_ray=o["ray_workers"], alias=o["alias"], register=not o["no_register"],
-                include_feedback=o["include_feedback"], progress=True,
+            config = train_config(
+                **({"store_uri": o["store"]} if o["store"] else {}),
+                model_name=o["model"], model_overrides=overrides, image_size=o["image_size"],
+                epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                weight_decay=o["weight_decay"], warmup_epochs=o["warmup_epochs"],
+                class_weighting=o["class_weighting"], intensity=o["intensity"],
+                augment=not o["no_augment"], augment_noise=o["augment_noise"],
+                augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
+                precision=o["precision"], seed=o["seed"],
+                max_time_s=o["max_time"], backend=o["backend"], num_workers_ray=o["ray_workers"],
+                alias=o["alias"], register=not o["no_register"], include_feedback=o["include_feedback"],
+                run_name=o["run_name"], output_dir=o["output_dir"], progress=True,
             )
-            del store
-            result = train(config)
+            result = model_train(config=config, actor_label="cli:train_model")
         except (ValueError, KeyError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"MLflow run: {result.run_id}")
         for key in sorted(result.metrics):
-            if key.startswith(("test_", "val_")) and isinstance(result.metrics[key], float):
+            if key.startswith(("test_", "final_eval_", "val_")) and isinstance(result.metrics[key], float):
                 self.stdout.write(f"  {key}: {result.metrics[key]:.4f}")
+        if result.bundle_dir:
+            self.stdout.write(f"bundle: {result.bundle_dir}")
         if result.model_version:
-            registry_sync(name=settings.MLFLOW_REGISTERED_MODEL)
-            audit_event_create(
-                actor=None, actor_label="cli:train_model", action="model.registered",
-                object_type="mlcore.modelversion",
-                object_id=f"{settings.MLFLOW_REGISTERED_MODEL}/{result.model_version}",
-                details={"run_id": result.run_id, "alias": o["alias"], "model": o["model"]},
-            )
             self.stdout.write(self.style.SUCCESS(
-                f"registered {settings.MLFLOW_REGISTERED_MODEL} version {result.model_version}"
+                f"registered {config.registered_model_name} version {result.model_version}"
                 + (f" with alias {o['alias']}" if o["alias"] else "")
             ))

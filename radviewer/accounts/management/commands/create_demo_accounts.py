@@ -1,24 +1,17 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from radviewer.accounts.services import demo_accounts_ensure
+from radviewer.accounts.services import demo_accounts_ensure, demo_password_resolve
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) the demo accounts 'radiologist' and 'mladmin'. Never in production."
+    help = ("Create (or reset) the demo accounts 'radiologist' and 'mladmin' with the demo password "
+            "(RADVIEWER_DEMO_PASSWORD, else the one kept in var/demo_password). Never in production.")
 
     def handle(self, *args, **options):
         if not settings.ALLOW_DEMO_ACCOUNTS:
             raise CommandError("demo accounts are disabled in the production profile")
-        result = demo_accounts_ensure(password=settings.DEMO_PASSWORD or None)
-        source = (
-            "generated for this run (set RADVIEWER_DEMO_PASSWORD to choose one)"
-            if result.password_generated
-            else "from RADVIEWER_DEMO_PASSWORD"
-        )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo accounts {', '.join(result.usernames)} ready; password {source}: "
-                f"{result.password}"
-            )
-        )
+        password, source = demo_password_resolve(configured=settings.DEMO_PASSWORD, var_dir=settings.VAR_DIR)
+        result = demo_accounts_ensure(password=password)
+        # The password itself is printed once everything is up (manage.py announce_ready).
+        self.stdout.write(f"Demo accounts {', '.join(result.usernames)} ready (password {source}).")

@@ -1,0 +1,43 @@
+"""`make starter-model`: reproduce the shipped starter model from the real images.
+
+Builds the real-cxr dataset store (de-duplicated, split by patient with seed 42) when it is
+missing, trains the recipe (TrainConfig defaults: the default variant at 128 px; fp32; fixed epochs and seed),
+registers the run, computes the model card's figures and replaces
+``mlcore/starter/radviewer-starter.pt`` only when the new model is better on ``final_eval``
+(``--force`` replaces it regardless). Then ``manage.py model_card`` rewrites the card's figures.
+"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Train the starter model recipe on real-cxr and replace the shipped file if it is better."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", type=Path, default=None,
+                            help="the real-cxr tree (default ../shared/data/real-cxr)")
+        parser.add_argument("--store", default=None, help="dataset store URI (default var/datasets/real-cxr)")
+        parser.add_argument("--out", type=Path, default=None, help="file to write (default mlcore/starter/...)")
+        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
+
+    def handle(self, *args, data, store, out, epochs, seed, force, **opts):
+        from mlcore.ml.training.callbacks import print_epoch
+        from mlcore.services.starter import STARTER_DATA, STARTER_FILE, StarterModelError, starter_model_build
+
+        recipe = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+        try:
+            build = starter_model_build(data_dir=data or STARTER_DATA, store_uri=store, out=out or STARTER_FILE,
+                                        force=force, on_epoch=print_epoch, **recipe)
+        except (StarterModelError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        old = build.previous_final_eval_macro_f1
+        self.stdout.write(f"registered run as version {build.version}; final_eval CXR macro-F1 "
+                          f"{build.final_eval_macro_f1:.3f} (shipped file: {'none' if old is None else f'{old:.3f}'})")
+        if build.file:
+            self.stdout.write(self.style.SUCCESS(f"wrote {build.file}; now run `manage.py model_card`"))
+        else:
+            self.stdout.write("kept the shipped file: the new model is not better on final_eval (--force to replace)")

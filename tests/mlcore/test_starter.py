@@ -1,0 +1,82 @@
+"""The starter model: registered as version 1 production in seconds on a fresh install;
+a broken file stops with a message naming it and registers nothing."""
+
+import io
+
+import pytest
+import torch
+from django.core.management import CommandError, call_command
+
+from mlcore.ml.bundle import ModelBundle
+from mlcore.ml.models import build_model
+from mlcore.ml.transforms import PreprocessConfig
+from mlcore.models import ModelAlias, ModelVersion
+from radviewer.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def isolated_registry(settings, tmp_path):
+    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    return settings
+
+
+@pytest.fixture
+def starter_file(tmp_path):
+    torch.manual_seed(0)
+    bundle = ModelBundle(
+        model_name="vit-tiny-test", state_dict=build_model("vit-tiny-test").state_dict(),
+        preprocess=PreprocessConfig(image_size=32, mean=0.4, std=0.2, intensity="equalize"),
+        metadata={"trained_at": "2026-12-01T00:00:00Z", "data_synthetic": False,
+                  "recipe": {"epochs": 40, "seed": 42},
+                  "evaluation": {"test": {
+                      "class_keys": ["lung-covid", "lung-normal"], "split": "test", "n": 2,
+                      "accuracy": 0.5, "macro_f1": 0.5, "macro_f1_cxr4": 0.5, "ece": 0.1,
+                      "urgent_sensitivity": 1.0, "confusion": [[1, 0], [1, 0]], "extra": {},
+                      "per_class": {k: {"support": 1, "predicted": 1, "sensitivity": 1.0,
+                                        "specificity": 0.5, "precision": 0.5, "f1": 0.67,
+                                        "auc": 0.5} for k in ("lung-covid", "lung-normal")}}}},
+    )
+    return bundle.save_file(tmp_path / "radviewer-starter.pt")
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_registers_version_1_production_with_its_metrics_once(isolated_registry, starter_file):
+    out = run("ensure_starter_model", "--file", str(starter_file))
+    assert "starter model registered: radviewer-triage version 1 is production" in out
+    version = ModelVersion.objects.get(version="1")
+    assert ModelAlias.objects.get(alias="production").model_version == version
+    assert version.metrics["test_macro_f1_cxr4"] == pytest.approx(0.5)
+    assert version.variant == "vit-tiny-test" and not version.synthetic
+    assert AuditEvent.objects.filter(action="model.registered", object_id="radviewer-triage/1").count() == 1
+    # a second run finds production and does nothing
+    assert "production model: radviewer-triage version 1" in run("ensure_starter_model", "--file", str(starter_file))
+    assert ModelVersion.objects.count() == 1
+
+    from mlcore.ml.predictor import Predictor
+
+    predictor = Predictor.from_uri("models:/radviewer-triage@production",
+                                   tracking_uri=isolated_registry.MLFLOW_TRACKING_URI)
+    assert predictor.bundle.preprocess.intensity == "equalize"
+
+
+def test_a_truncated_file_stops_with_its_name_and_registers_nothing(isolated_registry, starter_file):
+    starter_file.write_bytes(starter_file.read_bytes()[:1000])
+    with pytest.raises(CommandError, match=r"radviewer-starter\.pt: not a readable model file"):
+        run("ensure_starter_model", "--file", str(starter_file))
+    assert not ModelVersion.objects.exists() and not AuditEvent.objects.filter(action="model.registered").exists()
+
+
+def test_the_shipped_starter_file_loads(isolated_registry):
+    from mlcore.ml.classes import CLASS_KEYS
+    from mlcore.services.starter import STARTER_FILE
+
+    bundle = ModelBundle.load_file(STARTER_FILE)  # checks classes, variant and weights
+    assert bundle.class_keys == CLASS_KEYS and STARTER_FILE.stat().st_size <= 12 * 1024 * 1024
+    assert bundle.metadata["card"]["splits"]["final_eval"]["n"] > 0
