@@ -16,10 +16,12 @@ from mlcore.ml.classes import CLASSES
 CLASS_CHOICES = [(c.key, c.display_name) for c in CLASSES]
 MODALITY_CHOICES = [
     ("", "Any modality"),
+    ("cxr", "Chest X-ray (CR, DX, or inferred from a PNG/JPEG)"),
+    ("oct", "Retinal OCT (OPT, OP, or inferred from a PNG/JPEG)"),
     ("CR", "CR (computed radiography)"),
-    ("DX", "DX (digital radiography)"),
-    ("OPT", "OPT (retinal OCT)"),
-    ("OT", "OT (PNG/JPEG upload)"),
+    ("DX", "DX (digital radiography, or inferred)"),
+    ("OPT", "OPT (retinal OCT, or inferred)"),
+    ("OT", "OT (PNG/JPEG whose scope is undecided)"),
 ]
 TRI_STATE = [("", "Any"), ("yes", "Yes"), ("no", "No")]
 

@@ -38,7 +38,9 @@ def run_prediction(*, prediction_id: int) -> None:
     try:
         pixels = _display_pixels(prediction)
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
-        output = triage_image(route=route, pixels=pixels)
+        study = prediction.image.study
+        header_scope = study.scope if study.scope_source == study.ScopeSource.HEADER else None
+        output = triage_image(route=route, pixels=pixels, scope=header_scope)
     except Exception as exc:  # recorded on the row with its reason; the reader can retry
         log.exception("prediction %s failed", prediction_id)
         prediction_mark_failed(prediction_id=prediction_id, reason=f"{type(exc).__name__}: {exc}")

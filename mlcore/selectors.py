@@ -53,6 +53,11 @@ def model_versions(*, name: str) -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(name=name).prefetch_related("aliases").order_by("-registered_at")
 
 
+def synthetic_versions(*, name: str) -> frozenset[str]:
+    """Versions of ``name`` trained on synthetic phantoms: labelled so wherever shown."""
+    return frozenset(ModelVersion.objects.filter(name=name, synthetic=True).values_list("version", flat=True))
+
+
 def alias_map(*, name: str) -> dict[str, str]:
     return {
         a.alias: a.model_version.version

@@ -18,8 +18,8 @@ before decoding, so a small file declaring a huge compressed frame is refused ch
 
 Scope
 -----
-CR and DX are chest X-ray, OPT is retinal OCT ("OCT" is accepted from exporters that write
-it, though it is not a DICOM defined term). Everything else - and a CR/DX whose Body Part
+CR and DX are chest X-ray, OPT (and OP) is retinal OCT ("OCT" is accepted from exporters that
+write it, though it is not a DICOM defined term). Everything else - and a CR/DX whose Body Part
 Examined is explicitly not the chest - is scope "unknown" with a ``scope_warning`` the page
 can show; it is not refused, because the reader may still want the image stored.
 """
@@ -47,9 +47,12 @@ from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope
 from clinical.ingest.sniff import sniff
 
 CXR_MODALITIES = frozenset({"CR", "DX"})
-OCT_MODALITIES = frozenset({"OPT", "OCT"})
+# OPT is Ophthalmic Tomography; OP (ophthalmic photography) is taken as retinal too, so an
+# eye image is never given a chest class -- the out-of-scope detector still judges whether
+# it looks like the OCT B-scans the model knows.
+OCT_MODALITIES = frozenset({"OPT", "OCT", "OP"})
 CHEST_BODY_PARTS = frozenset({"CHEST", "THORAX", "LUNG"})
-SCOPE_TEXT = "chest X-ray: CR/DX; retinal OCT: OPT"
+SCOPE_TEXT = "chest X-ray: CR/DX; retinal OCT: OPT/OP"
 IMPLEMENTATION_VERSION_NAME = "RADVIEWER_1"
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 _PIXEL_REQUIRED = ("Rows", "Columns", "BitsAllocated", "BitsStored", "PhotometricInterpretation")

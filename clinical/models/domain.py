@@ -40,7 +40,15 @@ class Study(models.Model):
     uid = models.CharField(max_length=64, unique=True, default=new_uid)
     accession_number = models.CharField(max_length=64, blank=True, db_index=True)
     modality = models.CharField(max_length=16, blank=True)
+    class ScopeSource(models.TextChoices):
+        HEADER = "header", "from the DICOM header"
+        MODEL = "model", "inferred by the AI from the image"
+        NONE = "", "not decided"
+
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.UNKNOWN)
+    # Where the scope came from: the header at ingest, or (PNG/JPEG, DICOM that does not say)
+    # the model's decision once the first prediction lands.
+    scope_source = models.CharField(max_length=8, choices=ScopeSource.choices, blank=True)
     scope_warning = models.TextField(blank=True)
     patient_key = models.CharField(max_length=64, blank=True, db_index=True)
     received_at = models.DateTimeField(auto_now_add=True)
@@ -170,6 +178,15 @@ class Prediction(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     out_of_scope = models.BooleanField(default=False)
     ood_score = models.FloatField(null=True, blank=True)
+    ood_reason = models.CharField(max_length=300, blank=True)
+    # How unusual the image is, as a reader can weigh it: the share of the model's in-scope
+    # validation images that scored lower, and the share at which the model flags.
+    ood_percentile = models.FloatField(null=True, blank=True)
+    ood_threshold_percentile = models.FloatField(null=True, blank=True)
+    # The scope the probabilities are over ("" = undecided: no class, read without the AI).
+    scope = models.CharField(max_length=8, blank=True)
+    scope_source = models.CharField(max_length=10, blank=True)  # header | model | undecided
+    scope_probability = models.FloatField(null=True, blank=True)
     heatmap_png = models.FileField(upload_to="heatmaps/%Y/%m/%d/", blank=True, max_length=255)
     heatmap_array = models.FileField(upload_to="heatmaps/%Y/%m/%d/", blank=True, max_length=255)
     # method -> {"status": ..., "png": storage name, "reason": ...}; computed on demand.

@@ -46,7 +46,9 @@ def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
         qs = qs.filter(status=filters.status)
     else:
         qs = qs.filter(status__in=OPEN_STATUSES)
-    if filters.modality:
+    if filters.modality in (Study.Scope.CXR, Study.Scope.OCT):  # by scope, header or inferred
+        qs = qs.filter(scope=filters.modality)
+    elif filters.modality:
         qs = qs.filter(modality=filters.modality)
     if filters.predicted_class:
         qs = qs.filter(top_class=filters.predicted_class)

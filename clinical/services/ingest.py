@@ -150,6 +150,7 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
         uid=uid,
         modality=modality,
         scope=scope,
+        scope_source=Study.ScopeSource.HEADER if scope != Study.Scope.UNKNOWN else Study.ScopeSource.NONE,
         scope_warning=warning,
         patient_key=patient_key,
         submitted_by=actor if getattr(actor, "is_authenticated", False) else None,

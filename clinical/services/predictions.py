@@ -81,8 +81,16 @@ def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Pred
             prediction.probabilities = output.probabilities
             prediction.top_class = output.top_class
             prediction.confidence = output.confidence
-            prediction.out_of_scope = output.out_of_scope
+            study = prediction.image.study
+            prediction.out_of_scope = output.out_of_scope or bool(study.scope_warning)
             prediction.ood_score = output.ood_score
+            # A header that puts the study outside the scope is the reason a reader needs.
+            prediction.ood_reason = (study.scope_warning or output.ood_reason or "")[:300]
+            prediction.ood_percentile = output.ood_percentile
+            prediction.ood_threshold_percentile = output.ood_threshold_percentile
+            prediction.scope = output.scope
+            prediction.scope_source = output.scope_source
+            prediction.scope_probability = output.scope_probability
             prediction.latency_ms = output.latency_ms
             prediction.heatmap_png = heat_png
             prediction.heatmap_array = heat_npy

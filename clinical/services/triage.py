@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clinical.models import Prediction, Study
+from clinical.services.ingest import MODALITY_FOR_RASTER
 from mlcore.ml.classes import URGENT_KEYS
 
 
@@ -28,4 +29,24 @@ def study_triage_fields(study: Study) -> dict:
         "triage_priority": round(priority, 6),
         "top_class": top,
         "out_of_scope": out_of_scope,
+        **_inferred_scope(study, latest),
     }
+
+
+# What an inferred scope makes of a study that came without a modality (PNG/JPEG: "OT").
+INFERRED_MODALITY = {Study.Scope.CXR: "DX", Study.Scope.OCT: "OPT"}
+
+
+def _inferred_scope(study: Study, latest: list[Prediction]) -> dict:
+    """A header's scope stands, and so does a header that puts the study outside the scope
+    (its warning); otherwise the model's decision becomes the study's scope, and a raster
+    upload ("OT") gets the modality that scope implies, shown as inferred."""
+    if study.scope_source == Study.ScopeSource.HEADER or study.scope_warning:
+        return {}
+    decided = {p.scope for p in latest if p.scope}
+    scope = decided.pop() if len(decided) == 1 else Study.Scope.UNKNOWN
+    inferred = scope != Study.Scope.UNKNOWN
+    fields = {"scope": scope, "scope_source": Study.ScopeSource.MODEL if inferred else Study.ScopeSource.NONE}
+    if study.modality == MODALITY_FOR_RASTER or study.scope_source == Study.ScopeSource.MODEL:
+        fields["modality"] = INFERRED_MODALITY.get(scope, MODALITY_FOR_RASTER)
+    return fields

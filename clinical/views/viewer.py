@@ -14,6 +14,8 @@ from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.worklist import worklist_next_uid
+from mlcore.ml.classes import CLASS_KEYS
+from mlcore.selectors import synthetic_versions
 
 TEMPLATE = "clinical/study.html"
 ATTRIBUTION_METHODS = (
@@ -28,6 +30,34 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+SCOPE_LABELS = {"cxr": "Chest X-ray classes", "oct": "Retinal OCT classes"}
+
+
+def probability_groups(prediction: Prediction | None) -> list[tuple[str, list[tuple[str, float]]]]:
+    """The prediction's probabilities grouped by scope (chest X-ray, retinal OCT), each
+    group sorted. A decided scope has one group; an undecided one shows both, unranked
+    against each other, because no class was chosen."""
+    if prediction is None or not prediction.probabilities:
+        return []
+    from mlcore.ml.classes import modality_of
+
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for key, p in prediction.sorted_probabilities():
+        groups.setdefault(modality_of(key) if key in CLASS_KEYS else "other", []).append((key, p))
+    return [(SCOPE_LABELS.get(scope, "Other"), rows) for scope, rows in groups.items()]
+
+
+def ood_statement(prediction: Prediction | None) -> str:
+    """How unusual the image is, in words: "more unusual than 42 % of the validation images
+    the model was checked on (it flags above 99 %)"; "" for models without that scale."""
+    if prediction is None or prediction.ood_percentile is None:
+        return ""
+    pct, limit = prediction.ood_percentile, prediction.ood_threshold_percentile
+    share = "all" if pct >= 99.95 else (f"{pct:.1f} %" if pct >= 99 else f"{pct:.0f} %")
+    where = f" (the model flags images above {limit:.0f} %)" if limit is not None else ""
+    return f"more unusual than {share} of the validation images the model was checked on{where}"
 
 
 def attribution_states(prediction: Prediction | None) -> list[dict[str, Any]]:
@@ -55,6 +85,8 @@ def study_context(
     active = next((img for img in images if img.pk == image_id), images[0] if images else None)
     prediction = active.latest_prediction() if active else None
     probabilities = prediction.sorted_probabilities() if prediction and prediction.probabilities else []
+    synthetic = bool(prediction and prediction.model_version and prediction.model_version in
+                     synthetic_versions(name=prediction.model_name))
     user = request.user
     unreviewed = [img for img in images if img.latest_review() is None]
     signed_off = study.is_signed_off
@@ -65,6 +97,9 @@ def study_context(
         "prediction": prediction,
         "running": active is not None and (prediction is None or prediction.status in RUNNING),
         "probabilities": probabilities,
+        "probability_groups": probability_groups(prediction),
+        "ood_statement": ood_statement(prediction),
+        "model_synthetic": synthetic,
         "attributions": attribution_states(prediction),
         "reviews": sorted(active.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
         if active else [],

@@ -101,7 +101,9 @@ def test_fhir_diagnostic_report_validates_as_r4(pacs, dicom_study):
     assert report["code"]["coding"][0] == {"system": "http://loinc.org", "code": "18748-4",
                                            "display": "Diagnostic imaging study"}
     observations = [r for r in report["contained"] if r["resourceType"] == "Observation"]
-    assert len(observations) == 9 and len(report["result"]) == 9
+    # a DX of the chest: the five chest classes (the header's scope), no retinal ones
+    assert len(observations) == 5 and len(report["result"]) == 5
+    assert not any("oct" in o["code"]["coding"][0]["code"] for o in observations)
     device = next(r for r in report["contained"] if r["resourceType"] == "Device")
     assert device["version"] == [{"value": "1"}]
     assert report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{ORIGINAL['study_uid']}"

@@ -188,7 +188,7 @@ def test_single_frame_chest_xray_is_in_scope() -> None:
 def test_out_of_scope_modality_is_kept_with_a_warning() -> None:
     result = _ingest(make_cxr_dicom(rows=16, cols=16, modality="MR", body_part="BRAIN"))
     assert result.scope == "unknown"
-    assert result.scope_warning == ("Modality MR is outside the model's scope (chest X-ray: CR/DX; retinal OCT: OPT)")
+    assert result.scope_warning == ("Modality MR is outside the model's scope (chest X-ray: CR/DX; retinal OCT: OPT/OP)")
 
 
 def test_xray_of_another_body_part_is_out_of_scope() -> None:

@@ -38,7 +38,9 @@ def test_page_shows_sorted_probabilities_model_and_is_audited(predicted, radiolo
     prediction = predicted.predictions.get()
     names = [CLASS_BY_KEY[k].display_name for k, _ in prediction.sorted_probabilities()]
     positions = [body.index(f'<span class="name">{n}</span>') for n in names]
-    assert positions == sorted(positions) and len(names) == 9
+    # a PNG's scope comes from the model: the chest classes only, in one sorted group
+    assert positions == sorted(positions) and len(names) == 5 and prediction.scope == "cxr"
+    assert "Chest X-ray classes" in body and "Retinal OCT classes" not in body
     top_p = prediction.sorted_probabilities()[0][1]
     assert f"{100 * top_p:.1f} %" in body
     assert f'<strong class="model-version">{prediction.model_version}</strong>' in body
@@ -134,10 +136,16 @@ def test_attribution_is_requested_polled_and_served(predicted, radiologist_clien
 
 def test_banners_for_scope_warning_and_out_of_scope(predicted, radiologist_client):
     Study.objects.filter(pk=predicted.study_id).update(scope_warning="Modality MR is outside the model's scope")
-    Prediction.objects.filter(image=predicted).update(out_of_scope=True, ood_score=7.5)
+    Prediction.objects.filter(image=predicted).update(
+        out_of_scope=True, ood_score=7.5, ood_percentile=99.6, ood_threshold_percentile=99.0,
+        ood_reason="unlike training images")
     body = _page(radiologist_client, predicted).content.decode()
     assert "Scope warning" in body and "Modality MR is outside" in body
-    assert "Out of scope" in body and "7.50" in body
+    assert "Out of scope — read it without the AI." in body and "Reason: unlike training images." in body
+    # the score as a statement a reader can weigh, not a raw number
+    assert ("The image is more unusual than 99.6 % of the validation images the model was checked on "
+            "(the model flags images above 99 %).") in body
+    assert "7.50" not in body
 
 
 def test_multiple_images_show_thumbnails_and_one_active(production_model, radiologist_client):

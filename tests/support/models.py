@@ -1,7 +1,9 @@
 """A registered model for tests: the tiny ViT with random weights, logged to MLflow like a
 trained one (same bundle, same pyfunc, same registry alias), in seconds instead of minutes.
 
-Its predictions mean nothing; tests that need a *trained* model train one (tests/ml).
+Its predictions mean nothing; tests that need a *trained* model train one (tests/ml). Its
+scope rule decides at 50 %, i.e. always takes the leading scope (a random network spreads
+its probability too evenly for the real rule's 80 %), so the reading workflow gets a class.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from mlcore.ml import tracking
 from mlcore.ml.bundle import ModelBundle
 from mlcore.ml.models import build_model
+from mlcore.ml.scope import ScopeRule
 from mlcore.ml.transforms import PreprocessConfig
 
 TEST_MODEL = "vit-tiny-test"
@@ -28,6 +31,7 @@ def register_random_model(*, tracking_uri: str, name: str, alias: str | None = "
         state_dict=model.state_dict(),
         preprocess=PreprocessConfig(image_size=size, mean=0.45, std=0.25),
         metadata={"purpose": "tests: random weights"},
+        scope_rule=ScopeRule(threshold=0.5),
     )
     tracking.configure(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
