@@ -114,3 +114,21 @@ def test_fit_refuses_empty_val():
         OODDetector.fit(train_embeddings=feats, train_descriptors=feats,
                         train_labels=np.zeros(10, int), val_embeddings=feats[:0],
                         val_descriptors=feats[:0])
+
+
+def test_each_distance_flags_on_its_own_tail_so_a_heavy_tailed_one_hides_nothing():
+    # The embedding distance of in-scope val images is heavy-tailed (a few val images sit far
+    # from every class mean); the input descriptor's is not. An image extreme only in its
+    # descriptor (noise, photographs on the real-cxr model) must still be flagged.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, size=800)
+    emb = rng.normal(size=(800, 6))
+    emb[::20] *= 6.0  # heavy tail in the embedding, in train and val alike
+    desc = rng.normal(size=(800, 6))
+    val_emb, val_desc = emb[400:], desc[400:]
+    det = OODDetector.fit(train_embeddings=emb[:400], train_descriptors=desc[:400],
+                          train_labels=labels[:400], val_embeddings=val_emb, val_descriptors=val_desc)
+    assert det.flag(val_emb, val_desc, np.ones(400))[0].mean() <= 0.011
+    odd = np.zeros((1, 6))
+    odd_desc = np.full((1, 6), 2.6)  # ~40 squared distance in the descriptor alone
+    assert det.flag(odd, odd_desc, np.ones(1))[0][0]
