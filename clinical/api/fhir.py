@@ -84,7 +84,10 @@ def _conclusion(result: dict[str, Any]) -> tuple[str, list[dict]]:
     lines, codes = [], {}
     for image in result["images"]:
         prediction, reviews = image["prediction"], image["reviews"]
-        if prediction and prediction["status"] == "succeeded":
+        if prediction and prediction["status"] == "succeeded" and not prediction["top_class"]:
+            lines.append(f"{image['name']}: AI named no class (could not tell a chest X-ray from a "
+                         "retinal OCT) - read without the AI")
+        elif prediction and prediction["status"] == "succeeded":
             scope = " - outside model scope" if prediction["out_of_scope"] else ""
             lines.append(f"{image['name']}: AI {prediction['top_class_display']} "
                          f"(p={prediction['confidence']:.2f}){scope}")

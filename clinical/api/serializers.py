@@ -107,8 +107,19 @@ class PredictionSerializer(serializers.Serializer):
     top_class_display = serializers.CharField(allow_blank=True)
     confidence = serializers.FloatField(allow_null=True)
     out_of_scope = serializers.BooleanField()
+    out_of_scope_reason = serializers.CharField(allow_blank=True)
     ood_score = serializers.FloatField(allow_null=True)
-    probabilities = serializers.DictField(child=serializers.FloatField())
+    ood_percentile = serializers.FloatField(
+        allow_null=True, help_text="Share (0-100) of the model's in-scope validation images that "
+                                   "scored lower: how unusual this image is.")
+    ood_threshold_percentile = serializers.FloatField(
+        allow_null=True, help_text="The model flags images above this percentile.")
+    scope = serializers.CharField(allow_blank=True, help_text='"cxr", "oct", or "" when undecided '
+                                  "(no class: read without the AI).")
+    scope_source = serializers.CharField(allow_blank=True, help_text='"header", "model" or "undecided".')
+    probabilities = serializers.DictField(
+        child=serializers.FloatField(), help_text="Calibrated, over the scope's classes only "
+                                                  "(all nine when the scope is undecided).")
     findings = FindingSerializer(many=True)
     failure_reason = serializers.CharField(allow_blank=True)
     completed_at = serializers.DateTimeField(allow_null=True)
@@ -156,8 +167,11 @@ class ImageResultSerializer(serializers.Serializer):
 
 class StudyResultSerializer(StudySummarySerializer):
     submitted_via = serializers.CharField()
-    modality = serializers.CharField(allow_blank=True)
+    modality = serializers.CharField(allow_blank=True, help_text="From the DICOM header; for PNG/JPEG "
+                                     "the modality the inferred scope implies (DX, OPT), else OT.")
     scope = serializers.CharField()
+    scope_source = serializers.CharField(allow_blank=True, help_text='"header", "model" (inferred from '
+                                         'the image) or "" (undecided).')
     scope_warning = serializers.CharField(allow_blank=True)
     signed_off_at = serializers.DateTimeField(allow_null=True)
     source_study = SourceStudySerializer(allow_null=True)

@@ -98,7 +98,9 @@ def _group(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=derived_uid(study_uid, "image", str(item["id"])), identifier=f"AI triage of {item['name']}"[:64]
         ),
-        finding_type=_concept(prediction["top_class"], prediction["top_class_display"]),
+        # No class when the scope was undecided (read without the AI): say so, never a class.
+        finding_type=_concept(prediction["top_class"], prediction["top_class_display"]) if prediction["top_class"]
+        else _concept("scope-undecided", "No AI class: chest X-ray or retinal OCT undecided"),
         algorithm_id=algorithm,
         measurements=measurements,
         qualitative_evaluations=evaluations,

@@ -132,6 +132,22 @@ def test_sr_refers_to_the_original_instances(pacs, dicom_study):
     assert again.SOPInstanceUID == sr.SOPInstanceUID
 
 
+def test_an_undecided_scope_names_no_class_in_json_fhir_and_sr(pacs, dicom_study):
+    # What the worker stores when the model cannot tell a chest X-ray from a retinal OCT.
+    Prediction.objects.filter(image__study__uid=dicom_study["uid"]).update(
+        top_class="", confidence=0.0, scope="", scope_source="undecided", out_of_scope=True,
+        ood_reason="could not tell a chest X-ray from a retinal OCT")
+    body = pacs.get(dicom_study["links"]["self"]).json()
+    prediction = body["images"][0]["prediction"]
+    assert prediction["top_class"] == "" and prediction["scope"] == "" and prediction["out_of_scope"]
+    assert "could not tell" in prediction["out_of_scope_reason"]
+    report = pacs.get(dicom_study["links"]["fhir"]).json()
+    DiagnosticReport.model_validate(report)
+    assert "AI named no class" in report["conclusion"]
+    sr = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    assert "scope-undecided" in str(sr.ContentSequence)
+
+
 def test_sr_of_a_png_study_or_before_the_result_is_409(pacs, production_model):
     png = submit(pacs, ("a.png", chest_png(seed=21)))
     response = pacs.get(png["links"]["sr"])
