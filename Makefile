@@ -51,7 +51,7 @@ demo: migrate
 # The last process of the Procfile prints the login box once web and workers answer.
 run: demo
 	@echo "starting web, workers and beat at http://127.0.0.1:$(PORT)/ (the login box follows when all are up)"
-	@PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
+	@RADVIEWER_PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
 
 demo-model: migrate
 	$(PY) manage.py ensure_demo_model

@@ -28,11 +28,12 @@ class Command(BaseCommand):
 
         started, deadline = timezone.now(), time.monotonic() + timeout
         missing = self._wait(url.rstrip("/"), started, deadline)
-        password, _ = demo_password_resolve(configured=settings.DEMO_PASSWORD, var_dir=settings.VAR_DIR)
+        time.sleep(1.0)  # let the other processes' start-up lines reach the terminal first
+        password, source = demo_password_resolve(configured=settings.DEMO_PASSWORD, var_dir=settings.VAR_DIR)
         lines = [f"RadViewer is up: {url.rstrip('/')}/",
                  "", "log in as  radiologist  (reading)   or  mladmin  (ML admin)",
                  f"password   {password}", "",
-                 "the password stays the same across runs (var/demo_password);",
+                 f"password {source.replace(str(settings.BASE_DIR) + '/', '')}: the same on every run;",
                  "Ctrl-C stops web, workers and beat"]
         if missing:
             lines += ["", f"NOT READY after {timeout:.0f} s: {'; '.join(missing)}"]
