@@ -43,6 +43,8 @@ class Command(BaseCommand):
         parser.add_argument("--augment-downscale", type=float, default=_default("augment_downscale"))
         parser.add_argument("--source-balance", type=float, default=_default("source_balance"),
                             help="share each class's draws among its sources (0 off .. 1 equal)")
+        parser.add_argument("--ema-decay", type=float, default=_default("ema_decay"),
+                            help="exponential moving average of the weights per step (e.g. 0.998)")
         parser.add_argument("--no-augment", action="store_true")
         parser.add_argument("--dropout", type=float, default=None, help="override the variant's dropout")
         parser.add_argument("--precision", default=_default("precision"),
@@ -76,7 +78,7 @@ class Command(BaseCommand):
                 weight_decay=o["weight_decay"], warmup_epochs=o["warmup_epochs"],
                 class_weighting=o["class_weighting"], intensity=o["intensity"],
                 augment=not o["no_augment"], augment_noise=o["augment_noise"],
-                augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
+                augment_downscale=o["augment_downscale"], source_balance=o["source_balance"], ema_decay=o["ema_decay"],
                 precision=o["precision"], seed=o["seed"],
                 max_time_s=o["max_time"], backend=o["backend"], num_workers_ray=o["ray_workers"],
                 alias=o["alias"], register=not o["no_register"], include_feedback=o["include_feedback"],

@@ -58,6 +58,16 @@ def build_system(config: TrainConfig, backbone: nn.Module, dm: RadDataModule) ->
     )
 
 
+def weight_averaging(config: TrainConfig) -> list:
+    """The EMA callback when ``config.ema_decay`` is set (Lightning's EMAWeightAveraging:
+    validation and checkpoints see the averaged weights, and fit ends with them)."""
+    if config.ema_decay is None:
+        return []
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    return [EMAWeightAveraging(decay=config.ema_decay)]
+
+
 def trainer_kwargs(config: TrainConfig, *, precision: str, accelerator: str) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "accelerator": accelerator,

@@ -73,6 +73,10 @@ class TrainConfig:
     # Share each class's training draws among its sources (0 = off, 1 = equally): see
     # mlcore.ml.training.datamodule.source_balanced_weights.
     source_balance: float = 0.0
+    # Exponential moving average of the weights (decay per step; None = off): validation,
+    # the checkpoint and the final model use the averaged weights, which vary less from epoch
+    # to epoch than the raw ones on a small, noisy set.
+    ema_decay: float | None = None
     # Classes with fewer val images than this are left out of the checkpoint monitor
     # (val_macro_f1): their F1 is too noisy to choose an epoch by. Reports keep every class.
     monitor_min_support: int = 10
@@ -92,6 +96,8 @@ class TrainConfig:
             problems.append(f"intensity must be 'none' or 'equalize', got {self.intensity!r}")
         if self.augment_noise < 0 or self.augment_downscale < 1:
             problems.append("augment_noise must be >= 0 and augment_downscale >= 1")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be None or in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.source_balance <= 1.0:
             problems.append(f"source_balance must be in [0, 1], got {self.source_balance}")
         if self.monitor_min_support < 1:

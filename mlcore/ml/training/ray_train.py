@@ -38,6 +38,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         build_datamodule,
         build_system,
         trainer_kwargs,
+        weight_averaging,
     )
     from mlcore.ml.training.train import quiet_lightning
 
@@ -51,7 +52,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     dm = build_datamodule(config, store, int(backbone.default_cfg["img_size"]))
     dm.setup()
     system = build_system(config, backbone, dm)
-    callbacks: list[L.Callback] = [RayTrainReportCallback()]
+    callbacks: list[L.Callback] = [*weight_averaging(config), RayTrainReportCallback()]
     if loop_config.get("run_id"):
         callbacks.append(MlflowEpochLogger(tracking_uri=config.tracking_uri,
                                            run_id=loop_config["run_id"]))

@@ -24,6 +24,7 @@ from mlcore.ml.training.common import (
     build_system,
     is_child_rank,
     trainer_kwargs,
+    weight_averaging,
 )
 from mlcore.ml.training.config import TrainConfig, TrainResult
 from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
@@ -101,7 +102,7 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
                 accelerator=accelerator), run_id=run_id)
         ckpt = ModelCheckpoint(dirpath=ckpt_dir, monitor=MONITOR, mode="max", save_top_k=1,
                                save_weights_only=True, filename="best-{epoch}")
-        callbacks: list[L.Callback] = [ckpt]
+        callbacks: list[L.Callback] = [*weight_averaging(config), ckpt]
         if run is not None:
             callbacks.append(MlflowEpochLogger(tracking_uri=config.tracking_uri, run_id=run_id))
         if on_epoch is not None:
