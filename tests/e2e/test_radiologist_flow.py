@@ -100,7 +100,11 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
         png_link.click()
         page.wait_for_url("**/studies/**")
         study = Study.objects.get(images__original_name="chest.png")
-        expect(page.locator("#ai-panel .probabilities li")).to_have_count(9, timeout=TRIAGE_TIMEOUT_MS)
+        # A PNG has no header: the model decides its scope, and only that scope's classes show.
+        expect(page.locator("#ai-panel .top-class")).to_be_visible(timeout=TRIAGE_TIMEOUT_MS)
+        expect(page.locator("#ai-panel .scope-group")).to_have_count(1)
+        scope = Study.objects.get(pk=study.pk).scope
+        expect(page.locator("#ai-panel .probabilities li")).to_have_count({"cxr": 5, "oct": 4}[scope])
         expect(page.locator("#ai-panel .model-version")).to_have_text(production_model["version"])
         canvas = page.locator("#viewer-canvas")
         expect(canvas).to_have_attribute("data-overlay-visible", "true")
@@ -165,7 +169,9 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
 
         # The DICOM study: `a` agrees with the AI.
         page.goto(live_server.url + dicom_url)
-        expect(page.locator("#ai-panel .probabilities li")).to_have_count(9, timeout=TRIAGE_TIMEOUT_MS)
+        # A DX of the chest: the header decides, the five chest classes show.
+        expect(page.locator("#ai-panel .probabilities li")).to_have_count(5, timeout=TRIAGE_TIMEOUT_MS)
+        expect(page.locator("#ai-panel .scope-group")).to_have_text("Chest X-ray classes")
         expect(page.locator("#wl-readout")).to_contain_text("DICOM")
         page.locator("#viewer-canvas").click()
         page.keyboard.press("a")

@@ -78,3 +78,28 @@ def test_training_imports_without_mlflow_and_defaults_agree():
 
     assert config.DEFAULT_EXPERIMENT == tracking.DEFAULT_EXPERIMENT
     assert config.DEFAULT_REGISTERED_MODEL == tracking.DEFAULT_REGISTERED_MODEL
+
+
+def test_recipe_options_are_validated_and_image_size_folds_into_the_overrides():
+    for bad in ({"intensity": "clahe"}, {"augment_downscale": 0.5}, {"source_balance": 1.5},
+                {"ema_decay": 1.0}, {"image_size": 8}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(store_uri="x", tracking_uri="y", **bad)
+    cfg = TrainConfig(store_uri="x", tracking_uri="y", model_overrides={"dropout": 0.0}, image_size=96)
+    assert cfg.backbone_overrides == {"dropout": 0.0, "img_size": 96}
+    assert TrainConfig(store_uri="x", tracking_uri="y").backbone_overrides == {}
+
+
+def test_source_balance_shares_each_class_among_its_sources():
+    from mlcore.ml.training.datamodule import CachedSplit, source_balanced_weights
+
+    keys = ["lung-covid"] * 8 + ["lung-normal"] * 4
+    sources = ["big"] * 6 + ["small"] * 2 + ["a"] * 2 + ["b"] * 2
+    split = CachedSplit(images=torch.zeros(12, 1, 4, 4, dtype=torch.uint8), boxes=torch.zeros(12, 4),
+                        labels=torch.zeros(12, dtype=torch.long), class_keys=keys, paths=[""] * 12,
+                        sources=sources)
+    w = source_balanced_weights(split, power=1.0)
+    covid_big, covid_small = w[:6].sum(), w[6:8].sum()
+    assert covid_big == pytest.approx(covid_small)  # each source of a class drawn equally often
+    assert w[:8].sum() == pytest.approx(8) and w[8:].sum() == pytest.approx(4)  # class totals kept
+    assert torch.equal(source_balanced_weights(split, power=0.0), torch.ones(12, dtype=torch.double))
