@@ -61,7 +61,8 @@ def run_attribution(*, prediction_id: int, method: str) -> None:
         prediction.save(update_fields=["attributions"])
     try:
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
-        png = attribution_png(route=route, pixels=_display_pixels(prediction), method=method)
+        png = attribution_png(route=route, pixels=_display_pixels(prediction), method=method,
+                              target=prediction.top_class or None)
         name = default_storage.save(f"attributions/{prediction_id}-{method}.png", ContentFile(png))
         result = {"status": "succeeded", "png": name}
     except Exception as exc:

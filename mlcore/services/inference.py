@@ -94,8 +94,9 @@ def predict_images(*, route: ModelRoute, images: Sequence[np.ndarray], explain: 
     return get_predictor(route).predict(list(images), explain=explain, scopes=scopes)
 
 
-def explain_attribution(*, route: ModelRoute, image: np.ndarray, method: str) -> np.ndarray:
-    return get_predictor(route).explain_attribution(image, method=method)
+def explain_attribution(*, route: ModelRoute, image: np.ndarray, method: str,
+                        target: str | None = None) -> np.ndarray:
+    return get_predictor(route).explain_attribution(image, method=method, target=target or None)
 
 
 @dataclass(frozen=True)
@@ -184,14 +185,16 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = N
     )
 
 
-def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str) -> bytes:
+def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str, target: str | None = None) -> bytes:
     """Captum attribution (``integrated_gradients`` or ``grad_cam``) as an RGBA overlay PNG
-    at the original image size (the map is computed in letterboxed model space)."""
+    at the original image size (the map is computed in letterboxed model space). ``target``
+    is the class to explain: the prediction's top class within its scope (an argmax over all
+    nine classes could explain a retinal class on a chest film)."""
     import torch
 
     from mlcore.ml.explain import heatmap_png
     from mlcore.ml.transforms import letterbox_with_box, unletterbox
 
-    model_map = explain_attribution(route=route, image=pixels, method=method)
+    model_map = explain_attribution(route=route, image=pixels, method=method, target=target)
     _, box = letterbox_with_box(torch.zeros(1, *pixels.shape[:2]), model_map.shape[-1])
     return heatmap_png(_fit_map(unletterbox(model_map, box, pixels.shape[:2])))
