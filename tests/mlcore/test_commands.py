@@ -24,7 +24,7 @@ def run(*args, **kwargs) -> str:
     return out.getvalue()
 
 
-def test_synthetic_train_evaluate_alias(isolated_registry):
+def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     out = run("make_synthetic_dataset", "--per-class", "6", "--size", "48")
     assert "synthetic dataset written" in out
     out = run("train_model", "--model", "vit-tiny-test", "--epochs", "2", "--batch-size", "16",
@@ -33,6 +33,12 @@ def test_synthetic_train_evaluate_alias(isolated_registry):
     assert ModelVersion.objects.filter(version="1").exists()
     assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"
     assert AuditEvent.objects.filter(action="model.registered").exists()
+    # Trained on phantoms: the mirror says so and every place that shows the version labels it.
+    version = ModelVersion.objects.get(version="1")
+    assert version.synthetic and "synthetic demo — not for real images" in str(version)
+    client.force_login(ml_admin)
+    page = client.get("/ml/").content.decode()
+    assert "synthetic demo — not for real images" in page
 
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
     assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
@@ -67,3 +73,15 @@ def test_import_refuses_unknown_folders(isolated_registry, tmp_path):
     (tmp_path / "src" / "NotAClass" / "images").mkdir(parents=True)
     with pytest.raises(CommandError, match="accepted"):
         run("import_dataset", str(tmp_path / "src"), "--format", "covid19-radiography")
+
+
+@pytest.mark.slow
+def test_demo_model_is_registered_without_an_alias_and_labelled_synthetic(isolated_registry, tmp_path):
+    isolated_registry.VAR_DIR = tmp_path / "var"
+    out = run("ensure_demo_model", "--per-class", "4", "--size", "48", "--epochs", "1")
+    assert "synthetic demo — not for real images" in out
+    assert "set_model_alias production 1" in out  # it never replaces the serving model by itself
+    assert not ModelAlias.objects.exists()
+    assert ModelVersion.objects.get(version="1").synthetic
+    event = AuditEvent.objects.get(action="model.registered")
+    assert event.actor_label == "cli:ensure_demo_model"

@@ -22,13 +22,18 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="file to write (default mlcore/starter/...)")
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--ema-decay", type=float, default=None,
+                            help="train a candidate with an EMA of the weights (e.g. 0.998)")
+        parser.add_argument("--source-balance", type=float, default=None,
+                            help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
 
-    def handle(self, *args, data, store, out, epochs, seed, force, **opts):
+    def handle(self, *args, data, store, out, epochs, seed, ema_decay, source_balance, force, **opts):
         from mlcore.ml.training.callbacks import print_epoch
         from mlcore.services.starter import STARTER_DATA, STARTER_FILE, StarterModelError, starter_model_build
 
-        recipe = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+        given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("source_balance", source_balance))
+        recipe = {k: v for k, v in given if v is not None}
         try:
             build = starter_model_build(data_dir=data or STARTER_DATA, store_uri=store, out=out or STARTER_FILE,
                                         force=force, on_epoch=print_epoch, **recipe)
