@@ -40,8 +40,13 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
+# Routing reads the registry mirror only; the services that move aliases refresh it, and
+# this catches moves made in MLflow directly.
+REGISTRY_REFRESH_SECONDS = 300.0
+
+
 def beat_schedule(heartbeat_seconds: int) -> dict:
-    return {
+    schedule: dict = {
         f"worker-heartbeat-{queue}": {
             "task": "radviewer.ops.tasks.record_heartbeat",
             "schedule": float(heartbeat_seconds),
@@ -50,6 +55,12 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         }
         for queue in QUEUES
     }
+    schedule["registry-refresh"] = {
+        "task": "mlcore.registry_refresh",
+        "schedule": REGISTRY_REFRESH_SECONDS,
+        "options": {"queue": "default", "expires": REGISTRY_REFRESH_SECONDS},
+    }
+    return schedule
 
 
 @app.on_after_finalize.connect

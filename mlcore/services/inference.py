@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from mlcore.models import ModelAlias, RolloutPolicy
+from mlcore.ml.explain_methods import ATTRIBUTION_METHODS as ATTRIBUTION_METHODS  # for the clinical side
+from mlcore.models import RolloutPolicy
+from mlcore.selectors import alias_map
 
 
 class NoModelAvailable(RuntimeError):
@@ -43,19 +45,11 @@ def canary_bucket(study_uid: str) -> int:
 
 
 def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
+    """The route of ``study_uid``: a read of the registry mirror only (it runs inside the
+    upload transaction, so it must not call MLflow or write). The services that move aliases
+    refresh the mirror, and so does the periodic ``mlcore.registry_refresh`` task."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
-    aliases = {
-        a.alias: a.model_version.version
-        for a in ModelAlias.objects.select_related("model_version").filter(name=name)
-    }
-    if "production" not in aliases:
-        from mlcore.services.registry import registry_sync
-
-        registry_sync(name=name)
-        aliases = {
-            a.alias: a.model_version.version
-            for a in ModelAlias.objects.select_related("model_version").filter(name=name)
-        }
+    aliases = alias_map(name=name)
     if "production" not in aliases:
         raise NoModelAvailable(
             f"no model version of {name!r} carries the 'production' alias; train one with "
@@ -186,7 +180,7 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = N
 
 
 def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str, target: str | None = None) -> bytes:
-    """Captum attribution (``integrated_gradients`` or ``grad_cam``) as an RGBA overlay PNG
+    """Captum attribution (a key of ``ATTRIBUTION_METHODS``) as an RGBA overlay PNG
     at the original image size (the map is computed in letterboxed model space). ``target``
     is the class to explain: the prediction's top class within its scope (an argmax over all
     nine classes could explain a retinal class on a chest film)."""
