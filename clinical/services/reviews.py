@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from clinical.models import Image, Prediction, Review, Study
 from clinical.services.display import image_display_bytes
-from mlcore.ml.classes import CLASS_KEYS
+from clinical.services.triage import study_triage_fields
+from mlcore.selectors import class_keys
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
@@ -50,8 +51,8 @@ def review_create(
                 raise ValidationError({"verdict": "there is no AI result to agree with; choose a class"})
             label = prediction.top_class
         elif verdict == Review.Verdict.CORRECTED:
-            if label not in CLASS_KEYS:
-                raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(CLASS_KEYS)}"})
+            if label not in class_keys():
+                raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(class_keys())}"})
         else:
             label = ""
         review = Review.objects.create(
@@ -76,14 +77,10 @@ def review_create(
                 verdict=verdict,
             )
         if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
-            from clinical.services.triage import study_triage_fields
-
             study.status = study_triage_fields(study).get("status", study.status)
             study.save(update_fields=["status"])
         if label:
-            from clinical.tasks import export_feedback
-
-            enqueue_on_commit(export_feedback, review_id=review.pk)
+            enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
     return review
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from clinical.models import Image, Prediction
 from clinical.services.display import image_display_ensure
 from clinical.views._common import study_and_image
-from clinical.views.viewer import ATTRIBUTION_METHODS
+from mlcore.services.inference import ATTRIBUTION_METHODS
 from radviewer.audit.services import audit_event_create
 
 CACHE_CONTROL = "private, max-age=3600"
@@ -55,7 +55,7 @@ def image_heatmap(request: HttpRequest, uid: str, image_id: int) -> FileResponse
 
 @require_GET
 def image_attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> FileResponse:
-    if method not in dict(ATTRIBUTION_METHODS):
+    if method not in ATTRIBUTION_METHODS:
         raise Http404("No such attribution method")
     study, image = study_and_image(request, uid, image_id)
     image.study = study
