@@ -39,6 +39,7 @@ from clinical.models import Study
 from clinical.selectors.results import absolute
 from clinical.selectors.studies import client_dicom_results, study_owners
 from clinical.services.ingest import image_ingest, ingest_prepare
+from radviewer.audit.actions import AuditAction
 from radviewer.lib.http import read_body
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class StowView(ApiView):
         if failed:
             # Stored parts have their own image.ingested / image.duplicate_linked events (written
             # in the ingest transaction); refused parts are recorded here, with the reasons.
-            self.audit("dicomweb.stow_refused", None, stored=len(stored), failed=[
+            self.audit(AuditAction.DICOMWEB_STOW_REFUSED, None, stored=len(stored), failed=[
                 {"part": o["part"], "reason": f"0x{o['failure']:04X}", "detail": o["detail"]} for o in failed])
         status = 200 if not failed else 202 if stored else 409
         return Response(dataset, status=status)
@@ -200,5 +201,5 @@ class DicomWebStudiesView(StowView):
             "00201208": _el("IS", r.image_count),
             "00081190": _el("UR", self._retrieve_url(r.study.uid)),
         } for r in found]
-        self.audit("dicomweb.qido", None, count=len(matches))
+        self.audit(AuditAction.DICOMWEB_QIDO, None, count=len(matches))
         return Response(matches)

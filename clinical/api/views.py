@@ -33,6 +33,7 @@ from clinical.selectors.studies import client_studies, study_image, study_replay
 from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
 from clinical.services.reviews import review_create
 from clinical.services.submission import Submission, UploadedFile, study_submit
+from radviewer.audit.actions import AuditAction
 
 IDEMPOTENCY_KEY_MAX = 128
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1," + str(IDEMPOTENCY_KEY_MAX) + "}")
@@ -113,7 +114,7 @@ class StudyListCreateView(ApiView):
                             study_instance_uid=params.get("study_instance_uid"))
         paginator = StudyCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        self.audit("study.listed", count=len(page), query={k: params[k] for k in params if k != "cursor"})
+        self.audit(AuditAction.STUDY_LISTED, count=len(page), query={k: params[k] for k in params if k != "cursor"})
         return paginator.get_paginated_response([study_summary(st, request=request) for st in page])
 
     @extend_schema(
@@ -168,7 +169,7 @@ class StudyListCreateView(ApiView):
     def _accepted(self, submission: Submission, key: str | None) -> Response:
         study, request = submission.study, self.request
         if submission.replayed:
-            self.audit("study.submission_replayed", study, idempotency_key=key)
+            self.audit(AuditAction.STUDY_SUBMISSION_REPLAYED, study, idempotency_key=key)
             images = [{"id": img.pk, "name": img.original_name, "created": False} for img in study.images.all()]
         else:
             images = [{"id": o.image.pk, "name": name, "created": o.created} for name, o in submission.outcomes]
@@ -185,7 +186,7 @@ class StudyDetailView(ApiView):
                    responses={(200, JSON): s.StudyResultSerializer, **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
         study = access_study_for_client(self.client, uid, queryset=study_queryset())
-        self.audit("study.viewed", study, coalesce=True, uid=study.uid)
+        self.audit(AuditAction.STUDY_VIEWED, study, coalesce=True, uid=study.uid)
         return Response(study_result(study, client=self.client, request=request))
 
 
@@ -197,7 +198,7 @@ class StudyFhirView(ApiView):
                               **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
         study = access_study_for_client(self.client, uid, queryset=study_queryset())
-        self.audit("study.result_exported", study, format="fhir")
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="fhir")
         report = diagnostic_report(study_result(study, client=self.client, request=request),
                                    patient_key=study.patient_key)
         return Response(report)
@@ -217,7 +218,7 @@ class StudySrView(ApiView):
                                                    include_patient=True))
         except SrUnavailable as exc:
             raise ApiError(status_code=409, code="sr_unavailable", detail=str(exc)) from None
-        self.audit("study.result_exported", study, format="dicom-sr")
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="dicom-sr")
         return Response(payload, content_type="application/dicom",
                         headers={"Content-Disposition": f'attachment; filename="{study.uid}-sr.dcm"'})
 
@@ -242,7 +243,7 @@ class HeatmapView(ApiView):
             raise NotFound("No heat map for this image yet; its prediction is not finished")
         with default_storage.open(prediction.heatmap_png.name, "rb") as fh:
             png = fh.read()
-        self.audit("study.result_exported", study, format="heatmap", image=image.pk)
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="heatmap", image=image.pk)
         return Response(png, content_type="image/png")
 
 

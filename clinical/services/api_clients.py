@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinical.models import ApiClient
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 TOKEN_PREFIX = "rv"  # noqa: S105 (a label, not a secret)
@@ -104,7 +105,7 @@ def api_client_create(
     client.full_clean()
     client.save()
     audit_event_create(
-        actor=actor, action="api_client.created", obj=client,
+        actor=actor, action=AuditAction.API_CLIENT_CREATED, obj=client,
         details={"name": client.name, "scopes": client.scopes, "token_prefix": prefix,
                  "rate_limit_per_minute": rate_limit_per_minute,
                  "allow_private_callbacks": allow_private_callbacks},
@@ -120,7 +121,7 @@ def api_client_rotate_token(*, client: ApiClient, actor: Any = None) -> IssuedCr
     client.token_prefix, client.token_hash = prefix, token_hash(token)
     client.webhook_secret = secrets.token_urlsafe(32)
     client.save(update_fields=["token_prefix", "token_hash", "webhook_secret"])
-    audit_event_create(actor=actor, action="api_client.token_rotated", obj=client,
+    audit_event_create(actor=actor, action=AuditAction.API_CLIENT_TOKEN_ROTATED, obj=client,
                        details={"name": client.name, "token_prefix": prefix})
     return IssuedCredentials(client, token, client.webhook_secret)
 
@@ -134,7 +135,7 @@ def api_client_revoke(*, client: ApiClient, actor: Any = None) -> ApiClient:
     client.active = False
     client.revoked_at = timezone.now()
     client.save(update_fields=["active", "revoked_at"])
-    audit_event_create(actor=actor, action="api_client.revoked", obj=client, details={"name": client.name})
+    audit_event_create(actor=actor, action=AuditAction.API_CLIENT_REVOKED, obj=client, details={"name": client.name})
     return client
 
 

@@ -14,6 +14,7 @@ from clinical.models import Image, Prediction, Study
 from clinical.services.notifications import study_ready
 from clinical.services.triage import study_triage_fields
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
@@ -60,7 +61,7 @@ def prediction_retry(*, image: Image, actor: Any, request: Any = None) -> Predic
     Prediction.objects.filter(image=image, model_version="", status=Prediction.Status.FAILED).delete()
     prediction = prediction_request(image=image)
     Study.objects.filter(pk=image.study_id).update(status=Study.Status.PROCESSING)
-    audit_event_create(actor=actor, action="prediction.retried", obj=prediction, request=request)
+    audit_event_create(actor=actor, action=AuditAction.PREDICTION_RETRIED, obj=prediction, request=request)
     return prediction
 
 
@@ -172,7 +173,7 @@ def attribution_request(*, prediction: Prediction, method: str, actor: Any, requ
             return prediction
         prediction.attributions = {**prediction.attributions, method: {"status": "queued"}}
         prediction.save(update_fields=["attributions"])
-        audit_event_create(actor=actor, action="attribution.requested", obj=prediction,
+        audit_event_create(actor=actor, action=AuditAction.ATTRIBUTION_REQUESTED, obj=prediction,
                            request=request, details={"method": method})
         enqueue_on_commit(RUN_ATTRIBUTION, prediction_id=prediction.pk, method=method)
     return prediction

@@ -13,6 +13,7 @@ from clinical.services.display import image_display_bytes
 from clinical.services.triage import study_triage_fields
 from mlcore.selectors import class_keys
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
@@ -62,7 +63,8 @@ def review_create(
             note=note.strip(), amendment=amendment,
         )
         audit_event_create(
-            actor=reader, actor_label=source_label, action="review.amended" if amendment else "review.created",
+            actor=reader, actor_label=source_label,
+            action=AuditAction.REVIEW_AMENDED if amendment else AuditAction.REVIEW_CREATED,
             obj=review, request=request,
             details={"study": study.uid, "image": image.pk, "verdict": verdict, "label": label,
                      "model_version": review.prediction.model_version if review.prediction else None},
@@ -126,6 +128,6 @@ def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
         study.signed_off_by = user
         study.signed_off_at = timezone.now()
         study.save(update_fields=["status", "signed_off_by", "signed_off_at"])
-        audit_event_create(actor=user, action="study.signed_off", obj=study, request=request,
+        audit_event_create(actor=user, action=AuditAction.STUDY_SIGNED_OFF, obj=study, request=request,
                            details={"uid": study.uid})
     return study

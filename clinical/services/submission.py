@@ -24,6 +24,7 @@ from clinical.ingest import IngestError, IngestResult
 from clinical.models import Study
 from clinical.selectors.studies import existing_study_ids, study_replay
 from clinical.services.ingest import ImageIngestOutcome, image_ingest, ingest_prepare
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 # When files fail for different reasons, the response status is the first of these present.
@@ -141,7 +142,7 @@ def study_submit(
             if callback_url and target.callback_url != callback_url:
                 Study.objects.filter(pk=target.pk).update(callback_url=callback_url)
             audit_event_create(
-                actor=None, actor_label=client.actor_label, action="study.submitted", obj=target,
+                actor=None, actor_label=client.actor_label, action=AuditAction.STUDY_SUBMITTED, obj=target,
                 request=request,
                 details={"uid": target.uid, "files": len(files), "idempotency_key": idempotency_key,
                          "new_images": sum(o.created for _, o in submission.outcomes)},

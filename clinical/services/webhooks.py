@@ -32,6 +32,7 @@ from django.utils import timezone
 from clinical.models import ApiClient, Study, WebhookDelivery
 from clinical.selectors.results import study_queryset, study_result
 from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
@@ -91,7 +92,8 @@ def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: 
         delivery.delivered_at = now
     delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at", "delivered_at"])
     audit_event_create(
-        actor=None, actor_label=delivery.client.actor_label, action=f"webhook.{status}", obj=delivery.study,
+        actor=None, actor_label=delivery.client.actor_label, action=AuditAction(f"webhook.{status}"),
+        obj=delivery.study,
         details={"delivery": delivery.pk, "url": delivery.url, "attempts": delivery.attempts, "response_code": code,
                  "error": error[:500]},
     )
@@ -166,7 +168,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery, actor: Any = None) -> Webhoo
     if delivery.status == WebhookDelivery.Status.FAILED:
         delivery.status, delivery.attempts, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, 0, None
         delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-        audit_event_create(actor=actor, action="webhook.redelivery_requested", obj=delivery.study,
+        audit_event_create(actor=actor, action=AuditAction.WEBHOOK_REDELIVERY_REQUESTED, obj=delivery.study,
                            details={"delivery": delivery.pk})
         enqueue_on_commit(DELIVER_TASK, delivery_id=delivery.pk)
     return delivery

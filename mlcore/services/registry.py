@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from mlcore.models import ModelAlias, ModelVersion
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 ALIASES = tuple(ModelAlias.Alias.values)
@@ -88,7 +89,7 @@ def model_alias_set(*, actor: Any, alias: str, version: str, name: str | None = 
         audit_event_create(
             actor=actor if getattr(actor, "is_authenticated", False) else None,
             actor_label="" if getattr(actor, "is_authenticated", False) else str(actor or "system"),
-            action="model.alias_set",
+            action=AuditAction.MODEL_ALIAS_SET,
             object_type="mlcore.modelversion",
             object_id=f"{name}/{version}",
             details={"alias": alias, "version": str(version), "previous_version": previous},

@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 
 from mlcore.services.registry import registry_sync
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 STARTER_FILE = Path(__file__).resolve().parents[1] / "starter" / "radviewer-starter.pt"
@@ -69,7 +70,7 @@ def starter_model_register(*, path: Path | str = STARTER_FILE, name: str | None 
     tracking.set_alias(name, "production", version)
     registry_sync(name=name)
     audit_event_create(
-        actor=None, actor_label="system:starter_model", action="model.registered",
+        actor=None, actor_label="system:starter_model", action=AuditAction.MODEL_REGISTERED,
         object_type="mlcore.modelversion", object_id=f"{name}/{version}",
         details={"alias": "production", "previous_version": current, "source": str(path.name),
                  "data": "real-cxr (real images)", "trained_at": bundle.metadata.get("trained_at")},
