@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 from kombu import Queue
 
 from radviewer.lib import kombu_fs
@@ -65,6 +66,4 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
 
 @app.on_after_finalize.connect
 def _setup_periodic(sender: Celery, **_: object) -> None:
-    from django.conf import settings
-
     sender.conf.beat_schedule = beat_schedule(settings.CELERY_WORKER_HEARTBEAT_SECONDS)

@@ -17,11 +17,11 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from clinical.ingest import IngestError, IngestResult, ingest_bytes
+from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Image, OriginalIdentifiers, Study, new_uid
+from clinical.services.predictions import prediction_request
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
-
-MODALITY_FOR_RASTER = "OT"  # DICOM "other": a PNG/JPEG carries no modality of its own
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ def image_ingest(
                 details={"study": study.uid, "format": result.format, "source": source,
                          "sha256": result.sha256, "scope": result.scope},
             )
-            from clinical.services.predictions import prediction_request
-
             prediction_request(image=image)
     except IntegrityError:
         # A concurrent request stored the same file first: link to it instead.

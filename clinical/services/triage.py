@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Prediction, Study
-from clinical.services.ingest import MODALITY_FOR_RASTER
 from mlcore.selectors import urgent_class_keys
 
 

@@ -26,6 +26,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import requests
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -114,8 +115,6 @@ def _retry_or_fail(delivery: WebhookDelivery, *, code: int | None, error: str) -
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """One delivery attempt; raises WebhookRetryableError when a later attempt may succeed."""
-    import requests
-
     with transaction.atomic():
         delivery = (WebhookDelivery.objects.select_for_update().select_related("client", "study")
                     .filter(pk=delivery_id).first())

@@ -7,13 +7,16 @@ routing is a deterministic hash of the study UID so a study always lands on the 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from PIL import Image as PILImage
 
+from mlcore.ml.classes import URGENT_KEYS
 from mlcore.ml.explain_methods import ATTRIBUTION_METHODS as ATTRIBUTION_METHODS  # for the clinical side
 from mlcore.models import RolloutPolicy
 from mlcore.selectors import alias_map
@@ -62,6 +65,7 @@ def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
 
 
 def get_predictor(route: ModelRoute):
+    # torch and MLflow: loaded in the inference worker on first use, never in web processes
     from mlcore.ml import tracking
     from mlcore.ml.predictor import Predictor
 
@@ -120,8 +124,6 @@ class TriageOutput:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array.astype(np.float32), allow_pickle=False)
     return buf.getvalue()
@@ -137,8 +139,6 @@ def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
     scale = max_side / max(h, w)
     if scale >= 1:
         return heat.astype(np.float32)
-    from PIL import Image as PILImage
-
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = PILImage.fromarray(heat.astype(np.float32)).resize(size, PILImage.Resampling.BILINEAR)
     return np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
@@ -150,8 +150,7 @@ SCOPE_HINTS = ("cxr", "oct")
 def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None) -> TriageOutput:
     """Predict one display image (uint8 H x W) and encode its heat map. ``scope`` is the
     study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide."""
-    from mlcore.ml.classes import URGENT_KEYS
-    from mlcore.ml.explain import heatmap_png
+    from mlcore.ml.explain import heatmap_png  # torch: inference worker only (see get_predictor)
 
     hint = scope if scope in SCOPE_HINTS else None
     result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint])[0]
@@ -184,6 +183,7 @@ def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str, targe
     at the original image size (the map is computed in letterboxed model space). ``target``
     is the class to explain: the prediction's top class within its scope (an argmax over all
     nine classes could explain a retinal class on a chest film)."""
+    # torch: inference worker only (see get_predictor)
     import torch
 
     from mlcore.ml.explain import heatmap_png

@@ -16,7 +16,7 @@ ALIASES = tuple(ModelAlias.Alias.values)
 
 
 def _client():
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow (seconds to import): only when the registry is used
 
     tracking.configure(settings.MLFLOW_TRACKING_URI)
     return tracking.client(settings.MLFLOW_TRACKING_URI)
@@ -27,7 +27,7 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
     """Mirror every version and alias of ``name`` from MLflow. Idempotent."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
     client = _client()
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # MLflow: see _client
 
     try:
         registered = client.get_registered_model(name)
@@ -75,7 +75,7 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
 
 def model_alias_set(*, actor: Any, alias: str, version: str, name: str | None = None) -> ModelAlias:
     """Point ``alias`` at ``version`` in MLflow, mirror it and audit the move."""
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow: see _client
 
     if alias not in ALIASES:
         raise ValueError(f"unknown alias {alias!r}; accepted: {', '.join(ALIASES)}")

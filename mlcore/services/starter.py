@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from mlcore.ml.data import build_dataset, open_store, scan_plain_tree
 from mlcore.services.registry import registry_sync
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
@@ -79,6 +80,7 @@ def starter_model_register(*, path: Path | str = STARTER_FILE, name: str | None 
 
 
 def _log_and_register(bundle, *, path: Path, name: str) -> str:
+    # MLflow and torch: see starter_model_register
     from mlcore.ml import tracking
     from mlcore.ml.evaluation.metrics import EvaluationReport
     from mlcore.ml.evaluation.runner import log_evaluation
@@ -140,8 +142,6 @@ class StarterBuild:
 def starter_dataset(*, data_dir: Path | str, store_uri: str, seed: int = 42):
     """The real-cxr store the starter trains on, built from ``data_dir`` when missing
     (de-duplication and the patient-level split, seeded)."""
-    from mlcore.ml.data import build_dataset, open_store, scan_plain_tree
-
     store = open_store(store_uri)
     if not store.manifest():
         data_dir = Path(data_dir)
@@ -166,6 +166,7 @@ def starter_model_build(*, data_dir: Path | str = STARTER_DATA, store_uri: str |
     run, compute the card's figures, and write ``out`` only if the new model is better on
     ``final_eval`` (CXR macro-F1) than the file there (or ``force``). ``recipe`` overrides
     TrainConfig fields (epochs, seed, ...)."""
+    # torch, Lightning and MLflow: see starter_model_register
     import platform
 
     import torch

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
+from django.db import transaction
 
 QUEUES = ("default", "inference", "training")
 
@@ -75,8 +76,6 @@ def enqueue_on_commit(task: Any, /, **kwargs: Any) -> None:
     row that is then rolled back. Services send tasks by name: tasks are adapters that call
     services, so a service importing its task would point the layers the wrong way.
     """
-    from django.db import transaction
-
     transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs))
 
 
