@@ -33,11 +33,6 @@ _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<ve
 
 
 # -- configuration -----------------------------------------------------------------------
-def default_tracking_uri(root: str | Path) -> str:
-    """The embedded profile's store: ``sqlite:///<root>/var/mlflow/mlflow.db``."""
-    return f"sqlite:///{Path(root).resolve() / 'var' / 'mlflow' / 'mlflow.db'}"
-
-
 def _sqlite_path(uri: str) -> Path | None:
     """File of a ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` URI."""
     prefix = "sqlite:///"
@@ -296,10 +291,6 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
     if alias.lower() == "latest" or alias.isdigit():
         raise ValueError(f"alias {alias!r} is not allowed; use e.g. production, canary, candidate")
     client().set_registered_model_alias(name, alias, str(version))
-
-
-def delete_alias(name: str, alias: str) -> None:
-    client().delete_registered_model_alias(name, alias)
 
 
 def get_version_by_alias(name: str, alias: str, *, tracking_uri: str | None = None) -> str | None:
