@@ -1,8 +1,13 @@
-"""Pieces shared by local and Ray training: building the parts, run parameters, checkpoints."""
+"""Pieces shared by local and Ray training: building the parts, run parameters, checkpoints,
+and quieting Lightning's chatter."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +129,25 @@ def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbon
     params["git_commit"] = tracking.git_commit()
     params["torch_version"] = torch.__version__
     return tracking.flatten_params(params)
+
+
+@contextlib.contextmanager
+def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+    """Silence Lightning's informational chatter (GPU available..., num_workers hints)."""
+    if not enabled:
+        yield
+        return
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*_pytree.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        try:
+            yield
+        finally:
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)

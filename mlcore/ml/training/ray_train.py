@@ -37,10 +37,10 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         build_backbone,
         build_datamodule,
         build_system,
+        quiet_lightning,
         trainer_kwargs,
         weight_averaging,
     )
-    from mlcore.ml.training.train import quiet_lightning
 
     config = TrainConfig.from_dict(loop_config["config"])
     threads = int(loop_config.get("torch_threads") or 0)

@@ -8,10 +8,8 @@ calibrate/evaluate/register tail (``finalize``), run once, in the process that c
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -23,6 +21,7 @@ from mlcore.ml.training.common import (
     build_datamodule,
     build_system,
     is_child_rank,
+    quiet_lightning,
     trainer_kwargs,
     weight_averaging,
 )
@@ -30,28 +29,6 @@ from mlcore.ml.training.config import TrainConfig, TrainResult
 from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
 
 MONITOR = "val_macro_f1"
-
-
-@contextlib.contextmanager
-def quiet_lightning(enabled: bool = True) -> Iterator[None]:
-    """Silence Lightning's informational chatter (GPU available..., num_workers hints)."""
-    if not enabled:
-        yield
-        return
-    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*_pytree.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        try:
-            yield
-        finally:
-            for lg, lvl in zip(loggers, levels, strict=True):
-                lg.setLevel(lvl)
 
 
 def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
