@@ -75,7 +75,13 @@ def test_profile_follows_environment():
     else:
         assert engine == "radviewer.lib.sqlite"  # django.db.backends.sqlite3 + in-process writer queue
     assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://")
-    assert settings.MLFLOW_TRACKING_URI.startswith("sqlite:///") or os.environ.get("MLFLOW_TRACKING_URI")
+    # The environment's store when it names one (a test-started worker's first), else this
+    # session's own SQLite store.
+    named = os.environ.get("RADVIEWER_TEST_MLFLOW_URI") or os.environ.get("MLFLOW_TRACKING_URI")
+    if named:
+        assert settings.MLFLOW_TRACKING_URI == named
+    else:
+        assert settings.MLFLOW_TRACKING_URI == f"sqlite:///{settings.TEST_MLFLOW_DIR / 'mlflow.db'}"
 
 
 def test_s3_profile_selects_s3_storage():
