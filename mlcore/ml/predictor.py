@@ -124,7 +124,7 @@ class Predictor:
                  cache_dir: str | Path | None = None) -> Predictor:
         """Resolve ``models:/name@alias`` or ``models:/name/N`` to a version, download that
         version's bundle and load it."""
-        from mlcore.ml import tracking
+        from mlcore.ml import tracking  # MLflow (seconds): only for predictors loaded from the registry
 
         name, _, _ = tracking.parse_model_uri(model_uri)
         version = tracking.resolve_version(model_uri, tracking_uri=tracking_uri)
@@ -155,7 +155,7 @@ class Predictor:
     def _forward(self, x: torch.Tensor, explain: bool) -> tuple[np.ndarray, np.ndarray,
                                                                  np.ndarray | None]:
         """``b 1 S S -> logits, CLS embeddings, heat maps (b S S) or None``."""
-        from mlcore.ml.explain import grad_cam, rollout_maps
+        from mlcore.ml.explain import grad_cam, rollout_maps  # captum (a second): on the first prediction
 
         x = x.to(self.device)
         with self._lock:
@@ -251,7 +251,7 @@ class Predictor:
     def explain_attribution(self, image: np.ndarray, method: Attribution = "integrated_gradients",
                             *, target: str | None = None) -> np.ndarray:
         """On-demand attribution map (S, S) in [0, 1] for ``target`` (default: top class)."""
-        from mlcore.ml.explain import grad_cam, integrated_gradients
+        from mlcore.ml.explain import grad_cam, integrated_gradients  # captum: see _forward
 
         if method not in ATTRIBUTION_METHODS:
             raise ValueError(f"unknown attribution method {method!r}; accepted: "

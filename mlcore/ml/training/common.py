@@ -14,9 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlcore.ml.models import build_model
 from mlcore.ml.training.config import TrainConfig
 from mlcore.ml.training.datamodule import RadDataModule
 from mlcore.ml.training.system import ClassifierSystem
+from mlcore.ml.transforms import TrainAugment
 
 
 def is_child_rank() -> bool:
@@ -25,14 +27,10 @@ def is_child_rank() -> bool:
 
 
 def build_backbone(config: TrainConfig) -> nn.Module:
-    from mlcore.ml.models import build_model
-
     return build_model(config.model_name, **config.backbone_overrides)
 
 
 def build_datamodule(config: TrainConfig, store: object, image_size: int) -> RadDataModule:
-    from mlcore.ml.transforms import TrainAugment
-
     augment = TrainAugment(noise_std_max=config.augment_noise,
                            downscale_max=config.augment_downscale) if config.augment else False
     return RadDataModule(
@@ -68,7 +66,9 @@ def weight_averaging(config: TrainConfig) -> list:
     validation and checkpoints see the averaged weights, and fit ends with them)."""
     if config.ema_decay is None:
         return []
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from lightning.pytorch.callbacks import (
+        EMAWeightAveraging,  # only with EMA: not in every Lightning pyproject accepts
+    )
 
     return [EMAWeightAveraging(decay=config.ema_decay)]
 
@@ -110,7 +110,7 @@ def backbone_state_from_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbone: nn.Module,
                precision: str, accelerator: str) -> dict[str, str]:
     """Everything needed to reproduce or audit the run, as MLflow params."""
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow (seconds): not in Ray workers, which build parts only
 
     params: dict[str, Any] = {k: v for k, v in config.to_dict().items()
                               if k not in ("model_overrides", "tracking_uri")}

@@ -22,6 +22,7 @@ MONITOR = "val_macro_f1"
 
 def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs in every Ray worker process."""
+    # Imported in the Ray worker, which gets this function by reference: Ray is an optional extra
     import lightning as L
     import torch
     from ray.train.lightning import (
@@ -67,7 +68,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 
 def _ensure_ray(num_workers: int) -> None:
-    import ray
+    import ray  # the optional ray extra: only for --backend ray
 
     if ray.is_initialized():
         return
@@ -82,6 +83,7 @@ def _ensure_ray(num_workers: int) -> None:
 
 
 def train_with_ray(config: TrainConfig) -> TrainResult:
+    # ray is the optional ray extra (only for --backend ray); the rest as in _train_loop_per_worker
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

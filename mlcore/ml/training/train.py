@@ -8,12 +8,16 @@ calibrate/evaluate/register tail (``finalize``), run once, in the process that c
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Callable
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mlcore.ml import tracking
+from mlcore.ml.data import open_store
 from mlcore.ml.training.callbacks import EpochReport, EpochReporter, MlflowEpochLogger, print_epoch
 from mlcore.ml.training.common import (
     backbone_state_from_checkpoint,
@@ -22,10 +26,12 @@ from mlcore.ml.training.common import (
     build_system,
     is_child_rank,
     quiet_lightning,
+    run_params,
     trainer_kwargs,
     weight_averaging,
 )
 from mlcore.ml.training.config import TrainConfig, TrainResult
+from mlcore.ml.training.finalize import finalize_training
 from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
 
 MONITOR = "val_macro_f1"
@@ -39,7 +45,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None
     ``config.progress`` prints one line per epoch.
     """
     if config.backend == "ray":
-        from mlcore.ml.training.ray_train import train_with_ray
+        from mlcore.ml.training.ray_train import train_with_ray  # ray: the optional ray extra
 
         return train_with_ray(config)
     if on_epoch is None and config.progress:
@@ -49,11 +55,6 @@ def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None
 
 def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None
                  ) -> TrainResult:
-    from mlcore.ml import tracking
-    from mlcore.ml.data import open_store
-    from mlcore.ml.training.common import run_params
-    from mlcore.ml.training.finalize import finalize_training
-
     L.seed_everything(config.seed, workers=True, verbose=False)
     store = open_store(config.store_uri)
     backbone = build_backbone(config)
@@ -110,8 +111,6 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
 
 
 def _num_devices(devices: int | str | list, accelerator: str) -> int:
-    import torch
-
     if isinstance(devices, list | tuple):
         return len(devices)
     if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
@@ -127,8 +126,6 @@ def _strategy(devices: int | str | list, accelerator: str) -> str:
     the default "ddp" launcher re-executes the calling script once per rank, which a worker
     process cannot do. Under torchrun every rank already runs ``train`` and Lightning
     detects it ("auto")."""
-    import os
-
     if _num_devices(devices, accelerator) > 1 and "LOCAL_RANK" not in os.environ:
         return "ddp_spawn"
     return "auto"
