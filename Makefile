@@ -28,7 +28,7 @@ $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.stamp-dev: pyproject.toml | $(VENV)/bin/python
 	@echo "installing Python packages into $(VENV) (a few minutes the first time)..."
-	@$(PIP) install -qq -e '.[dev,s3,ray]'
+	@$(PIP) install -qq -e '.[dev,s3,ray,bench]'
 	@sha256sum pyproject.toml > $@
 	@sha256sum pyproject.toml > $(VENV)/.stamp-run
 

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from clinical.models import Image, Study
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 
@@ -25,7 +26,7 @@ def access_study_by_uid(user: Any, uid: str, *, request: Any = None, audit: bool
     if study is None:
         raise Http404("No such study")
     if audit:
-        audit_event_create(actor=user, action="study.viewed", obj=study, request=request,
+        audit_event_create(actor=user, action=AuditAction.STUDY_VIEWED, obj=study, request=request,
                            details={"uid": study.uid})
     return study
 

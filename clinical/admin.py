@@ -13,9 +13,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from clinical.api.clients import api_client_create, api_client_revoke, api_client_rotate_token
-from clinical.api.webhooks import webhook_redeliver
 from clinical.models import ApiClient, Image, Prediction, Review, Study, WebhookDelivery
+from clinical.services.api_clients import api_client_create, api_client_revoke, api_client_rotate_token
+from clinical.services.webhooks import webhook_redeliver
+from radviewer.lib.admin import ReadOnlyAdmin
 
 
 class ApiClientForm(forms.ModelForm):
@@ -38,19 +39,6 @@ class ApiClientForm(forms.ModelForm):
 
     def clean_allowed_callback_hosts(self) -> list[str]:
         return [h.strip().lower() for h in self.cleaned_data["allowed_callback_hosts"].splitlines() if h.strip()]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiClient)
@@ -121,9 +109,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         for delivery in failed:
             webhook_redeliver(delivery=delivery, actor=request.user)
         messages.success(request, f"Queued {failed.count()} delivery(ies) again.")
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class ImageInline(admin.TabularInline):

@@ -6,6 +6,6 @@ class ClinicalConfig(AppConfig):
     verbose_name = "Clinical"
 
     def ready(self) -> None:
-        # Connects the study_ready_signal receiver and registers the webhook delivery task
-        # (Celery autodiscovery only imports clinical.tasks).
-        from clinical.api import webhooks  # noqa: F401
+        # Services send the clinical tasks by name (radviewer.lib.tasks.enqueue_on_commit):
+        # web processes must declare them too, with their queues, before the first upload.
+        from clinical import tasks  # noqa: F401

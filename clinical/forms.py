@@ -11,9 +11,9 @@ from django import forms
 
 from clinical.models import Review
 from clinical.selectors.worklist import OPEN_STATUSES, WorklistFilters
-from mlcore.ml.classes import CLASSES
+from mlcore.selectors import class_catalogue
 
-CLASS_CHOICES = [(c.key, c.display_name) for c in CLASSES]
+CLASS_CHOICES = [(c.key, c.display_name) for c in class_catalogue()]
 MODALITY_CHOICES = [
     ("", "Any modality"),
     ("cxr", "Chest X-ray (CR, DX, or inferred from a PNG/JPEG)"),

@@ -1,42 +1,33 @@
-"""Celery tasks of the clinical side: thin, idempotent, keyword-only primary keys."""
+"""Celery tasks of the clinical side: thin, idempotent, keyword-only primary keys. Each one
+calls the services that move its row's state, and the inference service in between."""
 
 from __future__ import annotations
 
 import logging
 
-import numpy as np
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import transaction
-
-from clinical.models import Prediction
+from clinical.services.display import image_display_pixels
+from clinical.services.predictions import (
+    attribution_start,
+    attribution_store_result,
+    prediction_mark_failed,
+    prediction_start,
+    prediction_store_result,
+)
+from clinical.services.reviews import review_export_feedback
+from clinical.services.webhooks import MAX_ATTEMPTS, WebhookRetryableError, webhook_attempt
+from mlcore.services.inference import ModelRoute, attribution_png, triage_image
 from radviewer.lib.tasks import house_task
 
 log = logging.getLogger(__name__)
 
 
-def _display_pixels(prediction: Prediction) -> np.ndarray:
-    from clinical.services.display import image_display_pixels
-
-    return image_display_pixels(prediction.image)  # renders the viewer PNG on first use
-
-
 @house_task(queue="inference", soft_time_limit=120, name="clinical.run_prediction")
 def run_prediction(*, prediction_id: int) -> None:
-    from clinical.services.predictions import prediction_mark_failed, prediction_store_result
-    from mlcore.services.inference import ModelRoute, triage_image
-
-    with transaction.atomic():
-        prediction = (
-            Prediction.objects.select_for_update().select_related("image__study").filter(pk=prediction_id).first()
-        )
-        if prediction is None or prediction.status == Prediction.Status.SUCCEEDED:
-            return
-        prediction.status = Prediction.Status.RUNNING
-        prediction.attempts += 1
-        prediction.save(update_fields=["status", "attempts"])
+    prediction = prediction_start(prediction_id=prediction_id)
+    if prediction is None:
+        return
     try:
-        pixels = _display_pixels(prediction)
+        pixels = image_display_pixels(prediction.image)  # renders the viewer PNG on first use
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
         study = prediction.image.study
         header_scope = study.scope if study.scope_source == study.ScopeSource.HEADER else None
@@ -50,34 +41,30 @@ def run_prediction(*, prediction_id: int) -> None:
 
 @house_task(queue="inference", soft_time_limit=300, name="clinical.run_attribution")
 def run_attribution(*, prediction_id: int, method: str) -> None:
-    from mlcore.services.inference import ModelRoute, attribution_png
-
-    with transaction.atomic():
-        prediction = Prediction.objects.select_for_update().select_related("image").get(pk=prediction_id)
-        state = prediction.attributions.get(method, {})
-        if state.get("status") == "succeeded":
-            return
-        prediction.attributions = {**prediction.attributions, method: {"status": "running"}}
-        prediction.save(update_fields=["attributions"])
+    prediction = attribution_start(prediction_id=prediction_id, method=method)
+    if prediction is None:
+        return
     try:
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
-        png = attribution_png(route=route, pixels=_display_pixels(prediction), method=method,
+        png = attribution_png(route=route, pixels=image_display_pixels(prediction.image), method=method,
                               target=prediction.top_class or None)
-        name = default_storage.save(f"attributions/{prediction_id}-{method}.png", ContentFile(png))
-        result = {"status": "succeeded", "png": name}
-    except Exception as exc:
+        attribution_store_result(prediction_id=prediction_id, method=method, png=png)
+    except Exception as exc:  # recorded per method with its reason; the reader can ask again
         log.exception("attribution %s/%s failed", prediction_id, method)
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    with transaction.atomic():
-        prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
-        prediction.attributions = {**prediction.attributions, method: result}
-        prediction.save(update_fields=["attributions"])
+        attribution_store_result(prediction_id=prediction_id, method=method,
+                                 reason=f"{type(exc).__name__}: {exc}")
 
 
 @house_task(queue="default", soft_time_limit=60, name="clinical.export_feedback",
             retry_on=(OSError,), max_retries=5)
 def export_feedback(*, review_id: int) -> None:
     """Write the confirmed label of a review into the dataset store's feedback split."""
-    from clinical.services.reviews import review_export_feedback
-
     review_export_feedback(review_id=review_id)
+
+
+@house_task(queue="default", soft_time_limit=60, name="clinical.deliver_webhook",
+            retry_on=(WebhookRetryableError,), max_retries=MAX_ATTEMPTS - 1)
+def deliver_webhook(*, delivery_id: int) -> None:
+    """One signed POST of a study's result; retried with backoff while the receiver may
+    still take it (``clinical.services.webhooks``)."""
+    webhook_attempt(delivery_id=delivery_id)

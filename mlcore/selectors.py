@@ -1,4 +1,5 @@
-"""Reads for the admin pages and the rollout guard."""
+"""mlcore reads: the class catalogue (what the clinical side may know of the classes),
+routing's view of the registry mirror, and the figures of the ML pages."""
 
 from __future__ import annotations
 
@@ -7,7 +8,32 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
+from mlcore.ml.classes import CLASS_BY_KEY, CLASS_KEYS, CLASSES, URGENT_KEYS, ClassInfo
 from mlcore.models import ModelAlias, ModelVersion, ReviewOutcome
+
+
+def class_catalogue() -> tuple[ClassInfo, ...]:
+    """The nine classes in logit order: key, display name, scope ("cxr"/"oct"), urgency."""
+    return CLASSES
+
+
+def class_keys() -> tuple[str, ...]:
+    return CLASS_KEYS
+
+
+def class_display_name(key: str) -> str:
+    """The clinical name of ``key``; an unknown key is shown as it is."""
+    info = CLASS_BY_KEY.get(key)
+    return info.display_name if info else key
+
+
+def class_scope(key: str) -> str:
+    """The scope ("cxr" or "oct") a class belongs to; ``KeyError`` for an unknown key."""
+    return CLASS_BY_KEY[key].modality
+
+
+def urgent_class_keys() -> frozenset[str]:
+    return URGENT_KEYS
 
 
 @dataclass

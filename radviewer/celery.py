@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 from kombu import Queue
 
 from radviewer.lib import kombu_fs
@@ -40,8 +41,13 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
+# Routing reads the registry mirror only; the services that move aliases refresh it, and
+# this catches moves made in MLflow directly.
+REGISTRY_REFRESH_SECONDS = 300.0
+
+
 def beat_schedule(heartbeat_seconds: int) -> dict:
-    return {
+    schedule: dict = {
         f"worker-heartbeat-{queue}": {
             "task": "radviewer.ops.tasks.record_heartbeat",
             "schedule": float(heartbeat_seconds),
@@ -50,10 +56,14 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         }
         for queue in QUEUES
     }
+    schedule["registry-refresh"] = {
+        "task": "mlcore.registry_refresh",
+        "schedule": REGISTRY_REFRESH_SECONDS,
+        "options": {"queue": "default", "expires": REGISTRY_REFRESH_SECONDS},
+    }
+    return schedule
 
 
 @app.on_after_finalize.connect
 def _setup_periodic(sender: Celery, **_: object) -> None:
-    from django.conf import settings
-
     sender.conf.beat_schedule = beat_schedule(settings.CELERY_WORKER_HEARTBEAT_SECONDS)

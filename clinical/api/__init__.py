@@ -1,3 +1,5 @@
-"""The PACS/RIS integration surface: REST (``views``), DICOMweb (``dicomweb``), result
-formats (``representation``, ``fhir``, ``sr``), webhooks, and the client plumbing
-(``authentication``, ``permissions``, ``throttling``, ``clients``). See docs/integration.md."""
+"""The PACS/RIS integration surface, adapters only: REST views (``views``), DICOMweb
+(``dicomweb``), the result renderers (``fhir``, ``sr``, ``renderers``), serializers, and the
+client plumbing (``authentication``, ``permissions``, ``throttling``, ``multipart``, ``errors``).
+Writes are in ``clinical.services`` (``submission``, ``api_clients``, ``webhooks``), reads in
+``clinical.selectors`` (``studies``, ``results``). See docs/integration.md."""

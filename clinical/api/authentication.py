@@ -11,32 +11,23 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from datetime import timedelta
 
-from django.db.models import Q
-from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from clinical.api.clients import token_matches, token_prefix_of
 from clinical.models import ApiClient
+from clinical.services.api_clients import ApiClientRevoked, api_client_authenticate
 
 log = logging.getLogger(__name__)
 REALM = "radviewer"
-# Writing last_used_at on every request would serialise clients on the database (SQLite).
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _authenticated(client: ApiClient | None, token: str) -> tuple[ApiClient, ApiClient]:
-    if client is None or not token_matches(token, client.token_hash if client else None):
+def _authenticated(token: str, *, name: str | None = None) -> tuple[ApiClient, ApiClient]:
+    try:
+        client = api_client_authenticate(token=token, name=name)
+    except ApiClientRevoked:
+        raise exceptions.AuthenticationFailed("this API client is revoked", code="client_revoked") from None
+    if client is None:
         raise exceptions.AuthenticationFailed("invalid API token", code="invalid_token")
-    if not client.active:
-        raise exceptions.AuthenticationFailed("this API client is revoked", code="client_revoked")
-    now = timezone.now()
-    if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
-        ApiClient.objects.filter(pk=client.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
-        client.last_used_at = now
     return client, client
 
 
@@ -55,9 +46,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "malformed Authorization header; expected 'Bearer <token>'", code="invalid_token"
             )
-        prefix = token_prefix_of(token)
-        client = ApiClient.objects.filter(token_prefix=prefix).first() if prefix else None
-        return _authenticated(client, token)
+        return _authenticated(token)
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="{REALM}"'
@@ -77,11 +66,7 @@ class ClientBasicAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("malformed Basic credentials", code="invalid_token") from None
         if not sep:
             raise exceptions.AuthenticationFailed("malformed Basic credentials", code="invalid_token")
-        client = ApiClient.objects.filter(name=user).first()
-        # The prefix must agree too, so a token of one client never opens another.
-        if client is not None and token_prefix_of(token) != client.token_prefix:
-            client = None
-        return _authenticated(client, token)
+        return _authenticated(token, name=user)
 
     def authenticate_header(self, request) -> str:
         return f'Basic realm="{REALM}"'

@@ -21,6 +21,7 @@ from clinical.api.renderers import BinaryRenderer, FhirJSONRenderer
 from clinical.api.serializers import ErrorSerializer
 from clinical.api.throttling import ApiClientRateThrottle
 from clinical.models import ApiClient, Study
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 JSON = "application/json"
@@ -37,7 +38,7 @@ class ApiView(APIView):
     def client(self) -> ApiClient:
         return client_of(self.request)
 
-    def audit(self, action: str, study: Study | None = None, *, coalesce: bool = False, **details: Any) -> None:
+    def audit(self, action: AuditAction, study: Study | None = None, *, coalesce: bool = False, **details: Any) -> None:
         """Record ``action`` for this client; ``coalesce`` for repeated reads (status polling):
         once per ``AUDIT_READ_WINDOW_S`` per study."""
         audit_event_create(actor=None, actor_label=self.client.actor_label, action=action, obj=study,

@@ -34,12 +34,12 @@ from clinical.api.base import ApiView
 from clinical.api.errors import ApiError
 from clinical.api.multipart import MultipartError, parse_content_type, split_multipart
 from clinical.api.renderers import DicomJSONRenderer, DicomXMLRenderer
-from clinical.api.representation import SOURCE_PURPOSE, absolute
-from clinical.api.submission import study_owners
 from clinical.ingest import IngestError
-from clinical.models import Image, Study
-from clinical.selectors.phi import original_identifiers_read
+from clinical.models import Study
+from clinical.selectors.results import absolute
+from clinical.selectors.studies import client_dicom_results, study_owners
 from clinical.services.ingest import image_ingest, ingest_prepare
+from radviewer.audit.actions import AuditAction
 from radviewer.lib.http import read_body
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ PROCESSING_FAILURE, NOT_AUTHORIZED, SOP_CLASS_NOT_SUPPORTED = 0x0110, 0x0124, 0x
 OUT_OF_RESOURCES, STUDY_MISMATCH, CANNOT_UNDERSTAND = 0xA700, 0xA900, 0xC000
 _REASONS = {"too_large": OUT_OF_RESOURCES, "too_many_pixels": OUT_OF_RESOURCES,
             "dicom_no_pixels": SOP_CLASS_NOT_SUPPORTED}
-RESULT_STATUSES = (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED, Study.Status.SIGNED_OFF)
 
 
 def _el(vr: str, *values: Any) -> dict[str, Any]:
@@ -100,7 +99,7 @@ class StowView(ApiView):
         if failed:
             # Stored parts have their own image.ingested / image.duplicate_linked events (written
             # in the ingest transaction); refused parts are recorded here, with the reasons.
-            self.audit("dicomweb.stow_refused", None, stored=len(stored), failed=[
+            self.audit(AuditAction.DICOMWEB_STOW_REFUSED, None, stored=len(stored), failed=[
                 {"part": o["part"], "reason": f"0x{o['failure']:04X}", "detail": o["detail"]} for o in failed])
         status = 200 if not failed else 202 if stored else 409
         return Response(dataset, status=status)
@@ -192,25 +191,15 @@ class DicomWebStudiesView(StowView):
             offset = max(int(params.get("offset", 0)), 0)
         except ValueError:
             raise ApiError(status_code=400, code="invalid_query", detail="limit and offset must be integers") from None
-        qs = Study.objects.filter(api_client_id=self.client.pk, status__in=RESULT_STATUSES,
-                                  images__format=Image.Format.DICOM).distinct().order_by("received_at", "id")
-        if params.get("StudyInstanceUID"):
-            qs = qs.filter(images__original_ids__study_instance_uid=params["StudyInstanceUID"])
-        if params.get("AccessionNumber"):
-            qs = qs.filter(images__original_ids__accession_number=params["AccessionNumber"])
-        matches = []
-        for study in qs[offset:offset + limit]:
-            image = study.images.filter(format=Image.Format.DICOM).order_by("id").first()
-            ids = original_identifiers_read(image=image, api_client=self.client, purpose=SOURCE_PURPOSE,
-                                            request=request)
-            if ids is None:
-                continue
-            matches.append({
-                "0020000D": _el("UI", ids.study_instance_uid),
-                "00080050": _el("SH", *([ids.accession_number] if ids.accession_number else [])),
-                "00080061": _el("CS", *([study.modality] if study.modality else [])),
-                "00201208": _el("IS", study.images.count()),
-                "00081190": _el("UR", self._retrieve_url(study.uid)),
-            })
-        self.audit("dicomweb.qido", None, count=len(matches))
+        found = client_dicom_results(client=self.client, study_instance_uid=params.get("StudyInstanceUID", ""),
+                                     accession_number=params.get("AccessionNumber", ""), offset=offset, limit=limit,
+                                     request=request)
+        matches = [{
+            "0020000D": _el("UI", r.source_ids.study_instance_uid),
+            "00080050": _el("SH", *([r.source_ids.accession_number] if r.source_ids.accession_number else [])),
+            "00080061": _el("CS", *([r.study.modality] if r.study.modality else [])),
+            "00201208": _el("IS", r.image_count),
+            "00081190": _el("UR", self._retrieve_url(r.study.uid)),
+        } for r in found]
+        self.audit(AuditAction.DICOMWEB_QIDO, None, count=len(matches))
         return Response(matches)

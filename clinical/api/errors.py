@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from clinical.services.submission import SubmissionRefused
+
 
 class ApiError(exceptions.APIException):
     """An API failure with an explicit status, code and extra fields (e.g. per-file reasons)."""
@@ -27,6 +29,8 @@ class ApiError(exceptions.APIException):
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, SubmissionRefused):  # the service's refusal, in the API's one error body
+        exc = ApiError(status_code=exc.status_code, code=exc.code, detail=exc.detail, **exc.extra)
     if isinstance(exc, ApiError):
         return Response({"code": exc.code, "detail": str(exc.detail), **exc.extra}, status=exc.status_code)
     if isinstance(exc, Http404):

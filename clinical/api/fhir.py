@@ -109,7 +109,7 @@ def _conclusion(result: dict[str, Any]) -> tuple[str, list[dict]]:
 
 
 def diagnostic_report(result: dict[str, Any], *, patient_key: str) -> dict[str, Any]:
-    """``result`` is ``representation.study_result(...)`` of the study."""
+    """``result`` is ``clinical.selectors.results.study_result(...)`` of the study."""
     status = _status(result)
     obs_status = {"registered": "registered", "amended": "amended"}.get(status, status)
     subject = {"identifier": {"system": PSEUDONYM_SYSTEM, "value": patient_key},

@@ -1,6 +1,6 @@
 """Request validation and the documented shape of responses (the OpenAPI schema).
 
-Responses are built by ``representation`` as plain dicts; the response serializers here
+Responses are built by ``clinical.selectors.results`` as plain dicts; the response serializers here
 describe them for drf-spectacular, and the contract tests (schemathesis) check the two agree.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from clinical.models import Review
-from mlcore.ml.classes import CLASS_KEYS
+from mlcore.selectors import class_keys
 
 PRIORITY_HINTS = ("routine", "urgent", "stat")
 
@@ -32,7 +32,7 @@ class FeedbackSerializer(serializers.Serializer):
     image = serializers.IntegerField(required=False, min_value=1,
                                      help_text="Image id; optional when the study has one image.")
     verdict = serializers.ChoiceField(choices=Review.Verdict.choices)
-    label = serializers.ChoiceField(choices=CLASS_KEYS, required=False, allow_blank=True, default="",
+    label = serializers.ChoiceField(choices=class_keys(), required=False, allow_blank=True, default="",
                                     help_text="Class key; required for verdict 'corrected'.")
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
     amendment = serializers.BooleanField(required=False, default=False,

@@ -3,7 +3,7 @@
 For the source PACS: the SR carries the sender's ORIGINAL Study Instance UID (so the PACS files
 it with the study) and references the original SOP instances (evidence and per-image
 measurement groups), all re-identified through the audited mapping read in
-``representation.study_result``. The patient module is the one the source sent (kept in the
+``clinical.selectors.results.study_result``. The patient module is the one the source sent (kept in the
 protected mapping), so the PACS files the SR under the same patient and study; for an image
 without it the pseudonym is used.
 

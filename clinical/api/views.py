@@ -1,5 +1,6 @@
-"""REST endpoints under /api/v1/: thin adapters around ``submission``, ``representation``,
-``fhir``, ``sr`` and the review service. Every call is audited as ``api:<client name>``."""
+"""REST endpoints under /api/v1/: thin adapters around the submission and review services,
+the study selectors and the result renderers (``fhir``, ``sr``). Every call is audited as
+``api:<client name>``."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ from clinical.api.base import BINARY, JSON, ApiView, error_responses
 from clinical.api.errors import ApiError
 from clinical.api.fhir import diagnostic_report
 from clinical.api.renderers import DicomRenderer, FhirJSONRenderer, PNGRenderer
-from clinical.api.representation import study_queryset, study_result, study_summary
 from clinical.api.sr import SrUnavailable, study_sr
-from clinical.api.ssrf import CallbackUrlError, callback_url_validate
-from clinical.api.submission import Submission, UploadedFile, study_submit
 from clinical.models import Image, Review, Study
+from clinical.selectors.results import study_queryset, study_result, study_summary
+from clinical.selectors.studies import client_studies, study_image, study_replay, study_sole_image
+from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
 from clinical.services.reviews import review_create
+from clinical.services.submission import Submission, UploadedFile, study_submit
+from radviewer.audit.actions import AuditAction
 
 IDEMPOTENCY_KEY_MAX = 128
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1," + str(IDEMPOTENCY_KEY_MAX) + "}")
@@ -99,25 +102,19 @@ class StudyListCreateView(ApiView):
         responses={(200, JSON): StudyPageSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def get(self, request):
-        qs = Study.objects.filter(api_client_id=self.client.pk)
         params = request.query_params
-        if "since" in params:
-            since = _parse_since(params["since"])
-            qs = qs.filter(received_at__gte=since)
+        since = _parse_since(params["since"]) if "since" in params else None
         if "limit" in params and not (params["limit"].isdigit() and 1 <= int(params["limit"]) <= 200):
             raise ApiError(status_code=400, code="invalid_limit", detail="limit must be an integer from 1 to 200")
-        if "status" in params:
-            if params["status"] not in Study.Status.values:
-                raise ApiError(status_code=400, code="invalid_status",
-                               detail=f"unknown status; accepted: {', '.join(Study.Status.values)}")
-            qs = qs.filter(status=params["status"])
-        if "accession_number" in params:
-            qs = qs.filter(accession_number=params["accession_number"])
-        if "study_instance_uid" in params:
-            qs = qs.filter(images__original_ids__study_instance_uid=params["study_instance_uid"]).distinct()
+        if "status" in params and params["status"] not in Study.Status.values:
+            raise ApiError(status_code=400, code="invalid_status",
+                           detail=f"unknown status; accepted: {', '.join(Study.Status.values)}")
+        qs = client_studies(client=self.client, since=since, status=params.get("status"),
+                            accession_number=params.get("accession_number"),
+                            study_instance_uid=params.get("study_instance_uid"))
         paginator = StudyCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        self.audit("study.listed", count=len(page), query={k: params[k] for k in params if k != "cursor"})
+        self.audit(AuditAction.STUDY_LISTED, count=len(page), query={k: params[k] for k in params if k != "cursor"})
         return paginator.get_paginated_response([study_summary(st, request=request) for st in page])
 
     @extend_schema(
@@ -146,8 +143,8 @@ class StudyListCreateView(ApiView):
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise ApiError(status_code=400, code="invalid_idempotency_key",
                            detail=f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters")
-        replay = key and Study.objects.filter(api_client_id=self.client.pk, idempotency_key=key).first()
-        if replay:  # answered before the body is even parsed: a retried request may be cut short
+        replay = study_replay(client=self.client, idempotency_key=key or "")
+        if replay is not None:  # answered before the body is even parsed: a retried request may be cut short
             return self._accepted(Submission(study=replay, replayed=True), key)
         form = s.StudySubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -172,7 +169,7 @@ class StudyListCreateView(ApiView):
     def _accepted(self, submission: Submission, key: str | None) -> Response:
         study, request = submission.study, self.request
         if submission.replayed:
-            self.audit("study.submission_replayed", study, idempotency_key=key)
+            self.audit(AuditAction.STUDY_SUBMISSION_REPLAYED, study, idempotency_key=key)
             images = [{"id": img.pk, "name": img.original_name, "created": False} for img in study.images.all()]
         else:
             images = [{"id": o.image.pk, "name": name, "created": o.created} for name, o in submission.outcomes]
@@ -189,7 +186,7 @@ class StudyDetailView(ApiView):
                    responses={(200, JSON): s.StudyResultSerializer, **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
         study = access_study_for_client(self.client, uid, queryset=study_queryset())
-        self.audit("study.viewed", study, coalesce=True, uid=study.uid)
+        self.audit(AuditAction.STUDY_VIEWED, study, coalesce=True, uid=study.uid)
         return Response(study_result(study, client=self.client, request=request))
 
 
@@ -201,7 +198,7 @@ class StudyFhirView(ApiView):
                               **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
         study = access_study_for_client(self.client, uid, queryset=study_queryset())
-        self.audit("study.result_exported", study, format="fhir")
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="fhir")
         report = diagnostic_report(study_result(study, client=self.client, request=request),
                                    patient_key=study.patient_key)
         return Response(report)
@@ -221,7 +218,7 @@ class StudySrView(ApiView):
                                                    include_patient=True))
         except SrUnavailable as exc:
             raise ApiError(status_code=409, code="sr_unavailable", detail=str(exc)) from None
-        self.audit("study.result_exported", study, format="dicom-sr")
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="dicom-sr")
         return Response(payload, content_type="application/dicom",
                         headers={"Content-Disposition": f'attachment; filename="{study.uid}-sr.dcm"'})
 
@@ -236,10 +233,9 @@ class HeatmapView(ApiView):
                    responses=HEATMAP_RESPONSES)
     def get(self, request, uid: str, image_id: str | None = None):
         study = access_study_for_client(self.client, uid)
-        images = study.images.order_by("id")
         if image_id is not None and not image_id.isdigit():
             raise NotFound("No such image in this study")
-        image = images.filter(pk=int(image_id)).first() if image_id is not None else images.first()
+        image = study_image(study=study, image_id=int(image_id) if image_id is not None else None)
         if image is None:
             raise NotFound("No such image in this study")
         prediction = image.latest_prediction()
@@ -247,7 +243,7 @@ class HeatmapView(ApiView):
             raise NotFound("No heat map for this image yet; its prediction is not finished")
         with default_storage.open(prediction.heatmap_png.name, "rb") as fh:
             png = fh.read()
-        self.audit("study.result_exported", study, format="heatmap", image=image.pk)
+        self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="heatmap", image=image.pk)
         return Response(png, content_type="image/png")
 
 
@@ -292,12 +288,12 @@ class FeedbackView(ApiView):
 
 def _feedback_image(study: Study, image_id: int | None) -> Image:
     if image_id is not None:
-        image = study.images.filter(pk=image_id).first()
+        image = study_image(study=study, image_id=image_id)
         if image is None:
             raise ApiError(status_code=400, code="unknown_image", detail=f"image {image_id} is not part of this study")
         return image
-    images = list(study.images.order_by("id")[:2])
-    if len(images) != 1:
+    image = study_sole_image(study=study)
+    if image is None:
         raise ApiError(status_code=400, code="image_required",
                        detail="this study has several images; say which one in 'image'")
-    return images[0]
+    return image

@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+MODALITY_FOR_RASTER = "OT"  # DICOM "other": a PNG/JPEG carries no modality of its own
+
 Scope = Literal["cxr", "oct", "unknown"]
 
 

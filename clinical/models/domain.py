@@ -62,7 +62,11 @@ class Study(models.Model):
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    api_client_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    # The integration client that sent it; None for the upload page. PROTECT: clients are
+    # revoked, never deleted (their studies and audit rows name them).
+    api_client = models.ForeignKey(
+        "clinical.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
+    )
     callback_url = models.URLField(max_length=500, blank=True)
     idempotency_key = models.CharField(max_length=128, blank=True)
     signed_off_by = models.ForeignKey(
@@ -75,11 +79,11 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["status", "-triage_priority", "received_at"], name="worklist_idx"),
             models.Index(fields=["status", "received_at"], name="study_status_received_idx"),
-            models.Index(fields=["api_client_id", "received_at"], name="study_client_received_idx"),
+            models.Index(fields=["api_client", "received_at"], name="study_client_received_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["api_client_id", "idempotency_key"],
+                fields=["api_client", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
                 name="study_unique_idempotency_key_per_client",
             )

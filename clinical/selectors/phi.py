@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 
 from clinical.models import Image, OriginalIdentifiers
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 
@@ -31,7 +32,7 @@ def original_identifiers_read(
         ids = OriginalIdentifiers.objects.filter(image=image).first()
     audit_event_create(
         actor=user, actor_label=f"api:{api_client.name}" if api_client is not None else "",
-        action="phi.original_ids_read", obj=image, request=request,
+        action=AuditAction.PHI_ORIGINAL_IDS_READ, obj=image, request=request,
         details={"purpose": purpose, "found": ids is not None}, coalesce_s=coalesce_s,
     )
     return ids

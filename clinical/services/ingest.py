@@ -17,10 +17,11 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from clinical.ingest import IngestError, IngestResult, ingest_bytes
+from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Image, OriginalIdentifiers, Study, new_uid
+from clinical.services.predictions import prediction_request
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
-
-MODALITY_FOR_RASTER = "OT"  # DICOM "other": a PNG/JPEG carries no modality of its own
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def image_ingest(
     existing = _existing_image(result)
     if existing is not None:
         audit_event_create(
-            actor=actor, actor_label=_actor_label(actor, api_client), action="image.duplicate_linked",
+            actor=actor, actor_label=_actor_label(actor, api_client), action=AuditAction.IMAGE_DUPLICATE_LINKED,
             obj=existing, request=request, details={"filename": result.filename, "sha256": result.sha256},
         )
         return ImageIngestOutcome(existing, existing.study, False, existing.study.scope_warning)
@@ -92,13 +93,11 @@ def image_ingest(
             )
             image = _image_create(result, study=study, stored_name=stored_name)
             audit_event_create(
-                actor=actor, actor_label=_actor_label(actor, api_client), action="image.ingested",
+                actor=actor, actor_label=_actor_label(actor, api_client), action=AuditAction.IMAGE_INGESTED,
                 obj=image, request=request,
                 details={"study": study.uid, "format": result.format, "source": source,
                          "sha256": result.sha256, "scope": result.scope},
             )
-            from clinical.services.predictions import prediction_request
-
             prediction_request(image=image)
     except IntegrityError:
         # A concurrent request stored the same file first: link to it instead.

@@ -1,12 +1,21 @@
 """Side effects when a study's triage result is ready.
 
 ``study_ready`` is a signal so that delivery mechanisms (the PACS webhooks) subscribe to it
-without the prediction code knowing about them.
+without the prediction code knowing about them. Their receivers are here, beside the
+signal, so whatever imports the signal has them connected.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import django.dispatch
+from django.dispatch import receiver
+
+from clinical.services.webhooks import webhook_schedule
+
+log = logging.getLogger(__name__)
 
 study_ready_signal = django.dispatch.Signal()  # kwargs: study_id
 
@@ -14,3 +23,13 @@ study_ready_signal = django.dispatch.Signal()  # kwargs: study_id
 def study_ready(*, study_id: int) -> None:
     """Called on commit when every image of a study has a finished (or failed) prediction."""
     study_ready_signal.send(sender="clinical", study_id=study_id)
+
+
+@receiver(study_ready_signal, dispatch_uid="clinical.services.notifications.webhook_on_study_ready")
+def webhook_on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
+    """Schedule the client's webhook. Runs after the prediction's commit: a webhook problem
+    must not fail the triage task."""
+    try:
+        webhook_schedule(study_id=study_id)
+    except Exception:
+        log.exception("could not schedule the webhook of study %s", study_id)

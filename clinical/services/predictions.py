@@ -11,9 +11,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Study
-from mlcore.services.inference import NoModelAvailable, TriageOutput, choose_model
+from clinical.services.notifications import study_ready
+from clinical.services.triage import study_triage_fields
+from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
+
+# Sent by name (clinical.tasks): see radviewer.lib.tasks.enqueue_on_commit.
+RUN_PREDICTION, RUN_ATTRIBUTION = "clinical.run_prediction", "clinical.run_attribution"
 
 
 def prediction_request(*, image: Image) -> Prediction:
@@ -22,8 +28,6 @@ def prediction_request(*, image: Image) -> Prediction:
     With no production model, a failed prediction records why, so the reader sees the
     reason and can retry once a model is registered.
     """
-    from clinical.tasks import run_prediction
-
     try:
         route = choose_model(study_uid=image.study.uid)
     except NoModelAvailable as exc:
@@ -42,7 +46,7 @@ def prediction_request(*, image: Image) -> Prediction:
                 status=Prediction.Status.QUEUED, failure_reason=""
             )
             prediction.refresh_from_db()
-        enqueue_on_commit(run_prediction, prediction_id=prediction.pk)
+        enqueue_on_commit(RUN_PREDICTION, prediction_id=prediction.pk)
     return prediction
 
 
@@ -57,7 +61,22 @@ def prediction_retry(*, image: Image, actor: Any, request: Any = None) -> Predic
     Prediction.objects.filter(image=image, model_version="", status=Prediction.Status.FAILED).delete()
     prediction = prediction_request(image=image)
     Study.objects.filter(pk=image.study_id).update(status=Study.Status.PROCESSING)
-    audit_event_create(actor=actor, action="prediction.retried", obj=prediction, request=request)
+    audit_event_create(actor=actor, action=AuditAction.PREDICTION_RETRIED, obj=prediction, request=request)
+    return prediction
+
+
+def prediction_start(*, prediction_id: int) -> Prediction | None:
+    """queued | failed -> running, one more attempt; None when there is nothing to run (the
+    row is gone, or a duplicate delivery of the task finds it succeeded)."""
+    with transaction.atomic():
+        prediction = (
+            Prediction.objects.select_for_update().select_related("image__study").filter(pk=prediction_id).first()
+        )
+        if prediction is None or prediction.status == Prediction.Status.SUCCEEDED:
+            return None
+        prediction.status = Prediction.Status.RUNNING
+        prediction.attempts += 1
+        prediction.save(update_fields=["status", "attempts"])
     return prediction
 
 
@@ -131,8 +150,6 @@ def prediction_mark_failed(*, prediction_id: int, reason: str) -> None:
 
 def _study_refresh(study: Study) -> None:
     """Recompute the study's triage fields and status from its images' latest predictions."""
-    from clinical.services.triage import study_triage_fields
-
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.status == Study.Status.SIGNED_OFF:
         return
@@ -141,17 +158,14 @@ def _study_refresh(study: Study) -> None:
         setattr(study, key, value)
     study.save(update_fields=list(fields))
     if fields.get("status") in (Study.Status.AWAITING_REVIEW, Study.Status.FAILED):
-        from clinical.services.notifications import study_ready
-
         transaction.on_commit(lambda: study_ready(study_id=study.pk))
 
 
 def attribution_request(*, prediction: Prediction, method: str, actor: Any, request: Any = None) -> Prediction:
-    """Queue a captum attribution for ``prediction`` (idempotent per method)."""
-    from clinical.tasks import run_attribution
-
-    if method not in ("integrated_gradients", "grad_cam"):
-        raise ValueError(f"unknown attribution method {method!r}; accepted: integrated_gradients, grad_cam")
+    """Queue a captum attribution for ``prediction`` (idempotent per method):
+    queued -> running -> succeeded | failed, kept per method in ``prediction.attributions``."""
+    if method not in ATTRIBUTION_METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; accepted: {', '.join(ATTRIBUTION_METHODS)}")
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction.pk)
         current = prediction.attributions.get(method, {})
@@ -159,7 +173,33 @@ def attribution_request(*, prediction: Prediction, method: str, actor: Any, requ
             return prediction
         prediction.attributions = {**prediction.attributions, method: {"status": "queued"}}
         prediction.save(update_fields=["attributions"])
-        audit_event_create(actor=actor, action="attribution.requested", obj=prediction,
+        audit_event_create(actor=actor, action=AuditAction.ATTRIBUTION_REQUESTED, obj=prediction,
                            request=request, details={"method": method})
-        enqueue_on_commit(run_attribution, prediction_id=prediction.pk, method=method)
+        enqueue_on_commit(RUN_ATTRIBUTION, prediction_id=prediction.pk, method=method)
+    return prediction
+
+
+def attribution_start(*, prediction_id: int, method: str) -> Prediction | None:
+    """-> running; None when this method's map is already there (a duplicate delivery)."""
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().select_related("image").get(pk=prediction_id)
+        if prediction.attributions.get(method, {}).get("status") == "succeeded":
+            return None
+        prediction.attributions = {**prediction.attributions, method: {"status": "running"}}
+        prediction.save(update_fields=["attributions"])
+    return prediction
+
+
+def attribution_store_result(*, prediction_id: int, method: str, png: bytes | None = None,
+                             reason: str = "") -> Prediction:
+    """-> succeeded with the overlay ``png`` (saved first), or -> failed with ``reason``."""
+    if png is not None:
+        name = default_storage.save(f"attributions/{prediction_id}-{method}.png", ContentFile(png))
+        result = {"status": "succeeded", "png": name}
+    else:
+        result = {"status": "failed", "reason": reason}
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
+        prediction.attributions = {**prediction.attributions, method: result}
+        prediction.save(update_fields=["attributions"])
     return prediction

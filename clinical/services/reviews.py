@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from clinical.models import Image, Prediction, Review, Study
 from clinical.services.display import image_display_bytes
-from mlcore.ml.classes import CLASS_KEYS
+from clinical.services.triage import study_triage_fields
+from mlcore.selectors import class_keys
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
@@ -50,8 +52,8 @@ def review_create(
                 raise ValidationError({"verdict": "there is no AI result to agree with; choose a class"})
             label = prediction.top_class
         elif verdict == Review.Verdict.CORRECTED:
-            if label not in CLASS_KEYS:
-                raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(CLASS_KEYS)}"})
+            if label not in class_keys():
+                raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(class_keys())}"})
         else:
             label = ""
         review = Review.objects.create(
@@ -61,7 +63,8 @@ def review_create(
             note=note.strip(), amendment=amendment,
         )
         audit_event_create(
-            actor=reader, actor_label=source_label, action="review.amended" if amendment else "review.created",
+            actor=reader, actor_label=source_label,
+            action=AuditAction.REVIEW_AMENDED if amendment else AuditAction.REVIEW_CREATED,
             obj=review, request=request,
             details={"study": study.uid, "image": image.pk, "verdict": verdict, "label": label,
                      "model_version": review.prediction.model_version if review.prediction else None},
@@ -76,14 +79,10 @@ def review_create(
                 verdict=verdict,
             )
         if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
-            from clinical.services.triage import study_triage_fields
-
             study.status = study_triage_fields(study).get("status", study.status)
             study.save(update_fields=["status"])
         if label:
-            from clinical.tasks import export_feedback
-
-            enqueue_on_commit(export_feedback, review_id=review.pk)
+            enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
     return review
 
 
@@ -129,6 +128,6 @@ def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
         study.signed_off_by = user
         study.signed_off_at = timezone.now()
         study.save(update_fields=["status", "signed_off_by", "signed_off_at"])
-        audit_event_create(actor=user, action="study.signed_off", obj=study, request=request,
+        audit_event_create(actor=user, action=AuditAction.STUDY_SIGNED_OFF, obj=study, request=request,
                            details={"uid": study.uid})
     return study

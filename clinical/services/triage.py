@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Prediction, Study
-from clinical.services.ingest import MODALITY_FOR_RASTER
-from mlcore.ml.classes import URGENT_KEYS
+from mlcore.selectors import urgent_class_keys
 
 
 def urgent_probability(probabilities: dict[str, float]) -> float:
-    return float(sum(p for k, p in probabilities.items() if k in URGENT_KEYS))
+    return float(sum(p for k, p in probabilities.items() if k in urgent_class_keys()))
 
 
 def study_triage_fields(study: Study) -> dict:

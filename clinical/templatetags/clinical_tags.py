@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django import template
 from django.utils import timezone
 
-from mlcore.ml.classes import CLASS_BY_KEY
+from mlcore.selectors import class_display_name
 
 register = template.Library()
 
@@ -18,8 +18,7 @@ URGENT_BAND_THRESHOLD = 0.5
 @register.filter
 def class_name(key: str) -> str:
     """Clinical display name of a class key; unknown keys are shown as they are."""
-    info = CLASS_BY_KEY.get(key or "")
-    return info.display_name if info else (key or "")
+    return class_display_name(key or "")
 
 
 @register.filter

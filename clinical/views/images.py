@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET
 from clinical.models import Image, Prediction
 from clinical.services.display import image_display_ensure
 from clinical.views._common import study_and_image
-from clinical.views.viewer import ATTRIBUTION_METHODS
+from mlcore.services.inference import ATTRIBUTION_METHODS
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 CACHE_CONTROL = "private, max-age=3600"
@@ -22,7 +23,7 @@ CACHE_CONTROL = "private, max-age=3600"
 def _png_response(request: HttpRequest, image: Image, name: str, kind: str) -> FileResponse:
     if not name or not default_storage.exists(name):
         raise Http404(f"No {kind} image stored")
-    audit_event_create(actor=request.user, action="image.viewed", obj=image, request=request,
+    audit_event_create(actor=request.user, action=AuditAction.IMAGE_VIEWED, obj=image, request=request,
                        details={"study": image.study.uid, "kind": kind})
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
     response["Cache-Control"] = CACHE_CONTROL
@@ -55,7 +56,7 @@ def image_heatmap(request: HttpRequest, uid: str, image_id: int) -> FileResponse
 
 @require_GET
 def image_attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> FileResponse:
-    if method not in dict(ATTRIBUTION_METHODS):
+    if method not in ATTRIBUTION_METHODS:
         raise Http404("No such attribution method")
     study, image = study_and_image(request, uid, image_id)
     image.study = study

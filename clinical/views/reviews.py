@@ -20,7 +20,8 @@ from clinical.models import Prediction
 from clinical.services.predictions import attribution_request, prediction_retry
 from clinical.services.reviews import review_create, study_sign_off
 from clinical.views._common import error_messages, require_perm, study_and_image
-from clinical.views.viewer import ATTRIBUTION_METHODS, TEMPLATE, attribution_states, study_context
+from clinical.views.viewer import TEMPLATE, attribution_states, study_context
+from mlcore.services.inference import ATTRIBUTION_METHODS
 
 
 def _panel(request: HttpRequest, study, image, partial: str, *, status: int = 200, **extra) -> HttpResponse:
@@ -84,7 +85,7 @@ def retry(request: HttpRequest, uid: str, image_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> HttpResponse:
     """POST requests a captum attribution; GET is the polled state of one method."""
-    if method not in dict(ATTRIBUTION_METHODS):
+    if method not in ATTRIBUTION_METHODS:
         raise Http404("No such attribution method")
     study, image = study_and_image(request, uid, image_id)
     prediction = image.latest_prediction()

@@ -14,14 +14,10 @@ from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.worklist import worklist_next_uid
-from mlcore.ml.classes import CLASS_KEYS
-from mlcore.selectors import synthetic_versions
+from mlcore.selectors import class_keys, class_scope, synthetic_versions
+from mlcore.services.inference import ATTRIBUTION_METHODS
 
 TEMPLATE = "clinical/study.html"
-ATTRIBUTION_METHODS = (
-    ("integrated_gradients", "Integrated Gradients"),
-    ("grad_cam", "Grad-CAM"),
-)
 RUNNING = (Prediction.Status.QUEUED, Prediction.Status.RUNNING)
 
 
@@ -41,11 +37,9 @@ def probability_groups(prediction: Prediction | None) -> list[tuple[str, list[tu
     against each other, because no class was chosen."""
     if prediction is None or not prediction.probabilities:
         return []
-    from mlcore.ml.classes import modality_of
-
     groups: dict[str, list[tuple[str, float]]] = {}
     for key, p in prediction.sorted_probabilities():
-        groups.setdefault(modality_of(key) if key in CLASS_KEYS else "other", []).append((key, p))
+        groups.setdefault(class_scope(key) if key in class_keys() else "other", []).append((key, p))
     return [(SCOPE_LABELS.get(scope, "Other"), rows) for scope, rows in groups.items()]
 
 
@@ -65,7 +59,7 @@ def attribution_states(prediction: Prediction | None) -> list[dict[str, Any]]:
         return []
     return [
         {"method": method, "label": label, **prediction.attributions.get(method, {})}
-        for method, label in ATTRIBUTION_METHODS
+        for method, label in ATTRIBUTION_METHODS.items()
     ]
 
 

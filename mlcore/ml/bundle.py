@@ -29,6 +29,7 @@ from torch import nn
 
 from mlcore.ml.classes import CLASS_KEYS
 from mlcore.ml.evaluation.ood import OODDetector
+from mlcore.ml.models import build_model
 from mlcore.ml.scope import ScopeRule
 from mlcore.ml.transforms import PreprocessConfig
 
@@ -185,8 +186,6 @@ class ModelBundle:
 
     def build(self, device: str | torch.device = "cpu") -> nn.Module:
         """The network with the bundle's weights, in eval mode, on ``device``."""
-        from mlcore.ml.models import build_model
-
         model = build_model(self.model_name, **self.model_overrides)
         model.load_state_dict(self.state_dict, strict=True)
         return model.to(device).eval()

@@ -39,13 +39,5 @@ URGENT_KEYS: frozenset[str] = frozenset(c.key for c in CLASSES if c.urgent)
 NUM_CLASSES = len(CLASSES)
 
 
-def class_index(key: str) -> int:
-    """Index of ``key`` in the logits; ``KeyError`` names the accepted keys."""
-    try:
-        return CLASS_KEYS.index(key)
-    except ValueError:
-        raise KeyError(f"unknown class key {key!r}; accepted: {', '.join(CLASS_KEYS)}") from None
-
-
 def modality_of(key: str) -> Modality:
     return CLASS_BY_KEY[key].modality

@@ -28,6 +28,7 @@ from mlcore.ml.bundle import ModelBundle
 from mlcore.ml.evaluation.calibration import softmax_with_temperature
 from mlcore.ml.evaluation.inference import forward_logits_embeddings
 from mlcore.ml.evaluation.ood import input_descriptor, input_std
+from mlcore.ml.explain_methods import ATTRIBUTION_METHODS
 from mlcore.ml.scope import SCOPE_NAMES, SCOPES, restrict, scope_mass
 from mlcore.ml.transforms import LetterboxBox, model_input, unletterbox
 
@@ -35,7 +36,7 @@ ACCEPTED = ("2-D (H, W) arrays of dtype uint8, uint16 or float32, or (H, W, 3) R
             "those dtypes, at least 8 px per side")
 _DTYPES = (np.uint8, np.uint16, np.float32)
 MIN_SIDE = 8
-Attribution = Literal["integrated_gradients", "grad_cam"]
+Attribution = Literal["integrated_gradients", "grad_cam"]  # for type checkers; the list is ATTRIBUTION_METHODS
 ScopeSource = Literal["header", "model", "undecided"]
 
 
@@ -123,7 +124,7 @@ class Predictor:
                  cache_dir: str | Path | None = None) -> Predictor:
         """Resolve ``models:/name@alias`` or ``models:/name/N`` to a version, download that
         version's bundle and load it."""
-        from mlcore.ml import tracking
+        from mlcore.ml import tracking  # MLflow (seconds): only for predictors loaded from the registry
 
         name, _, _ = tracking.parse_model_uri(model_uri)
         version = tracking.resolve_version(model_uri, tracking_uri=tracking_uri)
@@ -154,7 +155,7 @@ class Predictor:
     def _forward(self, x: torch.Tensor, explain: bool) -> tuple[np.ndarray, np.ndarray,
                                                                  np.ndarray | None]:
         """``b 1 S S -> logits, CLS embeddings, heat maps (b S S) or None``."""
-        from mlcore.ml.explain import grad_cam, rollout_maps
+        from mlcore.ml.explain import grad_cam, rollout_maps  # captum (a second): on the first prediction
 
         x = x.to(self.device)
         with self._lock:
@@ -250,12 +251,12 @@ class Predictor:
     def explain_attribution(self, image: np.ndarray, method: Attribution = "integrated_gradients",
                             *, target: str | None = None) -> np.ndarray:
         """On-demand attribution map (S, S) in [0, 1] for ``target`` (default: top class)."""
-        from mlcore.ml.explain import grad_cam, integrated_gradients
+        from mlcore.ml.explain import grad_cam, integrated_gradients  # captum: see _forward
 
-        fns = {"integrated_gradients": integrated_gradients, "grad_cam": grad_cam}
-        if method not in fns:
+        if method not in ATTRIBUTION_METHODS:
             raise ValueError(f"unknown attribution method {method!r}; accepted: "
-                             f"{', '.join(fns)}")
+                             f"{', '.join(ATTRIBUTION_METHODS)}")
+        fns = {"integrated_gradients": integrated_gradients, "grad_cam": grad_cam}
         x, _, _ = self._prepare([image])
         idx = None
         if target is not None:

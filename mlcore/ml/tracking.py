@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ from urllib.parse import unquote
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model, infer_signature
 
 DEFAULT_EXPERIMENT = "radviewer"
 DEFAULT_REGISTERED_MODEL = "radviewer-triage"
@@ -33,11 +36,6 @@ _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<ve
 
 
 # -- configuration -----------------------------------------------------------------------
-def default_tracking_uri(root: str | Path) -> str:
-    """The embedded profile's store: ``sqlite:///<root>/var/mlflow/mlflow.db``."""
-    return f"sqlite:///{Path(root).resolve() / 'var' / 'mlflow' / 'mlflow.db'}"
-
-
 def _sqlite_path(uri: str) -> Path | None:
     """File of a ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` URI."""
     prefix = "sqlite:///"
@@ -160,18 +158,12 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 def log_params(params: Mapping[str, Any], *, run_id: str) -> None:
     """Log (flattened) params in batches of 100 (the store's per-call limit)."""
-    from mlflow.entities import Param
-
     flat = [Param(k, v) for k, v in flatten_params(params).items()]
     for i in range(0, len(flat), 100):
         client().log_batch(run_id, params=flat[i:i + 100])
 
 
 def log_metrics(metrics: Mapping[str, float], *, run_id: str, step: int | None = None) -> None:
-    import time
-
-    from mlflow.entities import Metric
-
     ts = int(time.time() * 1000)
     batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()
              if v is not None and np.isfinite(float(v))]
@@ -202,13 +194,14 @@ class RadViewerPyfunc(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
+        # torch: this module is also the registry client of web processes, which never load it
         from mlcore.ml.bundle import ModelBundle
 
         self.bundle = ModelBundle.load(context.artifacts["bundle"])
         self.model = self.bundle.build()
 
     def predict(self, context, model_input, params=None):
-        import torch
+        import torch  # torch: see load_context
 
         x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         with torch.inference_mode():
@@ -217,7 +210,7 @@ class RadViewerPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def _pip_requirements() -> list[str]:
-    import torch
+    import torch  # torch: see RadViewerPyfunc.load_context
 
     return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
             f"numpy=={np.__version__}", "einops", "Pillow"]
@@ -253,8 +246,6 @@ def log_model_bundle(
 def _log_pyfunc(bundle_dir: str | Path, x: np.ndarray, y: np.ndarray,
                 class_keys: list[str] | tuple[str, ...], preprocess: Mapping[str, Any],
                 temperature: float, registered_model_name: str | None) -> Any:
-    from mlflow.models import infer_signature
-
     # "Models from code": the logged model is this two-line script, not a cloudpickle of an
     # object, so loading a registered model never unpickles arbitrary code.
     with tempfile.TemporaryDirectory(prefix="radviewer-pyfunc-") as tmp:
@@ -298,10 +289,6 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
     client().set_registered_model_alias(name, alias, str(version))
 
 
-def delete_alias(name: str, alias: str) -> None:
-    client().delete_registered_model_alias(name, alias)
-
-
 def get_version_by_alias(name: str, alias: str, *, tracking_uri: str | None = None) -> str | None:
     """Version number the alias points at, or None if the model or alias does not exist."""
     try:
@@ -331,8 +318,6 @@ def download_bundle(model_uri: str, dst: str | Path | None = None, *,
     which version they got resolve it first (:func:`resolve_version`) and download
     ``models:/name/<version>``, so a concurrent alias move cannot make the two disagree.
     """
-    from mlflow.models import Model
-
     parse_model_uri(model_uri)
     _quiet_progress()
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="radviewer-model-"))

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from mlcore.ml.classes import CLASS_KEYS
+from mlcore.ml.data import open_store
 from mlcore.models import ReviewOutcome
 
 
@@ -19,8 +20,6 @@ def feedback_sample_add(
     *, png_bytes: bytes, class_key: str, patient_key: str, lineage: dict[str, Any]
 ) -> dict[str, Any]:
     """Write one confirmed image into ``feedback`` with its lineage. Idempotent on pixels."""
-    from mlcore.ml.data import open_store
-
     if class_key not in CLASS_KEYS:
         raise ValueError(f"unknown class key {class_key!r}; accepted: {', '.join(CLASS_KEYS)}")
     store = open_store(settings.DATASET_STORE_URI)

@@ -7,14 +7,19 @@ routing is a deterministic hash of the study UID so a study always lands on the 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from PIL import Image as PILImage
 
-from mlcore.models import ModelAlias, RolloutPolicy
+from mlcore.ml.classes import URGENT_KEYS
+from mlcore.ml.explain_methods import ATTRIBUTION_METHODS as ATTRIBUTION_METHODS  # for the clinical side
+from mlcore.models import RolloutPolicy
+from mlcore.selectors import alias_map
 
 
 class NoModelAvailable(RuntimeError):
@@ -43,19 +48,11 @@ def canary_bucket(study_uid: str) -> int:
 
 
 def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
+    """The route of ``study_uid``: a read of the registry mirror only (it runs inside the
+    upload transaction, so it must not call MLflow or write). The services that move aliases
+    refresh the mirror, and so does the periodic ``mlcore.registry_refresh`` task."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
-    aliases = {
-        a.alias: a.model_version.version
-        for a in ModelAlias.objects.select_related("model_version").filter(name=name)
-    }
-    if "production" not in aliases:
-        from mlcore.services.registry import registry_sync
-
-        registry_sync(name=name)
-        aliases = {
-            a.alias: a.model_version.version
-            for a in ModelAlias.objects.select_related("model_version").filter(name=name)
-        }
+    aliases = alias_map(name=name)
     if "production" not in aliases:
         raise NoModelAvailable(
             f"no model version of {name!r} carries the 'production' alias; train one with "
@@ -68,6 +65,7 @@ def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
 
 
 def get_predictor(route: ModelRoute):
+    # torch and MLflow: loaded in the inference worker on first use, never in web processes
     from mlcore.ml import tracking
     from mlcore.ml.predictor import Predictor
 
@@ -126,8 +124,6 @@ class TriageOutput:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array.astype(np.float32), allow_pickle=False)
     return buf.getvalue()
@@ -143,8 +139,6 @@ def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
     scale = max_side / max(h, w)
     if scale >= 1:
         return heat.astype(np.float32)
-    from PIL import Image as PILImage
-
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = PILImage.fromarray(heat.astype(np.float32)).resize(size, PILImage.Resampling.BILINEAR)
     return np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
@@ -156,8 +150,7 @@ SCOPE_HINTS = ("cxr", "oct")
 def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None) -> TriageOutput:
     """Predict one display image (uint8 H x W) and encode its heat map. ``scope`` is the
     study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide."""
-    from mlcore.ml.classes import URGENT_KEYS
-    from mlcore.ml.explain import heatmap_png
+    from mlcore.ml.explain import heatmap_png  # torch: inference worker only (see get_predictor)
 
     hint = scope if scope in SCOPE_HINTS else None
     result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint])[0]
@@ -186,10 +179,11 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = N
 
 
 def attribution_png(*, route: ModelRoute, pixels: np.ndarray, method: str, target: str | None = None) -> bytes:
-    """Captum attribution (``integrated_gradients`` or ``grad_cam``) as an RGBA overlay PNG
+    """Captum attribution (a key of ``ATTRIBUTION_METHODS``) as an RGBA overlay PNG
     at the original image size (the map is computed in letterboxed model space). ``target``
     is the class to explain: the prediction's top class within its scope (an argmax over all
     nine classes could explain a retinal class on a chest film)."""
+    # torch: inference worker only (see get_predictor)
     import torch
 
     from mlcore.ml.explain import heatmap_png

@@ -9,13 +9,14 @@ from django.conf import settings
 from django.db import transaction
 
 from mlcore.models import ModelAlias, ModelVersion
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 ALIASES = tuple(ModelAlias.Alias.values)
 
 
 def _client():
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow (seconds to import): only when the registry is used
 
     tracking.configure(settings.MLFLOW_TRACKING_URI)
     return tracking.client(settings.MLFLOW_TRACKING_URI)
@@ -26,7 +27,7 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
     """Mirror every version and alias of ``name`` from MLflow. Idempotent."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
     client = _client()
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # MLflow: see _client
 
     try:
         registered = client.get_registered_model(name)
@@ -74,7 +75,7 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
 
 def model_alias_set(*, actor: Any, alias: str, version: str, name: str | None = None) -> ModelAlias:
     """Point ``alias`` at ``version`` in MLflow, mirror it and audit the move."""
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow: see _client
 
     if alias not in ALIASES:
         raise ValueError(f"unknown alias {alias!r}; accepted: {', '.join(ALIASES)}")
@@ -88,7 +89,7 @@ def model_alias_set(*, actor: Any, alias: str, version: str, name: str | None = 
         audit_event_create(
             actor=actor if getattr(actor, "is_authenticated", False) else None,
             actor_label="" if getattr(actor, "is_authenticated", False) else str(actor or "system"),
-            action="model.alias_set",
+            action=AuditAction.MODEL_ALIAS_SET,
             object_type="mlcore.modelversion",
             object_id=f"{name}/{version}",
             details={"alias": alias, "version": str(version), "previous_version": previous},

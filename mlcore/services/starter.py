@@ -18,7 +18,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from mlcore.ml.data import build_dataset, open_store, scan_plain_tree
 from mlcore.services.registry import registry_sync
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 STARTER_FILE = Path(__file__).resolve().parents[1] / "starter" / "radviewer-starter.pt"
@@ -69,7 +71,7 @@ def starter_model_register(*, path: Path | str = STARTER_FILE, name: str | None 
     tracking.set_alias(name, "production", version)
     registry_sync(name=name)
     audit_event_create(
-        actor=None, actor_label="system:starter_model", action="model.registered",
+        actor=None, actor_label="system:starter_model", action=AuditAction.MODEL_REGISTERED,
         object_type="mlcore.modelversion", object_id=f"{name}/{version}",
         details={"alias": "production", "previous_version": current, "source": str(path.name),
                  "data": "real-cxr (real images)", "trained_at": bundle.metadata.get("trained_at")},
@@ -78,6 +80,7 @@ def starter_model_register(*, path: Path | str = STARTER_FILE, name: str | None 
 
 
 def _log_and_register(bundle, *, path: Path, name: str) -> str:
+    # MLflow and torch: see starter_model_register
     from mlcore.ml import tracking
     from mlcore.ml.evaluation.metrics import EvaluationReport
     from mlcore.ml.evaluation.runner import log_evaluation
@@ -139,8 +142,6 @@ class StarterBuild:
 def starter_dataset(*, data_dir: Path | str, store_uri: str, seed: int = 42):
     """The real-cxr store the starter trains on, built from ``data_dir`` when missing
     (de-duplication and the patient-level split, seeded)."""
-    from mlcore.ml.data import build_dataset, open_store, scan_plain_tree
-
     store = open_store(store_uri)
     if not store.manifest():
         data_dir = Path(data_dir)
@@ -165,6 +166,7 @@ def starter_model_build(*, data_dir: Path | str = STARTER_DATA, store_uri: str |
     run, compute the card's figures, and write ``out`` only if the new model is better on
     ``final_eval`` (CXR macro-F1) than the file there (or ``force``). ``recipe`` overrides
     TrainConfig fields (epochs, seed, ...)."""
+    # torch, Lightning and MLflow: see starter_model_register
     import platform
 
     import torch

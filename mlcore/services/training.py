@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 
 from mlcore.services.registry import registry_sync
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 # Kept out of the module top level: importing torch/Lightning/MLflow costs seconds and
@@ -39,7 +40,7 @@ def model_train(*, config, actor: Any = None, actor_label: str = "system",
         registry_sync(name=config.registered_model_name)
         user = actor if getattr(actor, "is_authenticated", False) else None
         audit_event_create(
-            actor=user, actor_label="" if user else actor_label, action="model.registered",
+            actor=user, actor_label="" if user else actor_label, action=AuditAction.MODEL_REGISTERED,
             object_type="mlcore.modelversion",
             object_id=f"{config.registered_model_name}/{result.model_version}",
             details={"run_id": result.run_id, "alias": config.alias,

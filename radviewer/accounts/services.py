@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_PERMISSIONS
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 
@@ -80,7 +81,7 @@ def demo_accounts_ensure(*, password: str | None) -> DemoAccounts:
         user.groups.add(Group.objects.get(name=role))
         audit_event_create(
             actor=None,
-            action="account.demo_created" if created else "account.demo_password_reset",
+            action=AuditAction.ACCOUNT_DEMO_CREATED if created else AuditAction.ACCOUNT_DEMO_PASSWORD_RESET,
             obj=user,
             details={"role": role},
         )

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.db import models, transaction
 from django.http import HttpRequest
 
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.models import AuditEvent
 from radviewer.lib.http import client_ip
 
@@ -15,7 +16,7 @@ from radviewer.lib.http import client_ip
 def audit_event_create(
     *,
     actor: Any | None,
-    action: str,
+    action: AuditAction | str,
     obj: models.Model | None = None,
     object_type: str = "",
     object_id: str | int = "",
@@ -24,7 +25,7 @@ def audit_event_create(
     actor_label: str = "",
     coalesce_s: int = 0,
 ) -> AuditEvent | None:
-    """Record that ``actor`` did ``action`` (dotted, e.g. ``study.viewed``) to an object.
+    """Record that ``actor`` did ``action`` (an ``AuditAction``, e.g. ``study.viewed``) to an object.
 
     ``actor`` is a user or None (system); non-user actors such as API clients pass
     ``actor_label``. Runs inside the caller's transaction, so a rolled-back change leaves no
@@ -51,7 +52,7 @@ def audit_event_create(
         return AuditEvent.objects.create(
             actor=user,
             actor_label=actor_label,
-            action=action,
+            action=str(action),
             object_type=object_type,
             object_id=str(object_id),
             client_ip=client_ip(request) if request is not None else None,

@@ -25,7 +25,7 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.transport.filesystem import LOCK_EX, LOCK_SH, exchange_queue_t, lock, unlock
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
@@ -95,6 +95,4 @@ class Transport(filesystem.Transport):
 
 def install() -> None:
     """Make ``filesystem://`` URLs use this transport in this process."""
-    from kombu.transport import TRANSPORT_ALIASES
-
     TRANSPORT_ALIASES["filesystem"] = "radviewer.lib.kombu_fs:Transport"

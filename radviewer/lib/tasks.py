@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
+from django.db import transaction
 
 QUEUES = ("default", "inference", "training")
 
 # task name -> queue, filled by house_task; read by route_task (Celery's task_routes).
 _TASK_QUEUES: dict[str, str] = {}
+# task name -> task, filled by house_task; read by enqueue_on_commit for tasks sent by name.
+_TASKS: dict[str, Any] = {}
 
 
 def route_task(name: str, args, kwargs, options, task=None, **_: Any) -> dict[str, str]:
@@ -59,17 +62,27 @@ def house_task(
             )
         task = shared_task(**options)(fn)
         _TASK_QUEUES[task.name] = queue
+        _TASKS[task.name] = task
         return task
 
     return decorate
 
 
 def enqueue_on_commit(task: Any, /, **kwargs: Any) -> None:
-    """Send ``task`` with keyword arguments once the current transaction commits.
+    """Send ``task`` (a task, or the name it was declared with) with keyword arguments once
+    the current transaction commits.
 
     A task sent before commit can run before its row is visible to the worker, or for a
-    row that is then rolled back.
+    row that is then rolled back. Services send tasks by name: tasks are adapters that call
+    services, so a service importing its task would point the layers the wrong way.
     """
-    from django.db import transaction
+    transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs))
 
-    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs))
+
+def task_by_name(task: Any) -> Any:
+    """The task itself for a task, the declared task for a name (``KeyError`` if none is)."""
+    if not isinstance(task, str):
+        return task
+    if task not in _TASKS:
+        raise KeyError(f"no task named {task!r} is declared; is its app's tasks module imported?")
+    return _TASKS[task]

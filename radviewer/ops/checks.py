@@ -12,6 +12,9 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
+from radviewer.celery import app
+from radviewer.ops.models import WorkerHeartbeat
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -44,8 +47,6 @@ def check_database() -> CheckResult:
 
 def check_broker() -> CheckResult:
     def run():
-        from radviewer.celery import app
-
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             driver = conn.transport.driver_type
@@ -69,8 +70,6 @@ def check_storage() -> CheckResult:
 
 
 def worker_heartbeats() -> dict:
-    from radviewer.ops.models import WorkerHeartbeat
-
     now = timezone.now()
     stale_after = settings.CELERY_WORKER_HEARTBEAT_SECONDS * 3
     out = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from radviewer.settings.env import env_bool, env_int, require
+from radviewer.settings.env import ConfigError, env_bool, env_int, require
 
 _missing_hint = {
     "DJANGO_SECRET_KEY": (
@@ -42,8 +42,6 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
 
 if os.environ.get("CELERY_BROKER_URL", "").startswith("filesystem://"):
-    from radviewer.settings.env import ConfigError
-
     raise ConfigError(
         "CELERY_BROKER_URL=filesystem:// is for the embedded profile only; "
         "production needs redis:// or amqp://"

@@ -11,6 +11,7 @@ import os
 import pytest
 from django.db import connection, transaction
 
+from radviewer.lib.tasks import enqueue_on_commit
 from radviewer.ops.models import WorkerHeartbeat
 from radviewer.ops.tasks import record_heartbeat
 from tests.support.services import IN_CI, require_redis
@@ -59,12 +60,17 @@ def test_redis_broker_worker_writes_database():
         assert hb.hostname
 
 
-def test_task_is_not_sent_when_transaction_rolls_back(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        try:
-            with transaction.atomic():
-                _send_on_commit("filesystem://", "default")
-                raise RuntimeError("rollback")
-        except RuntimeError:
-            pass
-    assert callbacks == []
+def test_enqueue_on_commit_sends_after_commit_and_never_after_rollback(monkeypatch):
+    sent: list[dict] = []
+    monkeypatch.setattr(record_heartbeat, "apply_async", lambda **kw: sent.append(kw))
+    try:
+        with transaction.atomic():
+            enqueue_on_commit(record_heartbeat, queue="default")
+            raise RuntimeError("rollback")
+    except RuntimeError:
+        pass
+    assert sent == []
+    with transaction.atomic():
+        enqueue_on_commit("radviewer.ops.tasks.record_heartbeat", queue="default")  # by name, as services do
+        assert sent == []  # not before the commit
+    assert sent == [{"kwargs": {"queue": "default"}}]

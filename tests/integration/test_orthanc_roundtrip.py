@@ -24,7 +24,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from clinical.api.clients import api_client_create
+from clinical.services.api_clients import api_client_create
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.support.services import require
 from tests.support.worker import WorkerProcess, wait_until

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlcore.ml.classes import CLASS_KEYS, class_index
+from mlcore.ml.classes import CLASS_KEYS
 from mlcore.ml.evaluation import (
     EvaluationReport,
     binary_auc,
@@ -69,8 +69,8 @@ def test_absent_class_is_none_not_zero_and_excluded_from_macro():
 
 
 def test_urgent_sensitivity_counts_any_urgent_class():
-    covid, opacity = class_index("lung-covid"), class_index("lung-opacity")
-    normal, drusen = class_index("lung-normal"), class_index("lung-oct-drusen")
+    covid, opacity = CLASS_KEYS.index("lung-covid"), CLASS_KEYS.index("lung-opacity")
+    normal, drusen = CLASS_KEYS.index("lung-normal"), CLASS_KEYS.index("lung-oct-drusen")
     labels = np.array([covid, covid, opacity, normal])
     preds = np.array([opacity, normal, opacity, covid])  # covid->opacity still urgent
     assert urgent_sensitivity(labels, preds) == pytest.approx(2 / 3)

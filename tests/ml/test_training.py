@@ -1,6 +1,7 @@
 """End-to-end local training on a tiny synthetic store with a throw-away MLflow store."""
 
 import json
+import re
 
 import mlflow
 import numpy as np
@@ -55,7 +56,8 @@ def test_run_logs_params_metrics_and_artifacts(trained, store):
     params, metrics = run.data.params, run.data.metrics
     assert params["data.manifest_hash"] == store.manifest_hash()
     assert params["model_name"] == "vit-tiny-test" and params["arch.img_size"] == "32"
-    assert params["git_commit"]  # a sha or "unknown", never missing
+    assert params["git_commit"] == tracking.git_commit()  # this checkout's HEAD
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", params["git_commit"])
     assert int(params["data.counts.train.lung-covid"]) > 0
     for key in ("train_loss", "val_loss", "train_acc", "val_acc", "val_macro_f1"):
         history = client.get_metric_history(result.run_id, key)

@@ -83,3 +83,16 @@ def test_alias_move_is_mirrored_and_audited(settings, tmp_path, ml_admin):
 def test_dashboard_lists_versions(ml_admin_client, production_model):
     body = ml_admin_client.get("/ml/").content.decode()
     assert f"v{production_model['version']}" in body and "production" in body
+
+
+def test_routing_reads_the_mirror_only_and_the_refresh_task_fills_it(settings, tmp_path, django_assert_num_queries):
+    from mlcore.tasks import registry_refresh
+
+    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'm.db'}"
+    v1 = register_random_model(tracking_uri=settings.MLFLOW_TRACKING_URI, name="radviewer-triage")
+    # In MLflow but not mirrored yet: routing does not call MLflow (it runs inside the
+    # upload transaction) and writes nothing.
+    with django_assert_num_queries(1), pytest.raises(NoModelAvailable, match="production"):
+        choose_model(study_uid="2.25.9")
+    registry_refresh()
+    assert choose_model(study_uid="2.25.9").version == v1

@@ -1,6 +1,7 @@
 """Start-up configuration: profiles, fail-fast messages, production hardening."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -75,7 +76,15 @@ def test_profile_follows_environment():
     else:
         assert engine == "radviewer.lib.sqlite"  # django.db.backends.sqlite3 + in-process writer queue
     assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://")
-    assert settings.MLFLOW_TRACKING_URI.startswith("sqlite:///") or os.environ.get("MLFLOW_TRACKING_URI")
+    # Tests run on the MLflow store the environment names, else on one of their own
+    # (decided at start-up, so asked of fresh processes: tests here move os.environ).
+    code = "from django.conf import settings; print(settings.MLFLOW_TRACKING_URI)"
+    unset = {"DJANGO_SETTINGS_MODULE": "radviewer.settings.test", "MLFLOW_TRACKING_URI": "", "RADVIEWER_TEST_MLFLOW_URI": ""}
+    own = manage("shell", "-v", "0", "-c", code, env=unset)
+    assert own.returncode == 0, own.stderr
+    assert re.fullmatch(r"sqlite:///.*/var/test-mlflow/session-\d+/mlflow\.db", own.stdout.strip())
+    named = manage("shell", "-v", "0", "-c", code, env={**unset, "MLFLOW_TRACKING_URI": "http://mlflow.test:5000"})
+    assert named.stdout.strip() == "http://mlflow.test:5000", named.stderr
 
 
 def test_s3_profile_selects_s3_storage():

@@ -30,3 +30,8 @@ def test_app_is_json_only_with_three_queues():
 def test_beat_sends_a_heartbeat_to_every_queue():
     schedule = beat_schedule(30)
     assert {entry["options"]["queue"] for entry in schedule.values()} == set(QUEUES)
+
+
+def test_beat_refreshes_the_registry_mirror():
+    entry = beat_schedule(30)["registry-refresh"]
+    assert entry["task"] == "mlcore.registry_refresh" and entry["options"]["queue"] == "default"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from clinical.api.clients import SCOPES, api_client_create
-from clinical.api.ssrf import CallbackUrlError, callback_url_validate
 from clinical.models import ApiClient
+from clinical.services.api_clients import SCOPES, api_client_create
+from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
 
 
 class Command(BaseCommand):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from tqdm import tqdm
+
+from mlcore.ml.data import open_store
 
 
 def open_store_or_fail(uri: str | None):
-    from mlcore.ml.data import open_store
-
     try:
         return open_store(uri or settings.DATASET_STORE_URI)
     except (ValueError, OSError) as exc:
@@ -19,8 +20,6 @@ class TqdmProgress:
     """``progress(stage, done, total)`` callback drawn as one tqdm bar per stage on stderr."""
 
     def __init__(self, desc: str):
-        from tqdm import tqdm
-
         self._tqdm = tqdm
         self.bar = None
         self.stage = None

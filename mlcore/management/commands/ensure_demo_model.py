@@ -13,6 +13,9 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.ml.data import make_synthetic_dataset, open_store
+from mlcore.services.training import model_train, train_config
+
 
 class Command(BaseCommand):
     help = "Train (and optionally alias) a demo model on synthetic phantoms. Not for real images."
@@ -27,9 +30,6 @@ class Command(BaseCommand):
         parser.add_argument("--alias", choices=("production", "canary", "candidate"), default=None)
 
     def handle(self, *args, per_class, size, epochs, image_size, lr, alias, **opts):
-        from mlcore.ml.data import make_synthetic_dataset, open_store
-        from mlcore.services.training import model_train, train_config
-
         started = time.monotonic()
         store_uri = str(settings.VAR_DIR / "datasets" / "demo-synthetic")
         store = open_store(store_uri)

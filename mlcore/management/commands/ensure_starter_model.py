@@ -7,6 +7,8 @@ broken or mismatched starter file stops here with a message naming it, registeri
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.services.starter import STARTER_FILE, StarterModelError, starter_model_register
+
 
 class Command(BaseCommand):
     help = "Register the shipped starter model as production when no production model exists."
@@ -15,8 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--file", default=None, help="starter model file (default mlcore/starter/...)")
 
     def handle(self, *args, file, **opts):
-        from mlcore.services.starter import STARTER_FILE, StarterModelError, starter_model_register
-
         try:
             outcome = starter_model_register(path=file or STARTER_FILE)
         except StarterModelError as exc:

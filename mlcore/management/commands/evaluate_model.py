@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def handle(self, *args, model_uri, store, split, json: bool, **opts):
+        # torch and MLflow (seconds): only once the command runs, not when Django loads it for help
         from mlcore.ml import tracking
         from mlcore.ml.bundle import ModelBundle
         from mlcore.ml.evaluation import evaluate_bundle, log_evaluation

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.management.commands._common import TqdmProgress, open_store_or_fail
+from mlcore.ml import data
 
 FORMATS = ("covid19-radiography", "tb-cxr", "kermany-oct", "plain")
 
@@ -23,8 +24,6 @@ class Command(BaseCommand):
         parser.add_argument("--max-side", type=int, default=512)
 
     def handle(self, *args, source: Path, format: str, manifest, dest, seed, near_dup_hamming, max_side, **opts):
-        from mlcore.ml import data
-
         scanners = {
             "covid19-radiography": data.scan_covid19_radiography,
             "tb-cxr": data.scan_tb_cxr,

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from mlcore.management.commands._common import open_store_or_fail
+from mlcore.ml.data import make_synthetic_dataset
 
 
 class Command(BaseCommand):
@@ -16,8 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, dest, per_class, size, seed, **opts):
-        from mlcore.ml.data import make_synthetic_dataset
-
         store = open_store_or_fail(dest)
         report = make_synthetic_dataset(store, per_class=per_class, size=size, seed=seed)
         self.stdout.write(report.to_markdown())

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.services.starter import STARTER_FILE
+
 START, END = "<!-- figures:start (manage.py model_card) -->", "<!-- figures:end -->"
 
 
@@ -23,9 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--check", action="store_true", help="fail if the card is out of date")
 
     def handle(self, *args, file, card, check, **opts):
+        # torch and matplotlib (seconds): only once the command runs, not when Django loads it for help
         from mlcore.ml.bundle import BundleFileError, ModelBundle
         from mlcore.ml.evaluation.card import render_card_figures
-        from mlcore.services.starter import STARTER_FILE
 
         path = file or STARTER_FILE
         try:

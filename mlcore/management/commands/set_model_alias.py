@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.services.registry import model_alias_set
+
 
 class Command(BaseCommand):
     help = "Point an alias (production, canary, candidate) at a registered version. Audited."
@@ -11,9 +13,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None)
 
     def handle(self, *args, alias, version, name, **opts):
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # MLflow (seconds): only once the command runs
 
-        from mlcore.services.registry import model_alias_set
 
         try:
             row = model_alias_set(actor="cli:set_model_alias", alias=alias, version=version, name=name)

@@ -10,6 +10,7 @@ from dataclasses import fields
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.management.commands._common import open_store_or_fail
+from mlcore.services.training import model_train, train_config
 
 
 def _default(name: str):
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     help = "Train a model on a dataset store with Lightning (or Ray Train), log to MLflow, register it."
 
     def add_arguments(self, parser):
-        from mlcore.ml.models import DEFAULT_MODEL
+        from mlcore.ml.models import DEFAULT_MODEL  # torch (seconds): only once the command runs
 
         parser.add_argument("--store", help="dataset store URI (default RADVIEWER_DATASET_URI)")
         parser.add_argument("--model", default=DEFAULT_MODEL, help="variant name (see --list-models)")
@@ -62,8 +63,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-register", action="store_true")
 
     def handle(self, *args, **o):
-        from mlcore.ml.models import list_models
-        from mlcore.services.training import model_train, train_config
+        from mlcore.ml.models import list_models  # torch: see add_arguments
 
         if o["list_models"]:
             self.stdout.write("\n".join(list_models()))

@@ -284,7 +284,7 @@ def open_store(
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"S3 URI {text!r} lacks a bucket: use s3://bucket/prefix")
-        from mlcore.ml.data.s3store import S3DatasetStore
+        from mlcore.ml.data.s3store import S3DatasetStore  # boto3: the optional s3 extra, only for s3:// stores
 
         return S3DatasetStore(
             bucket=parsed.netloc,

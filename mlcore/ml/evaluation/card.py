@@ -17,7 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from mlcore.ml.evaluation.metrics import CXR4_KEYS, binary_auc
+from mlcore.ml.classes import CLASS_BY_KEY
+from mlcore.ml.evaluation.calibration import softmax_with_temperature
+from mlcore.ml.evaluation.metrics import CXR4_KEYS, binary_auc, expected_calibration_error
+from mlcore.ml.evaluation.probes import FAMILIES, probe_images
+from mlcore.ml.evaluation.runner import bundle_outputs, scoped_probabilities
 
 RESAMPLES = 2000
 RELIABILITY_BINS = 10
@@ -128,11 +132,7 @@ def card_figures(bundle: Any, store: Any, *, splits: Sequence[str] = ("test", "f
                  probes_per_family: int = 50, seed: int = 0) -> dict[str, Any]:
     """Every figure of the model card for ``bundle`` on ``store``'s held-out splits, plus the
     out-of-scope rates on generated non-medical probes (``probes.probe_images``)."""
-    from mlcore.ml.evaluation.calibration import softmax_with_temperature
-    from mlcore.ml.evaluation.metrics import expected_calibration_error
-    from mlcore.ml.evaluation.probes import FAMILIES, probe_images
-    from mlcore.ml.evaluation.runner import bundle_outputs, scoped_probabilities
-    from mlcore.ml.predictor import Predictor
+    from mlcore.ml.predictor import Predictor  # predictor -> mlcore.ml.evaluation -> here: a circle at import
 
     keys = list(bundle.class_keys)
     out: dict[str, Any] = {"splits": {}}
@@ -177,8 +177,6 @@ def _ci(cell: list[float | None] | None) -> str:
 
 def render_card_figures(bundle: Any, *, file_name: str = "", file_sha256: str = "") -> str:
     """The generated part of docs/model-card.md, from the figures stored in the bundle."""
-    from mlcore.ml.classes import CLASS_BY_KEY
-
     meta = bundle.metadata
     card = meta.get("card") or {}
     recipe = meta.get("recipe") or {}

@@ -12,6 +12,8 @@ from mlcore.ml.evaluation.calibration import softmax_with_temperature
 from mlcore.ml.evaluation.inference import ModelOutputs, run_model
 from mlcore.ml.evaluation.metrics import EvaluationReport, compute_metrics
 from mlcore.ml.evaluation.plots import confusion_matrix_png
+from mlcore.ml.scope import apply_scope
+from mlcore.ml.transforms import preprocess_batch
 
 if TYPE_CHECKING:
     from mlcore.ml.bundle import ModelBundle
@@ -21,8 +23,6 @@ def bundle_outputs(bundle: ModelBundle, store: object, split: str, *,
                    model: nn.Module | None = None, chunk: int = 64) -> tuple[ModelOutputs,
                                                                              np.ndarray]:
     """Model outputs for every image of ``split`` (inference preprocessing) and the labels."""
-    from mlcore.ml.transforms import preprocess_batch
-
     rows = list(store.rows(split))
     if not rows:
         raise ValueError(f"split {split!r} of {store!r} has no images to evaluate")
@@ -44,8 +44,6 @@ def bundle_outputs(bundle: ModelBundle, store: object, split: str, *,
 def scoped_probabilities(bundle: ModelBundle, out: ModelOutputs) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities restricted to each image's model-decided scope, as a PNG
     upload is served (no header to say the scope), and the decided-scope mask."""
-    from mlcore.ml.scope import apply_scope
-
     probs = softmax_with_temperature(out.logits, bundle.temperature)
     return apply_scope(probs, bundle.class_keys, bundle.scope_rule)
 
@@ -82,6 +80,7 @@ def log_evaluation(report: EvaluationReport, run_id: str | None = None, *,
     experiment, whose artifacts live next to a sqlite store, never in ``./mlruns``).
     Returns the run id used.
     """
+    # MLflow (seconds): evaluating without logging (the card, the tests) does not load it
     import mlflow
 
     from mlcore.ml import tracking

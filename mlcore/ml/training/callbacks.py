@@ -25,7 +25,7 @@ class MlflowEpochLogger(L.Callback):
 
     def _get_client(self):  # -> MlflowClient, imported lazily
         if self._client is None:
-            from mlflow import MlflowClient
+            from mlflow import MlflowClient  # MLflow (seconds): only in the process that logs (rank 0)
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
@@ -33,7 +33,7 @@ class MlflowEpochLogger(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # MLflow: see _get_client
 
         ts = int(time.time() * 1000)
         step = int(trainer.current_epoch)

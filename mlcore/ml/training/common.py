@@ -1,17 +1,24 @@
-"""Pieces shared by local and Ray training: building the parts, run parameters, checkpoints."""
+"""Pieces shared by local and Ray training: building the parts, run parameters, checkpoints,
+and quieting Lightning's chatter."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mlcore.ml.models import build_model
 from mlcore.ml.training.config import TrainConfig
 from mlcore.ml.training.datamodule import RadDataModule
 from mlcore.ml.training.system import ClassifierSystem
+from mlcore.ml.transforms import TrainAugment
 
 
 def is_child_rank() -> bool:
@@ -20,14 +27,10 @@ def is_child_rank() -> bool:
 
 
 def build_backbone(config: TrainConfig) -> nn.Module:
-    from mlcore.ml.models import build_model
-
     return build_model(config.model_name, **config.backbone_overrides)
 
 
 def build_datamodule(config: TrainConfig, store: object, image_size: int) -> RadDataModule:
-    from mlcore.ml.transforms import TrainAugment
-
     augment = TrainAugment(noise_std_max=config.augment_noise,
                            downscale_max=config.augment_downscale) if config.augment else False
     return RadDataModule(
@@ -63,7 +66,9 @@ def weight_averaging(config: TrainConfig) -> list:
     validation and checkpoints see the averaged weights, and fit ends with them)."""
     if config.ema_decay is None:
         return []
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from lightning.pytorch.callbacks import (
+        EMAWeightAveraging,  # only with EMA: not in every Lightning pyproject accepts
+    )
 
     return [EMAWeightAveraging(decay=config.ema_decay)]
 
@@ -105,7 +110,7 @@ def backbone_state_from_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbone: nn.Module,
                precision: str, accelerator: str) -> dict[str, str]:
     """Everything needed to reproduce or audit the run, as MLflow params."""
-    from mlcore.ml import tracking
+    from mlcore.ml import tracking  # MLflow (seconds): not in Ray workers, which build parts only
 
     params: dict[str, Any] = {k: v for k, v in config.to_dict().items()
                               if k not in ("model_overrides", "tracking_uri")}
@@ -124,3 +129,25 @@ def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbon
     params["git_commit"] = tracking.git_commit()
     params["torch_version"] = torch.__version__
     return tracking.flatten_params(params)
+
+
+@contextlib.contextmanager
+def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+    """Silence Lightning's informational chatter (GPU available..., num_workers hints)."""
+    if not enabled:
+        yield
+        return
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*_pytree.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        try:
+            yield
+        finally:
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mlcore.ml.classes import CLASS_KEYS
+from mlcore.ml.data import check_trainable
 from mlcore.ml.transforms import (
     LetterboxBox,
     PreprocessConfig,
@@ -164,7 +165,6 @@ class RadDataModule(L.LightningDataModule):
         """Read the manifest and decode every image once (idempotent)."""
         if self.splits:
             return
-        from mlcore.ml.data import check_trainable
 
         # Empty train/val -> ValueError naming the split. Empty classes are allowed here: they
         # get weight 0 and are reported (real data has classes with a handful of images).

@@ -22,6 +22,7 @@ MONITOR = "val_macro_f1"
 
 def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs in every Ray worker process."""
+    # Imported in the Ray worker, which gets this function by reference: Ray is an optional extra
     import lightning as L
     import torch
     from ray.train.lightning import (
@@ -37,10 +38,10 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         build_backbone,
         build_datamodule,
         build_system,
+        quiet_lightning,
         trainer_kwargs,
         weight_averaging,
     )
-    from mlcore.ml.training.train import quiet_lightning
 
     config = TrainConfig.from_dict(loop_config["config"])
     threads = int(loop_config.get("torch_threads") or 0)
@@ -67,7 +68,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 
 def _ensure_ray(num_workers: int) -> None:
-    import ray
+    import ray  # the optional ray extra: only for --backend ray
 
     if ray.is_initialized():
         return
@@ -82,6 +83,7 @@ def _ensure_ray(num_workers: int) -> None:
 
 
 def train_with_ray(config: TrainConfig) -> TrainResult:
+    # ray is the optional ray extra (only for --backend ray); the rest as in _train_loop_per_worker
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

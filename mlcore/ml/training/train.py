@@ -8,14 +8,16 @@ calibrate/evaluate/register tail (``finalize``), run once, in the process that c
 from __future__ import annotations
 
 import contextlib
-import logging
+import os
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mlcore.ml import tracking
+from mlcore.ml.data import open_store
 from mlcore.ml.training.callbacks import EpochReport, EpochReporter, MlflowEpochLogger, print_epoch
 from mlcore.ml.training.common import (
     backbone_state_from_checkpoint,
@@ -23,35 +25,16 @@ from mlcore.ml.training.common import (
     build_datamodule,
     build_system,
     is_child_rank,
+    quiet_lightning,
+    run_params,
     trainer_kwargs,
     weight_averaging,
 )
 from mlcore.ml.training.config import TrainConfig, TrainResult
+from mlcore.ml.training.finalize import finalize_training
 from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
 
 MONITOR = "val_macro_f1"
-
-
-@contextlib.contextmanager
-def quiet_lightning(enabled: bool = True) -> Iterator[None]:
-    """Silence Lightning's informational chatter (GPU available..., num_workers hints)."""
-    if not enabled:
-        yield
-        return
-    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*_pytree.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        try:
-            yield
-        finally:
-            for lg, lvl in zip(loggers, levels, strict=True):
-                lg.setLevel(lvl)
 
 
 def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
@@ -62,7 +45,7 @@ def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None
     ``config.progress`` prints one line per epoch.
     """
     if config.backend == "ray":
-        from mlcore.ml.training.ray_train import train_with_ray
+        from mlcore.ml.training.ray_train import train_with_ray  # ray: the optional ray extra
 
         return train_with_ray(config)
     if on_epoch is None and config.progress:
@@ -72,11 +55,6 @@ def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None
 
 def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None
                  ) -> TrainResult:
-    from mlcore.ml import tracking
-    from mlcore.ml.data import open_store
-    from mlcore.ml.training.common import run_params
-    from mlcore.ml.training.finalize import finalize_training
-
     L.seed_everything(config.seed, workers=True, verbose=False)
     store = open_store(config.store_uri)
     backbone = build_backbone(config)
@@ -133,8 +111,6 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
 
 
 def _num_devices(devices: int | str | list, accelerator: str) -> int:
-    import torch
-
     if isinstance(devices, list | tuple):
         return len(devices)
     if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
@@ -150,8 +126,6 @@ def _strategy(devices: int | str | list, accelerator: str) -> str:
     the default "ddp" launcher re-executes the calling script once per rank, which a worker
     process cannot do. Under torchrun every rank already runs ``train`` and Lightning
     detects it ("auto")."""
-    import os
-
     if _num_devices(devices, accelerator) > 1 and "LOCAL_RANK" not in os.environ:
         return "ddp_spawn"
     return "auto"

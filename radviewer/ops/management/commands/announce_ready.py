@@ -12,6 +12,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from radviewer.accounts.services import demo_password_resolve
+from radviewer.ops.models import WorkerHeartbeat
+from radviewer.ops.tasks import record_heartbeat
+
 QUEUES = ("inference", "training")
 
 
@@ -24,8 +28,6 @@ class Command(BaseCommand):
         parser.add_argument("--exit", action="store_true", help="exit after printing (tests)")
 
     def handle(self, *args, url, timeout, exit, **opts):
-        from radviewer.accounts.services import demo_password_resolve
-
         started, deadline = timezone.now(), time.monotonic() + timeout
         missing = self._wait(url.rstrip("/"), started, deadline)
         time.sleep(1.0)  # let the other processes' start-up lines reach the terminal first
@@ -46,9 +48,6 @@ class Command(BaseCommand):
             signal.pause()
 
     def _wait(self, url: str, started, deadline: float) -> list[str]:
-        from radviewer.ops.models import WorkerHeartbeat
-        from radviewer.ops.tasks import record_heartbeat
-
         web = False
         sent: dict[str, float] = {}
         while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
-"""API client writes: create (token shown once), rotate, revoke. Tokens are stored hashed.
+"""API client writes: create (token shown once), rotate, revoke, authenticate (which
+records the last use). Tokens are stored hashed.
 
 Token form: ``rv_<prefix>_<secret>`` - the 12-hex-digit prefix is public (it names the row,
 shown in the admin so an operator can tell tokens apart), the secret is 256 random bits;
@@ -11,19 +12,28 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clinical.models import ApiClient
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 TOKEN_PREFIX = "rv"  # noqa: S105 (a label, not a secret)
 SCOPES: tuple[str, ...] = tuple(ApiClient.Scope.values)
 # Compared against when no row matches, so a wrong prefix costs what a wrong secret costs.
 _DUMMY_HASH = hashlib.sha256(b"no such client").hexdigest()
+# Writing last_used_at on every request would serialise clients on the database (SQLite).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiClientRevoked(Exception):
+    """The token is right but its client is revoked."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,7 @@ def api_client_create(
     client.full_clean()
     client.save()
     audit_event_create(
-        actor=actor, action="api_client.created", obj=client,
+        actor=actor, action=AuditAction.API_CLIENT_CREATED, obj=client,
         details={"name": client.name, "scopes": client.scopes, "token_prefix": prefix,
                  "rate_limit_per_minute": rate_limit_per_minute,
                  "allow_private_callbacks": allow_private_callbacks},
@@ -111,7 +121,7 @@ def api_client_rotate_token(*, client: ApiClient, actor: Any = None) -> IssuedCr
     client.token_prefix, client.token_hash = prefix, token_hash(token)
     client.webhook_secret = secrets.token_urlsafe(32)
     client.save(update_fields=["token_prefix", "token_hash", "webhook_secret"])
-    audit_event_create(actor=actor, action="api_client.token_rotated", obj=client,
+    audit_event_create(actor=actor, action=AuditAction.API_CLIENT_TOKEN_ROTATED, obj=client,
                        details={"name": client.name, "token_prefix": prefix})
     return IssuedCredentials(client, token, client.webhook_secret)
 
@@ -125,5 +135,30 @@ def api_client_revoke(*, client: ApiClient, actor: Any = None) -> ApiClient:
     client.active = False
     client.revoked_at = timezone.now()
     client.save(update_fields=["active", "revoked_at"])
-    audit_event_create(actor=actor, action="api_client.revoked", obj=client, details={"name": client.name})
+    audit_event_create(actor=actor, action=AuditAction.API_CLIENT_REVOKED, obj=client, details={"name": client.name})
+    return client
+
+
+def api_client_authenticate(*, token: str, name: str | None = None) -> ApiClient | None:
+    """The client ``token`` belongs to, None for an unknown or wrong token, ``ApiClientRevoked``
+    for a revoked client's. With ``name`` (HTTP Basic) the client is the one of that name and
+    the token's prefix must be its own, so a token of one client never opens another. Records
+    the use in ``last_used_at`` (to the minute)."""
+    prefix = token_prefix_of(token)
+    if name is None:
+        client = ApiClient.objects.filter(token_prefix=prefix).first() if prefix else None
+    else:
+        client = ApiClient.objects.filter(name=name).first()
+        if client is not None and prefix != client.token_prefix:
+            client = None
+    if not token_matches(token, client.token_hash if client else None) or client is None:
+        return None
+    if not client.active:
+        raise ApiClientRevoked(client.name)
+    now = timezone.now()
+    if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
+        ApiClient.objects.filter(pk=client.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+        client.last_used_at = now
     return client

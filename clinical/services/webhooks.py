@@ -1,8 +1,10 @@
 """Signed webhooks: tell a client's system that a study's result is ready.
 
 ``study_ready_signal`` (sent on commit when every image of a study has a finished or failed
-prediction) -> one ``WebhookDelivery`` row per distinct result and URL -> the
-``clinical.deliver_webhook`` task on the ``default`` queue POSTs the JSON result with
+prediction; its receiver is in ``clinical.services.notifications``) -> ``webhook_schedule``:
+one ``WebhookDelivery`` row per distinct result and URL -> the ``clinical.deliver_webhook``
+task (``clinical.tasks``, ``default`` queue) runs ``webhook_attempt``, which POSTs the JSON
+result with
 
     X-RadViewer-Timestamp: <unix seconds>
     X-RadViewer-Signature: sha256=<hex HMAC-SHA256(client webhook secret, "<timestamp>." + body)>
@@ -24,19 +26,20 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import requests
 from django.db import IntegrityError, transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
-from clinical.api.representation import study_queryset, study_result
-from clinical.api.ssrf import CallbackUrlError, callback_url_validate
 from clinical.models import ApiClient, Study, WebhookDelivery
-from clinical.services.notifications import study_ready_signal
+from clinical.selectors.results import study_queryset, study_result
+from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
-from radviewer.lib.tasks import enqueue_on_commit, house_task
+from radviewer.lib.tasks import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
+DELIVER_TASK = "clinical.deliver_webhook"  # clinical.tasks.deliver_webhook, sent by name
 MAX_ATTEMPTS = 15
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
 USER_AGENT = "RadViewer-Webhook/1"
@@ -76,19 +79,10 @@ def webhook_schedule(*, study_id: int) -> WebhookDelivery | None:
                 defaults={"client": client, "payload": body.decode(), "event": json.loads(body)["event"]},
             )
             if created:
-                enqueue_on_commit(deliver_webhook, delivery_id=delivery.pk)
+                enqueue_on_commit(DELIVER_TASK, delivery_id=delivery.pk)
     except IntegrityError:  # the same signal handled twice at once
         return WebhookDelivery.objects.filter(study=study, url=url, payload_sha256=digest).first()
     return delivery
-
-
-@receiver(study_ready_signal, dispatch_uid="clinical.api.webhooks.on_study_ready")
-def on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
-    # Runs after the prediction's commit: a webhook problem must not fail the triage task.
-    try:
-        webhook_schedule(study_id=study_id)
-    except Exception:
-        log.exception("could not schedule the webhook of study %s", study_id)
 
 
 def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: str) -> None:
@@ -99,7 +93,8 @@ def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: 
         delivery.delivered_at = now
     delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at", "delivered_at"])
     audit_event_create(
-        actor=None, actor_label=delivery.client.actor_label, action=f"webhook.{status}", obj=delivery.study,
+        actor=None, actor_label=delivery.client.actor_label, action=AuditAction(f"webhook.{status}"),
+        obj=delivery.study,
         details={"delivery": delivery.pk, "url": delivery.url, "attempts": delivery.attempts, "response_code": code,
                  "error": error[:500]},
     )
@@ -120,8 +115,6 @@ def _retry_or_fail(delivery: WebhookDelivery, *, code: int | None, error: str) -
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """One delivery attempt; raises WebhookRetryableError when a later attempt may succeed."""
-    import requests
-
     with transaction.atomic():
         delivery = (WebhookDelivery.objects.select_for_update().select_related("client", "study")
                     .filter(pk=delivery_id).first())
@@ -167,12 +160,6 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     return delivery
 
 
-@house_task(queue="default", soft_time_limit=60, name="clinical.deliver_webhook",
-            retry_on=(WebhookRetryableError,), max_retries=MAX_ATTEMPTS - 1)
-def deliver_webhook(*, delivery_id: int) -> None:
-    webhook_attempt(delivery_id=delivery_id)
-
-
 @transaction.atomic
 def webhook_redeliver(*, delivery: WebhookDelivery, actor: Any = None) -> WebhookDelivery:
     """Operator action: try a failed delivery again from attempt one."""
@@ -180,7 +167,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery, actor: Any = None) -> Webhoo
     if delivery.status == WebhookDelivery.Status.FAILED:
         delivery.status, delivery.attempts, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, 0, None
         delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-        audit_event_create(actor=actor, action="webhook.redelivery_requested", obj=delivery.study,
+        audit_event_create(actor=actor, action=AuditAction.WEBHOOK_REDELIVERY_REQUESTED, obj=delivery.study,
                            details={"delivery": delivery.pk})
-        enqueue_on_commit(deliver_webhook, delivery_id=delivery.pk)
+        enqueue_on_commit(DELIVER_TASK, delivery_id=delivery.pk)
     return delivery

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from clinical.api.ssrf import CallbackUrlError, callback_url_validate
+from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
 
 
 def client(**kw):

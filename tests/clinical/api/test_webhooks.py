@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clinical.api.webhooks import WebhookRetryableError, sign, webhook_attempt, webhook_schedule
 from clinical.models import Prediction, Study, WebhookDelivery
 from clinical.services.notifications import study_ready
+from clinical.services.webhooks import WebhookRetryableError, sign, webhook_attempt, webhook_schedule
 from clinical.tasks import run_prediction
 from radviewer.audit.models import AuditEvent
 from tests.clinical.factories import chest_png
@@ -53,7 +53,7 @@ class Receiver:
 def sent(monkeypatch) -> list[int]:
     """Delivery tasks the code queued (ids); the tests run the attempts themselves."""
     queued: list[int] = []
-    monkeypatch.setattr("clinical.api.webhooks.deliver_webhook.apply_async",
+    monkeypatch.setattr("clinical.tasks.deliver_webhook.apply_async",
                         lambda kwargs: queued.append(kwargs["delivery_id"]))
     return queued
 
@@ -144,7 +144,7 @@ def test_client_error_fails_at_once_and_unreachable_gives_up(pacs, production_mo
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_code) == ("failed", 410)
 
-    monkeypatch.setattr("clinical.api.webhooks.MAX_ATTEMPTS", 2)
+    monkeypatch.setattr("clinical.services.webhooks.MAX_ATTEMPTS", 2)
     closed = WebhookDelivery.objects.create(client=pacs.client, study=study, url="http://127.0.0.1:9/closed",
                                             payload="{}", payload_sha256="x")
     with pytest.raises(WebhookRetryableError):

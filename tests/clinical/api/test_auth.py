@@ -7,8 +7,8 @@ import base64
 import pytest
 from django.core.management import call_command
 
-from clinical.api.clients import api_client_revoke, token_hash
 from clinical.models import ApiClient
+from clinical.services.api_clients import api_client_revoke, token_hash
 
 pytestmark = pytest.mark.django_db
 

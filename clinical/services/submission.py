@@ -19,16 +19,25 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
-from clinical.api.errors import ApiError
 from clinical.ingest import IngestError, IngestResult
 from clinical.models import Study
+from clinical.selectors.studies import existing_study_ids, study_replay
 from clinical.services.ingest import ImageIngestOutcome, image_ingest, ingest_prepare
+from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 # When files fail for different reasons, the response status is the first of these present.
 _STATUS_PRECEDENCE = (413, 415, 422, 400)
+
+
+class SubmissionRefused(Exception):
+    """The request cannot be stored as one study; the API answers ``status_code`` with
+    ``code``, ``detail`` and the ``extra`` fields (e.g. each refused file's reason)."""
+
+    def __init__(self, *, status_code: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status_code, self.code, self.detail, self.extra = status_code, code, detail, extra
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def _prepare_all(files: list[UploadedFile]) -> list[IngestResult]:
     if failures:
         statuses = {f["status"] for f in failures}
         status = next(s for s in (*_STATUS_PRECEDENCE, *sorted(statuses)) if s in statuses)
-        raise ApiError(
+        raise SubmissionRefused(
             status_code=status, code="invalid_files",
             detail=f"{len(failures)} of {len(files)} file(s) were refused; nothing was stored",
             files=failures,
@@ -63,29 +72,10 @@ def _prepare_all(files: list[UploadedFile]) -> list[IngestResult]:
     return prepared
 
 
-def studies_holding(result: IngestResult):
-    """Studies that already hold this file, this SOP instance or this (de-identified) Study
-    Instance UID: one query, used for ownership checks and to find a submission's study."""
-    match = Q(images__sha256=result.sha256)
-    if result.dicom is not None:
-        match |= Q(images__original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
-        match |= Q(uid=result.dicom.deid_uids["study"])
-    return Study.objects.filter(match).order_by()
-
-
-def study_owners(result: IngestResult) -> set[int | None]:
-    """API clients (None: the upload page) owning a study in ``studies_holding(result)``."""
-    return set(studies_holding(result).values_list("api_client_id", flat=True).distinct())
-
-
-def existing_study_ids(result: IngestResult) -> set[int]:
-    return set(studies_holding(result).values_list("pk", flat=True).distinct())
-
-
 def _target_study(files: list[UploadedFile], prepared: list[IngestResult], *, client: Any) -> Study | None:
     dicom_studies = {r.dicom.original_uids["study"] for r in prepared if r.dicom is not None}
     if len(dicom_studies) > 1:
-        raise ApiError(
+        raise SubmissionRefused(
             status_code=400, code="mixed_studies",
             detail="the DICOM files belong to different studies (Study Instance UIDs differ); "
                    "send one request per study",
@@ -95,7 +85,7 @@ def _target_study(files: list[UploadedFile], prepared: list[IngestResult], *, cl
     for result in prepared:
         study_ids |= existing_study_ids(result)
     if len(study_ids) > 1:
-        raise ApiError(
+        raise SubmissionRefused(
             status_code=400, code="files_in_different_studies",
             detail="some files were already received as parts of different studies; send them separately",
         )
@@ -103,7 +93,7 @@ def _target_study(files: list[UploadedFile], prepared: list[IngestResult], *, cl
         return None
     study = Study.objects.get(pk=study_ids.pop())
     if study.api_client_id != client.pk:
-        raise ApiError(
+        raise SubmissionRefused(
             status_code=409, code="study_of_another_sender",
             detail="these files belong to a study that was submitted by another sender",
         )
@@ -121,12 +111,11 @@ def study_submit(
     request: Any = None,
 ) -> Submission:
     """Store ``files`` as one study of ``client`` (see the module docstring for the rules)."""
-    if idempotency_key:
-        replay = Study.objects.filter(api_client_id=client.pk, idempotency_key=idempotency_key).first()
-        if replay is not None:
-            return Submission(study=replay, replayed=True)
+    replay = study_replay(client=client, idempotency_key=idempotency_key)
+    if replay is not None:
+        return Submission(study=replay, replayed=True)
     if not files:
-        raise ApiError(status_code=400, code="no_files", detail="send at least one file in the 'files' field")
+        raise SubmissionRefused(status_code=400, code="no_files", detail="send at least one file in the 'files' field")
     prepared = _prepare_all(files)
     target = _target_study(files, prepared, client=client)
     order = sorted(range(len(files)), key=lambda i: prepared[i].dicom is None)  # DICOM first
@@ -153,16 +142,15 @@ def study_submit(
             if callback_url and target.callback_url != callback_url:
                 Study.objects.filter(pk=target.pk).update(callback_url=callback_url)
             audit_event_create(
-                actor=None, actor_label=client.actor_label, action="study.submitted", obj=target,
+                actor=None, actor_label=client.actor_label, action=AuditAction.STUDY_SUBMITTED, obj=target,
                 request=request,
                 details={"uid": target.uid, "files": len(files), "idempotency_key": idempotency_key,
                          "new_images": sum(o.created for _, o in submission.outcomes)},
             )
     except IntegrityError:
         _delete(created_files)
-        replay = idempotency_key and Study.objects.filter(
-            api_client_id=client.pk, idempotency_key=idempotency_key).first()
-        if replay:  # a concurrent request with the same key won the race
+        replay = study_replay(client=client, idempotency_key=idempotency_key)
+        if replay is not None:  # a concurrent request with the same key won the race
             return Submission(study=replay, replayed=True)
         raise
     except BaseException:

@@ -17,14 +17,10 @@ from django.urls import reverse
 
 from clinical.models import Image, Prediction, Review, Study
 from clinical.selectors.phi import original_identifiers_read
-from mlcore.ml.classes import CLASS_BY_KEY, URGENT_KEYS
+from mlcore.selectors import class_display_name as display_name
+from mlcore.selectors import urgent_class_keys
 
 SOURCE_PURPOSE = "return results to source PACS"
-
-
-def display_name(key: str) -> str:
-    info = CLASS_BY_KEY.get(key)
-    return info.display_name if info else key
 
 
 def absolute(path: str, request: Any = None) -> str:
@@ -75,7 +71,7 @@ def prediction_repr(prediction: Prediction | None) -> dict[str, Any] | None:
         return None
     done = prediction.status == Prediction.Status.SUCCEEDED
     findings = [
-        {"key": key, "display_name": display_name(key), "probability": float(p), "urgent": key in URGENT_KEYS}
+        {"key": key, "display_name": display_name(key), "probability": float(p), "urgent": key in urgent_class_keys()}
         for key, p in prediction.sorted_probabilities()
     ] if done else []
     return {

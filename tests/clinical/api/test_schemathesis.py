@@ -14,8 +14,8 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
-from clinical.api.clients import api_client_create
 from clinical.models import Prediction
+from clinical.services.api_clients import api_client_create
 from clinical.services.ingest import image_ingest
 from clinical.tasks import run_prediction
 from tests.clinical.dicom_factory import make_cxr_dicom

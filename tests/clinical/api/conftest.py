@@ -8,8 +8,8 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from clinical.api.clients import api_client_create
 from clinical.models import ApiClient
+from clinical.services.api_clients import api_client_create
 
 
 @dataclass

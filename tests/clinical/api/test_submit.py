@@ -83,7 +83,7 @@ def test_dicom_of_different_studies_is_refused(pacs, production_model):
 
 
 def test_failure_while_storing_a_later_file_rolls_back_everything(pacs, production_model, monkeypatch):
-    import clinical.api.submission as submission
+    import clinical.services.submission as submission
 
     real = submission.image_ingest
     calls = []

@@ -1,0 +1,41 @@
+"""Every audit action: the one list the code writes, the audit log's filter offers and
+``docs/audit.md`` documents (a test keeps the three in step). Dotted ``<object>.<verb>``."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    # people and integration clients
+    ACCOUNT_DEMO_CREATED = "account.demo_created", "Demo account created"
+    ACCOUNT_DEMO_PASSWORD_RESET = "account.demo_password_reset", "Demo account password reset"
+    API_CLIENT_CREATED = "api_client.created", "API client created"
+    API_CLIENT_TOKEN_ROTATED = "api_client.token_rotated", "API client token rotated"
+    API_CLIENT_REVOKED = "api_client.revoked", "API client revoked"
+    # studies and images
+    STUDY_SUBMITTED = "study.submitted", "Study submitted over the API"
+    STUDY_SUBMISSION_REPLAYED = "study.submission_replayed", "Submission replayed (same Idempotency-Key)"
+    STUDY_LISTED = "study.listed", "Studies listed over the API"
+    STUDY_VIEWED = "study.viewed", "Study viewed"
+    STUDY_RESULT_EXPORTED = "study.result_exported", "Result exported (FHIR, SR, heat map)"
+    STUDY_SIGNED_OFF = "study.signed_off", "Study signed off"
+    IMAGE_INGESTED = "image.ingested", "Image ingested"
+    IMAGE_DUPLICATE_LINKED = "image.duplicate_linked", "Duplicate image linked to its study"
+    IMAGE_VIEWED = "image.viewed", "Image viewed"
+    PHI_ORIGINAL_IDS_READ = "phi.original_ids_read", "Original DICOM identifiers read"
+    DICOMWEB_STOW_REFUSED = "dicomweb.stow_refused", "STOW-RS instances refused"
+    DICOMWEB_QIDO = "dicomweb.qido", "QIDO-RS search"
+    # AI results and readings
+    PREDICTION_RETRIED = "prediction.retried", "Prediction retried"
+    ATTRIBUTION_REQUESTED = "attribution.requested", "Attribution map requested"
+    REVIEW_CREATED = "review.created", "Reading recorded"
+    REVIEW_AMENDED = "review.amended", "Reading amended after sign-off"
+    # webhooks
+    WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
+    WEBHOOK_FAILED = "webhook.failed", "Webhook failed"
+    WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested", "Webhook redelivery requested"
+    # models
+    MODEL_REGISTERED = "model.registered", "Model version registered"
+    MODEL_ALIAS_SET = "model.alias_set", "Model alias moved"
+
