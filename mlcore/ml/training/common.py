@@ -110,7 +110,7 @@ def backbone_state_from_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def run_params(config: TrainConfig, *, dm: RadDataModule, store: object, backbone: nn.Module,
                precision: str, accelerator: str) -> dict[str, str]:
     """Everything needed to reproduce or audit the run, as MLflow params."""
-    from mlcore.ml import tracking  # MLflow (seconds): not in Ray workers, which build parts only
+    from mlcore.ml import tracking  # MLflow: the training package imports without it (see train)
 
     params: dict[str, Any] = {k: v for k, v in config.to_dict().items()
                               if k not in ("model_overrides", "tracking_uri")}

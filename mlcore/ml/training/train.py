@@ -16,7 +16,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mlcore.ml import tracking
 from mlcore.ml.data import open_store
 from mlcore.ml.training.callbacks import EpochReport, EpochReporter, MlflowEpochLogger, print_epoch
 from mlcore.ml.training.common import (
@@ -31,7 +30,6 @@ from mlcore.ml.training.common import (
     weight_averaging,
 )
 from mlcore.ml.training.config import TrainConfig, TrainResult
-from mlcore.ml.training.finalize import finalize_training
 from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
 
 MONITOR = "val_macro_f1"
@@ -55,6 +53,10 @@ def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None
 
 def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None
                  ) -> TrainResult:
+    # MLflow: the training package must import without it (a bare GPU box, a Ray worker)
+    from mlcore.ml import tracking
+    from mlcore.ml.training.finalize import finalize_training
+
     L.seed_everything(config.seed, workers=True, verbose=False)
     store = open_store(config.store_uri)
     backbone = build_backbone(config)
