@@ -200,3 +200,39 @@ def starter_model_build(*, data_dir: Path | str = STARTER_DATA, store_uri: str |
     written = bundle.save_file(out) if (better or force) else None
     return StarterBuild(file=written, final_eval_macro_f1=new, previous_final_eval_macro_f1=previous,
                         version=result.model_version, figures=figures)
+
+
+def starter_ood_refit(*, path: Path | str = STARTER_FILE, data_dir: Path | str = STARTER_DATA,
+                      store_uri: str | None = None) -> dict:
+    """Refit the out-of-scope detector of the shipped file on its own weights, after the
+    detector's input descriptor changed (the weights, temperature and scope rule stay; a
+    full ``starter_model_build`` fits the same detector at the end of training). Recomputes
+    the card's figures and rewrites the file; returns the figures."""
+    import time
+
+    from mlcore.ml import tracking
+    from mlcore.ml.bundle import BundleFileError, ModelBundle
+    from mlcore.ml.evaluation.card import card_figures
+    from mlcore.ml.evaluation.ood import OODDetector
+    from mlcore.ml.evaluation.runner import bundle_outputs
+
+    path = Path(path)
+    try:
+        bundle = ModelBundle.load_file(path)
+    except BundleFileError as exc:
+        raise StarterModelError(f"the starter model file cannot be used: {exc}") from None
+    store = starter_dataset(data_dir=data_dir, store_uri=store_uri or str(settings.VAR_DIR / "datasets" / "real-cxr"))
+    if store.manifest_hash() != bundle.metadata.get("manifest_hash"):
+        raise StarterModelError(f"{store!r} is not the data set {path.name} was trained on (manifest hash differs)")
+    model = bundle.build()
+    out_train, y_train = bundle_outputs(bundle, store, "train", model=model)
+    out_val, _ = bundle_outputs(bundle, store, "val", model=model)
+    bundle.ood = OODDetector.fit(train_embeddings=out_train.embeddings, train_descriptors=out_train.descriptors,
+                                 train_labels=y_train, val_embeddings=out_val.embeddings,
+                                 val_descriptors=out_val.descriptors)
+    bundle.metadata["ood_refit"] = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    "git_commit": tracking.git_commit()}
+    figures = card_figures(bundle, store)
+    bundle.metadata["card"] = figures
+    bundle.save_file(path)
+    return figures

@@ -132,3 +132,29 @@ def test_each_distance_flags_on_its_own_tail_so_a_heavy_tailed_one_hides_nothing
     odd = np.zeros((1, 6))
     odd_desc = np.full((1, 6), 2.6)  # ~40 squared distance in the descriptor alone
     assert det.flag(odd, odd_desc, np.ones(1))[0][0]
+
+
+def test_spectral_shape_puts_a_radiograph_like_field_low_and_noise_flat():
+    import torch
+
+    from mlcore.ml.evaluation.ood import SPECTRAL_BANDS, spectral_shape
+
+    rng = np.random.default_rng(0)
+    noise = torch.from_numpy(rng.random((1, 1, 128, 128)))
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    smooth = torch.from_numpy((0.5 + 0.3 * np.sin(3 * xx) * np.cos(2 * yy))[None, None])
+    shape_noise, shape_smooth = spectral_shape(noise), spectral_shape(smooth)
+    assert shape_noise.shape == (1, SPECTRAL_BANDS)
+    # White noise has most of its power in the highest band; the smooth field in the lowest.
+    assert int(shape_noise.argmax()) == SPECTRAL_BANDS - 1
+    assert int(shape_smooth.argmax()) == 0
+
+
+def test_a_detector_fitted_on_an_older_shorter_descriptor_scores_its_prefix():
+    rng = np.random.default_rng(3)
+    emb, old = rng.normal(size=(80, 16)), rng.normal(size=(80, 73))
+    labels = np.repeat(np.arange(4), 20)
+    detector = OODDetector.fit(train_embeddings=emb, train_descriptors=old, train_labels=labels,
+                               val_embeddings=emb[:20], val_descriptors=old[:20])
+    grown = np.hstack([old, rng.normal(size=(80, 8))])  # today's descriptor appends columns
+    np.testing.assert_array_equal(detector.score(emb, grown), detector.score(emb, old))

@@ -27,10 +27,31 @@ class Command(BaseCommand):
         parser.add_argument("--source-balance", type=float, default=None,
                             help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
+        parser.add_argument("--refit-ood", action="store_true",
+                            help="no training: refit the shipped file's out-of-scope detector on its own weights")
 
-    def handle(self, *args, data, store, out, epochs, seed, ema_decay, source_balance, force, **opts):
+    def handle(self, *args, data, store, out, epochs, seed, ema_decay, source_balance, force, refit_ood, **opts):
+        # Here, not at module level: torch and Lightning load when this command runs, not on
+        # every manage.py call that lists the commands.
         from mlcore.ml.training.callbacks import print_epoch
-        from mlcore.services.starter import STARTER_DATA, STARTER_FILE, StarterModelError, starter_model_build
+        from mlcore.services.starter import (
+            STARTER_DATA,
+            STARTER_FILE,
+            StarterModelError,
+            starter_model_build,
+            starter_ood_refit,
+        )
+
+        if refit_ood:
+            try:
+                figures = starter_ood_refit(path=out or STARTER_FILE, data_dir=data or STARTER_DATA, store_uri=store)
+            except StarterModelError as exc:
+                raise CommandError(str(exc)) from None
+            rate = figures.get("probes_flag_rate")
+            self.stdout.write(self.style.SUCCESS(
+                f"refitted the out-of-scope detector of {out or STARTER_FILE} (generated non-medical images "
+                f"flagged: {'?' if rate is None else f'{100 * rate:.1f} %'}); now run `manage.py model_card`"))
+            return
 
         given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("source_balance", source_balance))
         recipe = {k: v for k, v in given if v is not None}

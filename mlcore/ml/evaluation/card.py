@@ -190,6 +190,8 @@ def render_card_figures(bundle: Any, *, file_name: str = "", file_sha256: str = 
         f"epochs, best epoch by val CXR macro-F1 ({_fmt(meta.get('best_val_macro_f1'))})",
         f"- code: commit `{meta.get('git_commit', '?')}`"
         + (" with uncommitted changes" if meta.get("git_dirty") else ""),
+        *([f"- out-of-scope detector refitted on the same weights (train/val, serving preprocessing) at "
+           f"{meta['ood_refit']['at']}, commit `{meta['ood_refit']['git_commit']}`"] if meta.get("ood_refit") else []),
         f"- data: manifest hash `{str(meta.get('manifest_hash', '?'))[:16]}…`",
         "- recipe: " + ", ".join(f"{k}={recipe[k]}" for k in sorted(recipe)
                                  if k not in ("registered_model_name", "experiment", "run_name")),
