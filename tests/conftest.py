@@ -84,8 +84,9 @@ def production_model(_mlflow_test_store, db):
 
 
 def pytest_configure(config):
-    """A test run killed mid-way leaves SQLite's -wal/-shm beside the test database; Django
-    recreates the database file but not those, and the next run fails with "disk I/O error"."""
+    """Leftovers of earlier runs. A test run killed mid-way leaves SQLite's -wal/-shm beside
+    the test database; Django recreates the database file but not those, and the next run
+    fails with "disk I/O error"."""
     from pathlib import Path
 
     from django.conf import settings
@@ -95,3 +96,10 @@ def pytest_configure(config):
     if "sqlite" in db["ENGINE"] and name:
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)
+    # Messages an earlier session sent and no worker took (the login-box test's heartbeats,
+    # a killed run's tasks) would reach this session's first worker.
+    broker = getattr(settings, "TEST_FILESYSTEM_BROKER_DIR", None)
+    if broker is not None and Path(broker).is_dir():
+        for leftover in Path(broker).iterdir():
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)

@@ -61,7 +61,9 @@ class Command(BaseCommand):
                        .values_list("queue", flat=True))
             for queue in QUEUES:
                 if queue not in seen and time.monotonic() - sent.get(queue, -1e9) > 10:
-                    record_heartbeat.apply_async(kwargs={"queue": queue}, queue=queue)  # a worker answers it
+                    # A worker answers it; one that starts later discards it (a stale heartbeat
+                    # would claim a worker was seen when this wait had long given up).
+                    record_heartbeat.apply_async(kwargs={"queue": queue}, queue=queue, expires=30)
                     sent[queue] = time.monotonic()
             if web and seen >= set(QUEUES):
                 return []
