@@ -23,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--ema-decay", type=float, default=None,
-                            help="train a candidate with an EMA of the weights (e.g. 0.998)")
+                            help="EXPERIMENTAL (diverged on real-cxr, see docs/benchmarks.md): "
+                                 "a candidate with an EMA of the weights")
         parser.add_argument("--source-balance", type=float, default=None,
                             help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")

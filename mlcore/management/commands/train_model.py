@@ -45,7 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--source-balance", type=float, default=_default("source_balance"),
                             help="share each class's draws among its sources (0 off .. 1 equal)")
         parser.add_argument("--ema-decay", type=float, default=_default("ema_decay"),
-                            help="exponential moving average of the weights per step (e.g. 0.998)")
+                            help="EXPERIMENTAL (diverged on real-cxr, see docs/benchmarks.md): "
+                                 "exponential moving average of the weights per step")
         parser.add_argument("--no-augment", action="store_true")
         parser.add_argument("--dropout", type=float, default=None, help="override the variant's dropout")
         parser.add_argument("--precision", default=_default("precision"),

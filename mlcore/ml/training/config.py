@@ -75,7 +75,9 @@ class TrainConfig:
     source_balance: float = 0.0
     # Exponential moving average of the weights (decay per step; None = off): validation,
     # the checkpoint and the final model use the averaged weights, which vary less from epoch
-    # to epoch than the raw ones on a small, noisy set.
+    # to epoch than the raw ones on a small, noisy set. EXPERIMENTAL: its one real-cxr run
+    # (vit-h16-128, 0.998) diverged on val while the train loss fell as usual; not to be used
+    # for a model that serves until that is understood (docs/benchmarks.md).
     ema_decay: float | None = None
     # Classes with fewer val images than this are left out of the checkpoint monitor
     # (val_macro_f1): their F1 is too noisy to choose an epoch by. Reports keep every class.
