@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore import views
+from mlcore.views import dashboard
 
 app_name = "mlcore"
-urlpatterns = [path("", views.dashboard, name="dashboard")]
+urlpatterns = [path("", dashboard.dashboard, name="dashboard")]

@@ -38,4 +38,23 @@ class AuditAction(models.TextChoices):
     # models
     MODEL_REGISTERED = "model.registered", "Model version registered"
     MODEL_ALIAS_SET = "model.alias_set", "Model alias moved"
+    MODEL_ALIAS_REMOVED = "model.alias_removed", "Model alias removed"
+    MODEL_ROLLED_BACK = "model.rolled_back", "Production rolled back to the previous version"
+    MODEL_GATE_BLOCKED = "model.gate_blocked", "Promotion blocked by the gate"
+    MODEL_GATE_OVERRIDDEN = "model.gate_overridden", "Promotion gate overridden with a justification"
+    MODEL_CRITERIA_CHANGED = "model.criteria_changed", "Acceptance criteria changed"
+    CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
+    # the ML admin's console
+    DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
+    DATASET_IMPORTED = "dataset.imported", "Dataset imported"
+    DATASET_IMPORT_FAILED = "dataset.import_failed", "Dataset import failed"
+    DATASET_REGISTERED = "dataset.registered", "Existing dataset store registered"
+    TRAINING_JOB_CREATED = "training_job.created", "Training job created"
+    TRAINING_JOB_CANCEL_REQUESTED = "training_job.cancel_requested", "Training job cancellation requested"
+    TRAINING_JOB_SUCCEEDED = "training_job.succeeded", "Training job succeeded"
+    TRAINING_JOB_FAILED = "training_job.failed", "Training job failed"
+    TRAINING_JOB_CANCELLED = "training_job.cancelled", "Training job cancelled"
+    EVALUATION_REQUESTED = "evaluation.requested", "Evaluation requested"
+    EVALUATION_COMPLETED = "evaluation.completed", "Evaluation completed"
+    EVALUATION_FAILED = "evaluation.failed", "Evaluation failed"
 

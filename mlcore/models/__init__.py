@@ -1,0 +1,36 @@
+"""mlcore's tables, split by subdomain (DESIGN.md section 9, rule 10):
+
+- ``registry``: the mirror of the MLflow registry (versions, aliases), the alias timeline,
+  change records, acceptance criteria, rollout policy and reader outcomes;
+- ``data``: dataset versions in the store and their imports;
+- ``jobs``: training jobs;
+- ``evaluation``: evaluation records (version x evaluation set) and the per-image
+  prediction cache that makes a re-comparison instant.
+"""
+
+from mlcore.models.data import DatasetVersion
+from mlcore.models.evaluation import Evaluation, PredictionCache
+from mlcore.models.jobs import TrainingJob
+from mlcore.models.registry import (
+    AcceptanceCriteria,
+    AliasEvent,
+    ChangeRecord,
+    ModelAlias,
+    ModelVersion,
+    ReviewOutcome,
+    RolloutPolicy,
+)
+
+__all__ = [
+    "AcceptanceCriteria",
+    "AliasEvent",
+    "ChangeRecord",
+    "DatasetVersion",
+    "Evaluation",
+    "ModelAlias",
+    "ModelVersion",
+    "PredictionCache",
+    "ReviewOutcome",
+    "RolloutPolicy",
+    "TrainingJob",
+]
