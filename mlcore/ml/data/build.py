@@ -26,7 +26,7 @@ from mlcore.ml.data.imaging import (
 from mlcore.ml.data.importers import Candidate
 from mlcore.ml.data.manifest import ManifestRow
 from mlcore.ml.data.report import SplitReport
-from mlcore.ml.data.splitting import assign_splits, normalise_fractions
+from mlcore.ml.data.splitting import BUILD_SPLITS, assign_splits, normalise_fractions
 from mlcore.ml.data.store import DatasetStore, namespaced_patient, safe_stem
 
 Progress = Callable[[str, int, int], None]
@@ -66,6 +66,7 @@ def build_dataset(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = 16,
     progress: Progress | None = None,
+    single_split: str | None = None,
 ) -> SplitReport:
     """Import ``candidates`` into the empty store ``dest`` and return its split report.
 
@@ -74,7 +75,19 @@ def build_dataset(
     duplicates (dHash Hamming distance <= ``near_dup_hamming``; ``None`` = exact only) are
     removed across all sources; the split is by patient, ``fractions`` over train, val, test
     and final_eval (default 0.7/0.1/0.1/0.1).
+
+    ``single_split`` (e.g. ``"final_eval"``) puts every kept image in that one split instead:
+    an evaluation-only set, which a hospital measures a version on and nothing trains on.
+    It excludes ``fractions``.
     """
+    if single_split is not None:
+        if fractions is not None:
+            raise ValueError("single_split and fractions exclude each other")
+        if single_split not in BUILD_SPLITS:
+            raise ValueError(
+                f"single_split {single_split!r} is not a build split; accepted: "
+                f"{', '.join(BUILD_SPLITS)} ('feedback' is filled by corrections only)"
+            )
     fr = normalise_fractions(fractions)
     cands = sorted(candidates, key=lambda c: (c.source, str(c.path)))
     _check_candidates(cands)
@@ -92,7 +105,10 @@ def build_dataset(
         groups: dict[str, Counter[str]] = {}
         for s in kept:
             groups.setdefault(_patient(s.candidate), Counter())[s.candidate.class_key] += 1
-        split_of = assign_splits(groups, fractions=fr, seed=seed)
+        if single_split is not None:
+            split_of = dict.fromkeys(groups, single_split)
+        else:
+            split_of = assign_splits(groups, fractions=fr, seed=seed)
 
         rows = _rows(kept, split_of)
         for n, (row, s) in enumerate(zip(rows, kept, strict=True), start=1):
