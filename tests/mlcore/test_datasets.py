@@ -143,6 +143,24 @@ def test_queued_import_is_polled_through_the_htmx_partial(var, tmp_path, ml_admi
     assert done.headers.get("HX-Refresh") == "true"
 
 
+def test_progress_reaches_the_row_at_most_about_once_a_second(var, tmp_path, ml_admin):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tree = real_cxr_tree(tmp_path / "t", per_class=15)  # 32 files, 30 kept
+    dataset = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
+                                     slug="throttled", enqueue=False)
+    calls = []
+    with CaptureQueriesContext(connection) as ctx:
+        dataset = dataset_import_run(dataset_id=dataset.pk, progress=lambda *a: calls.append(a))
+    assert calls[-1] == ("write", 30, 30) and len(calls) == 32 + 30
+    progress_writes = [q for q in ctx.captured_queries
+                       if q["sql"].startswith("UPDATE") and "progress_done" in q["sql"]]
+    # one per second at most, plus the end of each stage and the final save: not one per file
+    assert 2 <= len(progress_writes) <= 6
+    assert dataset.progress_done == dataset.progress_total == 32
+
+
 def test_evaluation_only_import_puts_every_image_in_final_eval(var, tmp_path, ml_admin_client):
     tree = real_cxr_tree(tmp_path / "hospital", per_class=6, broken=False)
     ml_admin_client.post(reverse("mlcore:data"), _form(tree, slug="hospital-eval", kind="evaluation"))

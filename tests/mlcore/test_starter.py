@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from mlcore.ml.bundle import ModelBundle
 from mlcore.ml.models import build_model
 from mlcore.ml.transforms import PreprocessConfig
-from mlcore.models import ModelAlias, ModelVersion
+from mlcore.models import DatasetVersion, ModelAlias, ModelVersion
 from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +55,8 @@ def test_registers_version_1_production_with_its_metrics_once(isolated_registry,
     assert version.metrics["test_macro_f1_cxr4"] == pytest.approx(0.5)
     assert version.variant == "vit-tiny-test" and not version.synthetic
     assert AuditEvent.objects.filter(action="model.registered", object_id="radviewer-triage/1").count() == 1
+    # the data page's first row, the app's own store, is registered on the way (`make run`)
+    assert DatasetVersion.objects.get(slug="current").status == "ready"
     # a second run finds production and does nothing
     assert "production model: radviewer-triage version 1" in run("ensure_starter_model", "--file", str(starter_file))
     assert ModelVersion.objects.count() == 1
