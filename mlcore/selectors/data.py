@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -21,7 +21,7 @@ from mlcore.ml.data import SPLITS, ManifestRow, open_store
 from mlcore.ml.data.dedup import BKTree
 from mlcore.models import DatasetVersion
 
-SAMPLES_PER_CELL = 4
+SAMPLES_PER_CELL = 3
 EXAMPLES_LIMIT = 20
 CACHE_TIMEOUT_S = 24 * 3600
 DEFAULT_NEAR_DUP_HAMMING = 12
@@ -196,7 +196,21 @@ def _feedback(rows) -> tuple[dict[str, dict[str, int]], list[LineageRow]]:
             verdict=str(extra.get("verdict", "")), time=when, day=day,
         ))
     lineage.sort(key=lambda x: (x.time, x.path), reverse=True)
-    return {d: dict(c) for d, c in sorted(per_day.items())}, lineage
+    return _with_empty_days({d: dict(c) for d, c in sorted(per_day.items())}), lineage
+
+
+def _with_empty_days(per_day: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Days without corrections as empty entries, so the chart's axis is time (spans of up to
+    a year and a half; beyond that only the days with corrections)."""
+    dated = sorted(d for d in per_day if d != "unknown")
+    if len(dated) < 2:
+        return per_day
+    first, last = date.fromisoformat(dated[0]), date.fromisoformat(dated[-1])
+    if (last - first).days > 550:
+        return per_day
+    out = {(first + timedelta(days=i)).isoformat(): {} for i in range((last - first).days + 1)}
+    out.update(per_day)
+    return dict(sorted(out.items()))
 
 
 def dataset_figures(*, overview: DataOverview) -> dict[str, str]:

@@ -382,7 +382,9 @@ def test_feedback_growth_per_day_and_class_with_lineage(var, ml_admin_client):
         )
     current = dataset_version_ensure_current()
     overview = dataset_overview(dataset=current)
-    assert overview.feedback_per_day == {"2026-11-30": {"lung-covid": 2}, "2026-12-02": {"lung-normal": 1}}
+    # the day between, without corrections, is on the time axis too
+    assert overview.feedback_per_day == {"2026-11-30": {"lung-covid": 2}, "2026-12-01": {},
+                                         "2026-12-02": {"lung-normal": 1}}
     newest = overview.lineage[0]
     assert (newest.study, newest.reader, newest.model, newest.class_key) == (
         "1.2.826.0.1.3", "dr_house", "radviewer-triage v4", "lung-normal")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from matplotlib.ticker import MaxNLocator
+
 from mlcore.ml.plots._svg import PALETTE, svg_figure
 
 
@@ -38,6 +40,7 @@ def split_class_bars_svg(
             ax.text(total, y, f" {total}", va="center", fontsize=8)
         ax.invert_yaxis()  # first class on top, as in the table
         ax.set_xlabel("images")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0, max(left or [0]) * 1.12 + 1)
         ax.spines[["top", "right"]].set_visible(False)
         if classes:
@@ -53,7 +56,8 @@ def feedback_growth_svg(
 ) -> str:
     """Confirmed corrections per day (bars stacked by class) and their running total (line).
 
-    ``per_day[day][class]`` with ISO dates as days; days without corrections are left out."""
+    ``per_day[day][class]`` with ISO dates as days, in order (give empty days as ``{}`` for
+    a true time axis)."""
     labels = labels or {}
     days = sorted(per_day)
     # positions, not the date strings: matplotlib would guess a categorical axis for them
@@ -69,6 +73,7 @@ def feedback_growth_svg(
                    label=labels.get(cls, cls), edgecolor="white", linewidth=0.5)
             bottom = [a + b for a, b in zip(bottom, values, strict=True)]
         ax.set_ylabel("corrections per day")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.spines[["top"]].set_visible(False)
         if days:
             running, total = [], 0
@@ -79,10 +84,14 @@ def feedback_growth_svg(
             twin.plot(xs, running, color="#000000", marker="o", markersize=3, linewidth=1.2,
                       label="running total")
             twin.set_ylabel("running total")
+            twin.yaxis.set_major_locator(MaxNLocator(integer=True))
             twin.set_ylim(0, max(running) * 1.1 + 1)
             twin.spines[["top"]].set_visible(False)
-            ax.legend(loc="upper left", fontsize=7, frameon=False)
-            ax.set_xticks(xs, days, rotation=45, fontsize=7)
+            ax.set_ylim(0, max(bottom) * 1.1 + 0.5)
+            # above the axes: inside, it would cover the tallest day
+            ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=3, fontsize=7, frameon=False)
+            step = max(1, len(days) // 20)  # at most ~20 date labels
+            ax.set_xticks(xs[::step], days[::step], rotation=45, fontsize=7)
         else:
             ax.text(0.5, 0.5, "no confirmed corrections yet", ha="center", va="center",
                     transform=ax.transAxes)
