@@ -38,6 +38,20 @@ def dataset_version_get(*, slug: str) -> DatasetVersion | None:
     return DatasetVersion.objects.filter(slug=slug).first()
 
 
+def dataset_manifest_has_path(*, dataset: DatasetVersion, path: str) -> bool:
+    """Whether ``path`` is an image of ``dataset``'s manifest (thumbnails serve nothing else).
+
+    The path set is cached by manifest hash: a page of a hundred thumbnails would otherwise
+    parse the whole manifest a hundred times."""
+    store = open_store(dataset.store_uri)
+    key = f"mlcore:data:paths:v1:{store.manifest_hash()}"
+    paths = cache.get(key)
+    if paths is None:
+        paths = frozenset(r.path for r in store.manifest())
+        cache.set(key, paths, CACHE_TIMEOUT_S)
+    return path in paths
+
+
 @dataclass(frozen=True)
 class NearDuplicatePair:
     path_a: str

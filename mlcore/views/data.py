@@ -44,7 +44,8 @@ def data_page(request: HttpRequest) -> HttpResponse:
         try:
             dataset = dataset_import_request(actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            for name, errors in exc.message_dict.items():  # a message for a field the form lacks goes on top
+                form.add_error(name if name in form.fields else None, errors)
         else:
             messages.success(request, f"Import of {dataset.slug} queued: "
                                       f"{dataset.progress_total} candidate images.")

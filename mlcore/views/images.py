@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from mlcore.ml.data import open_store
 from mlcore.models import DatasetVersion
+from mlcore.selectors.data import dataset_manifest_has_path
 from radviewer.lib.auth import permission_required_403
 
 THUMB_SIZES = (64, 96, 128, 256)
@@ -30,11 +31,9 @@ def dataset_image(request: HttpRequest, slug: str) -> HttpResponse:
     except ValueError:
         size = 96
     size = min(THUMB_SIZES, key=lambda s: abs(s - size))
-    store = open_store(dataset.store_uri)
-    row = next((r for r in store.manifest() if r.path == path), None)
-    if row is None:
+    if not dataset_manifest_has_path(dataset=dataset, path=path):
         raise Http404(f"{path!r} is not an image of dataset {slug}")
-    pixels = store.read_image(row)
+    pixels = open_store(dataset.store_uri).read_image(path)
     img = Image.fromarray(pixels)
     img.thumbnail((size, size))
     buf = io.BytesIO()
