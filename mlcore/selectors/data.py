@@ -29,9 +29,15 @@ DEFAULT_NEAR_DUP_HAMMING = 12
 LINEAGE_KEYS = ("study", "reader", "model_name", "model_version", "verdict", "time", "image_sha256")
 
 
-def dataset_versions() -> list[DatasetVersion]:
-    """Every known dataset version, newest first, with who created it."""
-    return list(DatasetVersion.objects.select_related("created_by").order_by("-created_at", "-id"))
+def dataset_versions(*, kind: str | None = None, ready_only: bool = False) -> list[DatasetVersion]:
+    """Known dataset versions, newest first, with who created them; ``kind`` ("training" or
+    "evaluation") and ``ready_only`` narrow it (a training form offers ready training sets)."""
+    qs = DatasetVersion.objects.select_related("created_by").order_by("-created_at", "-id")
+    if kind is not None:
+        qs = qs.filter(kind=kind)
+    if ready_only:
+        qs = qs.filter(status=DatasetVersion.Status.READY)
+    return list(qs)
 
 
 def dataset_version_get(*, slug: str) -> DatasetVersion | None:

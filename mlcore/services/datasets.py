@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -43,6 +44,8 @@ CURRENT_SLUG = "current"
 # Evaluation-only sets hold everything in the split nothing ever trains on.
 EVALUATION_SPLIT = "final_eval"
 PROGRESS_INTERVAL_S = 1.0
+# No heartbeat for this long while importing: the worker is gone (decoding writes one a second).
+STALE_AFTER_S = 15 * 60
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 Progress = Callable[[str, int, int], None]
 
@@ -383,6 +386,19 @@ def _build(dataset: DatasetVersion, store: DatasetStore, progress: Progress | No
     if report.total == 0:  # an empty version is no dataset: say why each file was refused
         reasons = "; ".join(f"{path}: {why}" for path, why in (report.skipped + report.dropped)[:5])
         raise ValueError(f"none of the {len(candidates)} files could be imported ({reasons})")
+
+
+def dataset_imports_fail_stale(*, stale_after_s: int = STALE_AFTER_S) -> list[DatasetVersion]:
+    """Imports whose worker stopped reporting (killed, restarted) become ``failed`` with the
+    reason instead of showing ``importing`` forever; the slug can then be imported again.
+    Queued imports are left alone: they may wait behind a training job on the same queue."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    stale = DatasetVersion.objects.filter(status=DatasetVersion.Status.IMPORTING, heartbeat_at__lt=cutoff)
+    return [
+        _import_failed(pk, f"the import stopped reporting progress for over {stale_after_s // 60} "
+                           "minutes (worker killed or restarted); import it again under the same name")
+        for pk in stale.values_list("pk", flat=True)
+    ]
 
 
 def _import_failed(dataset_id: int, reason: str) -> DatasetVersion:

@@ -16,6 +16,7 @@ from mlcore.selectors.data import dataset_figures, dataset_overview, dataset_ver
 from mlcore.services.datasets import (
     IMPORT_FORMATS,
     dataset_import_request,
+    dataset_imports_fail_stale,
     dataset_version_ensure_current,
     dataset_version_refresh,
 )
@@ -39,6 +40,7 @@ class DatasetImportForm(forms.Form):
 def data_page(request: HttpRequest) -> HttpResponse:
     """Dataset versions and the import form; htmx polls the versions table while an import runs."""
     current = dataset_version_refresh(dataset=dataset_version_ensure_current())
+    dataset_imports_fail_stale()
     form = DatasetImportForm(request.POST or None, initial={"seed": 42, "kind": DatasetVersion.Kind.TRAINING})
     if request.method == "POST" and form.is_valid():
         try:

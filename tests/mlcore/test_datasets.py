@@ -19,7 +19,7 @@ from PIL import Image
 
 from mlcore.ml.data import open_store
 from mlcore.models import DatasetVersion
-from mlcore.selectors.data import dataset_overview
+from mlcore.selectors.data import dataset_overview, dataset_versions
 from mlcore.services.datasets import (
     dataset_import_request,
     dataset_import_run,
@@ -171,6 +171,8 @@ def test_evaluation_only_import_puts_every_image_in_final_eval(var, tmp_path, ml
     assert dataset.report["totals"]["final_eval"] == 12 and dataset.report["totals"]["train"] == 0
     page = ml_admin_client.get(reverse("mlcore:data")).content.decode()
     assert "evaluation only" in page
+    assert [d.slug for d in dataset_versions(kind="evaluation", ready_only=True)] == ["hospital-eval"]
+    assert "hospital-eval" not in [d.slug for d in dataset_versions(kind="training")]
 
 
 def test_a_run_that_fails_is_failed_with_the_reason(var, tmp_path, ml_admin):
@@ -185,6 +187,30 @@ def test_a_run_that_fails_is_failed_with_the_reason(var, tmp_path, ml_admin):
     assert "file not found" in dataset.failure_reason
     assert AuditEvent.objects.filter(action="dataset.import_failed", object_id=str(dataset.pk)).exists()
     assert dataset_import_run(dataset_id=dataset.pk).status == "failed"  # a redelivery does nothing
+
+
+def test_an_import_whose_worker_died_is_failed_not_importing_forever(var, tmp_path, ml_admin, ml_admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tree = real_cxr_tree(tmp_path / "t", per_class=2, broken=False, duplicate=False)
+    dataset = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
+                                     slug="orphan", enqueue=False)
+    DatasetVersion.objects.filter(pk=dataset.pk).update(  # as a killed worker leaves it
+        status="importing", heartbeat_at=timezone.now() - timedelta(minutes=16))
+    waiting = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
+                                     slug="waiting", enqueue=False)
+    page = ml_admin_client.get(reverse("mlcore:data")).content.decode()
+    dataset.refresh_from_db()
+    assert dataset.status == "failed" and "stopped reporting progress" in dataset.failure_reason
+    assert "stopped reporting progress" in page
+    assert DatasetVersion.objects.get(pk=waiting.pk).status == "queued"  # queued work may wait
+    # the redelivered message finds it failed; an import under the same name starts over
+    assert dataset_import_run(dataset_id=dataset.pk).status == "failed"
+    again = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
+                                   slug="orphan", enqueue=False)
+    assert dataset_import_run(dataset_id=again.pk).status == "ready"
 
 
 # --- bad input --------------------------------------------------------------------------------
