@@ -9,6 +9,7 @@ splits and writes, reporting progress on the row.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -116,9 +117,13 @@ def dataset_version_ensure_current() -> DatasetVersion:
     found = DatasetVersion.objects.filter(store_uri=uri).first()
     if found is not None:
         return found
+    slug = CURRENT_SLUG
+    if DatasetVersion.objects.filter(slug=slug).exists():
+        # RADVIEWER_DATASET_URI now names another store; the old row keeps its name and data
+        slug = f"{CURRENT_SLUG}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
     try:
         return dataset_version_register(
-            store_uri=uri, slug=CURRENT_SLUG, actor="system:dataset_current",
+            store_uri=uri, slug=slug, actor="system:dataset_current",
             description="The app's dataset store: training data and the readers' confirmed "
                         "corrections (feedback).",
         )

@@ -14,6 +14,7 @@ from mlcore.ml.data import SPLITS
 from mlcore.models import DatasetVersion
 from mlcore.selectors.data import dataset_figures, dataset_overview, dataset_version_get, dataset_versions
 from mlcore.services.datasets import (
+    CURRENT_SLUG,
     IMPORT_FORMATS,
     dataset_import_request,
     dataset_imports_fail_stale,
@@ -65,6 +66,8 @@ def data_page(request: HttpRequest) -> HttpResponse:
 def dataset_page(request: HttpRequest, slug: str) -> HttpResponse:
     """One version: counts per split x class, integrity, sources, samples, feedback growth."""
     dataset = dataset_version_get(slug=slug)
+    if dataset is None and slug == CURRENT_SLUG:  # linked before the data page registered it
+        dataset = dataset_version_ensure_current()
     if dataset is None:
         raise Http404(f"no dataset version {slug!r}")
     context: dict = {"dataset": dataset, "polling": dataset.status in ACTIVE}

@@ -326,6 +326,15 @@ def test_register_is_idempotent_on_the_store(var, tmp_path, ml_admin):
     assert first.slug == "current" and first.report["total"] == 0
 
 
+def test_current_follows_the_configured_store(var, settings, tmp_path):
+    old = dataset_version_ensure_current()
+    settings.DATASET_STORE_URI = str(tmp_path / "moved-store")
+    new = dataset_version_ensure_current()
+    assert new.pk != old.pk and new.slug.startswith("current-")
+    assert new.store_uri == (tmp_path / "moved-store").resolve().as_uri()
+    assert DatasetVersion.objects.get(pk=old.pk).slug == "current"
+
+
 # --- integrity, sources, samples, feedback --------------------------------------------------
 
 
