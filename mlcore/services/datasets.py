@@ -278,7 +278,8 @@ def dataset_import_request(
             "kind": kind, "status": DatasetVersion.Status.QUEUED, "store_uri": uri,
             "source_path": str(source), "source_format": source_format,
             "options": {"seed": seed, "near_dup_hamming": near_dup_hamming, "max_side": max_side,
-                        "manifest_csv": str(manifest_csv) if manifest_csv else ""},
+                        # absolute: the worker runs elsewhere than the request's folder
+                        "manifest_csv": str(Path(manifest_csv).resolve()) if manifest_csv else ""},
             "manifest_hash": "", "report": {}, "progress_done": 0,
             "progress_total": len(candidates), "failure_reason": "", "finished_at": None,
             "heartbeat_at": None,

@@ -42,7 +42,8 @@ def data_page(request: HttpRequest) -> HttpResponse:
     """Dataset versions and the import form; htmx polls the versions table while an import runs."""
     current = dataset_version_refresh(dataset=dataset_version_ensure_current())
     dataset_imports_fail_stale()
-    form = DatasetImportForm(request.POST or None, initial={"seed": 42, "kind": DatasetVersion.Kind.TRAINING})
+    form = DatasetImportForm(request.POST if request.method == "POST" else None,
+                             initial={"seed": 42, "kind": DatasetVersion.Kind.TRAINING})
     if request.method == "POST" and form.is_valid():
         try:
             dataset = dataset_import_request(actor=request.user, **form.cleaned_data)
