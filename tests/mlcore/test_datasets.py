@@ -29,7 +29,7 @@ from mlcore.services.datasets import (
 from mlcore.services.feedback import feedback_sample_add
 from radviewer.audit.models import AuditEvent
 from radviewer.lib.tasks import route_task
-from tests.ml.conftest import texture
+from tests.ml.conftest import s3_client, s3_endpoint, texture  # noqa: F401  (moto's S3 server fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -440,3 +440,23 @@ def test_console_data_pages_are_403_for_a_radiologist(var, tmp_path, ml_admin, r
 
 def test_unknown_dataset_page_is_404(var, ml_admin_client):
     assert ml_admin_client.get(reverse("mlcore:dataset", args=["nope"])).status_code == 404
+
+
+# --- S3 ------------------------------------------------------------------------------------------
+
+
+def test_with_an_s3_store_imports_go_to_the_prefix_beside_it(var, settings, tmp_path, ml_admin, ml_admin_client,
+                                                              s3_client, s3_endpoint, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # boto3 clients made without an endpoint use it
+    s3_client.create_bucket(Bucket="hospital-data")
+    settings.DATASET_STORE_URI = "s3://hospital-data/datasets/current"
+    tree = real_cxr_tree(tmp_path / "t", per_class=3)
+    dataset = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
+                                     slug="from-ui", enqueue=False)
+    assert dataset.store_uri == "s3://hospital-data/datasets/from-ui"
+    dataset = dataset_import_run(dataset_id=dataset.pk)
+    assert dataset.status == "ready", dataset.failure_reason
+    keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket="hospital-data")["Contents"]}
+    assert "datasets/from-ui/manifest.csv" in keys and len(keys) == 6 + 2  # images, manifest, build report
+    page = ml_admin_client.get(reverse("mlcore:dataset", args=["from-ui"]))
+    assert page.status_code == 200 and '<strong id="near-duplicates">0</strong>' in page.content.decode()
