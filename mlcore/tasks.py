@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlcore.services import training_jobs
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
 
@@ -10,3 +11,20 @@ from radviewer.lib.tasks import house_task
 def registry_refresh(*, name: str | None = None) -> None:
     """Mirror the registry's versions and aliases from MLflow (beat runs it periodically)."""
     registry_sync(name=name)
+
+
+# Epoch-bounded jobs on a CPU can take hours; the limit only catches a hung one.
+TRAINING_SOFT_TIME_LIMIT_S = 6 * 3600
+
+
+@house_task(queue="training", soft_time_limit=TRAINING_SOFT_TIME_LIMIT_S,
+            name="mlcore.training_job_run")
+def training_job_run(*, job_id: int) -> None:
+    """Run one training job (its row says what and how far it got)."""
+    training_jobs.training_job_run(job_id=job_id)
+
+
+@house_task(queue="default", soft_time_limit=60, name="mlcore.training_jobs_reap")
+def training_jobs_reap() -> None:
+    """Fail running training jobs whose worker stopped stamping them (beat, every minute)."""
+    training_jobs.training_jobs_reap()

@@ -52,14 +52,19 @@ class MlflowEpochLogger(L.Callback):
 EpochReport = dict[str, float | int]
 
 
-def print_epoch(report: EpochReport) -> None:
-    """The default progress line: one per epoch, readable in a terminal and in a log."""
+def format_epoch(report: EpochReport) -> str:
+    """The progress line of one epoch, readable in a terminal and in a log."""
     parts = [f"epoch {report['epoch']}/{report['epochs']}"]
     for name in ("train_loss", "val_loss", "val_acc", "val_macro_f1"):
         if name in report:
             parts.append(f"{name} {report[name]:.4f}")
     parts.append(f"{report['seconds']:.0f} s")
-    print("  ".join(parts), flush=True)
+    return "  ".join(parts)
+
+
+def print_epoch(report: EpochReport) -> None:
+    """The default progress output: one line per epoch."""
+    print(format_epoch(report), flush=True)
 
 
 class EpochReporter(L.Callback):
