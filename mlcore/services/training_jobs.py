@@ -276,14 +276,22 @@ def _claim(job_id: int) -> TrainingJob | None:
             return None
         now = timezone.now()
         if job.state == TrainingJob.State.RUNNING:
-            # Only a redelivery gets here: acks_late re-queues the message of a worker that
-            # died mid-job. Its progress is gone with it; a silent restart would train twice.
+            # A redelivery: acks_late re-queues the message of a worker that died mid-job,
+            # and its progress died with it (a silent restart would train twice). But Redis
+            # also re-delivers a message still being worked on once its visibility timeout
+            # passes: a job whose heartbeat is fresh has a live worker and is left to it.
+            last = job.heartbeat_at or job.started_at
+            stale = timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
+            if last is not None and now - last < stale:
+                logger.warning("training job %s: duplicate delivery while its worker %s is "
+                               "alive (last heartbeat %s); ignored", job.pk, job.worker, last)
+                return None
             job.state, job.finished_at, job.failure_reason = (
                 TrainingJob.State.FAILED, now, REDELIVERED_REASON)
             job.save(update_fields=["state", "finished_at", "failure_reason"])
             audit_event_create(actor=None, actor_label=f"training_job:{job.pk}", obj=job,
                                action=AuditAction.TRAINING_JOB_FAILED,
-                               details={"reason": REDELIVERED_REASON})
+                               details={"reason": REDELIVERED_REASON, "worker": job.worker})
             return None
         if job.cancel_requested:
             job.state, job.finished_at = TrainingJob.State.CANCELLED, now

@@ -11,7 +11,12 @@ from django.views.decorators.http import require_POST
 
 from mlcore.forms import TrainingJobForm
 from mlcore.models import TrainingJob
-from mlcore.selectors.training import training_job_get, training_job_progress, training_jobs
+from mlcore.selectors.training import (
+    dataset_versions_for_training,
+    training_job_get,
+    training_job_progress,
+    training_jobs,
+)
 from mlcore.services.training_jobs import (
     PRECISIONS,
     TrainingJobError,
@@ -59,7 +64,8 @@ def training_job_new(request: HttpRequest) -> HttpResponse:
     else:
         form = TrainingJobForm(initial=defaults, **kwargs)
     return render(request, "mlcore/training_job_new.html",
-                  {"form": form, "defaults": defaults}, status=status)
+                  {"form": form, "defaults": defaults,
+                   "has_datasets": dataset_versions_for_training().exists()}, status=status)
 
 
 def _curves(job: TrainingJob) -> str:

@@ -114,11 +114,13 @@ def test_dataset_that_cannot_be_trained_on_is_refused_with_the_reason(
 
 @pytest.mark.django_db
 def test_form_shows_the_recipe_defaults(ml_admin_client, store_root):
+    body = ml_admin_client.get(reverse("mlcore:training_job_new")).content.decode()
+    assert "No dataset version is known yet" in body
     _dataset(store_root)
     body = ml_admin_client.get(reverse("mlcore:training_job_new")).content.decode()
     assert 'name="epochs" value="40"' in body and 'name="batch_size" value="32"' in body
     assert 'value="vit-h16-128" selected' in body and 'value="auto" selected' in body
-    assert "synth" in body
+    assert "synth" in body and "No dataset version is known yet" not in body
 
 
 @pytest.mark.django_db
@@ -304,12 +306,25 @@ def test_reaper_fails_a_running_job_whose_heartbeat_stopped(ml_admin, store_root
 @pytest.mark.django_db
 def test_a_redelivered_message_fails_the_job_its_dead_worker_left_running(ml_admin, store_root):
     job = training_job_create(actor=ml_admin, dataset_version=_dataset(store_root), **TINY)
-    TrainingJob.objects.filter(pk=job.pk).update(state="running", started_at=timezone.now(),
-                                                 attempts=1)
+    silent_since = timezone.now() - timedelta(minutes=5)
+    TrainingJob.objects.filter(pk=job.pk).update(state="running", started_at=silent_since,
+                                                 heartbeat_at=silent_since, attempts=1)
     job = training_job_run(job_id=job.pk)
     assert job.state == "failed" and job.failure_reason == REDELIVERED_REASON
     assert job.attempts == 1  # never started a second time
     assert AuditEvent.objects.filter(action="training_job.failed").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_duplicate_delivery_leaves_a_job_with_a_live_worker_alone(ml_admin, store_root):
+    """Redis re-delivers a long task's message after its visibility timeout while the first
+    worker still trains: the fresh heartbeat says so."""
+    job = training_job_create(actor=ml_admin, dataset_version=_dataset(store_root), **TINY)
+    TrainingJob.objects.filter(pk=job.pk).update(state="running", started_at=timezone.now(),
+                                                 heartbeat_at=timezone.now(), attempts=1)
+    job = training_job_run(job_id=job.pk)
+    assert job.state == "running" and job.attempts == 1 and not job.failure_reason
+    assert not AuditEvent.objects.filter(action="training_job.failed").exists()
 
 
 @pytest.mark.django_db
