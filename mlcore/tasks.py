@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+from mlcore.models import TrainingJob
 from mlcore.services import training_jobs
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
+
+logger = logging.getLogger(__name__)
 
 
 @house_task(queue="default", soft_time_limit=120, name="mlcore.registry_refresh")
@@ -21,7 +26,10 @@ TRAINING_SOFT_TIME_LIMIT_S = 6 * 3600
             name="mlcore.training_job_run")
 def training_job_run(*, job_id: int) -> None:
     """Run one training job (its row says what and how far it got)."""
-    training_jobs.training_job_run(job_id=job_id)
+    try:
+        training_jobs.training_job_run(job_id=job_id)
+    except TrainingJob.DoesNotExist:  # deleted while queued: nothing to do
+        logger.warning("training job %s no longer exists; message dropped", job_id)
 
 
 @house_task(queue="default", soft_time_limit=60, name="mlcore.training_jobs_reap")

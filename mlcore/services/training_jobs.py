@@ -308,6 +308,52 @@ def _claim(job_id: int) -> TrainingJob | None:
     return job
 
 
+class _Progress:
+    """The hooks ``train`` calls, writing a running job's progress in short updates (no
+    transaction is held across the run), plus its log tail with the warnings raised."""
+
+    def __init__(self, job: TrainingJob, echo: Callable[[str], None] | None,
+                 caught: list[warnings.WarningMessage]) -> None:
+        self.job_id = job.pk
+        self.echo = echo
+        self.log = _LogTail(job.log_tail)
+        self.history: list[dict[str, Any]] = list(job.history)
+        self._caught = caught
+        self._seen: set[str] = set()
+
+    def say(self, line: str) -> None:
+        self.log.add(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    def drain_warnings(self) -> None:
+        for w in self._caught:
+            text = f"warning: {w.category.__name__}: {w.message}"
+            if text not in self._seen:  # Lightning repeats some per epoch
+                self._seen.add(text)
+                self.say(text)
+        self._caught.clear()
+
+    def on_epoch(self, report: dict[str, Any]) -> None:
+        from mlcore.ml.training.callbacks import format_epoch  # torch: loaded by train already
+
+        self.history.append(dict(report))
+        self.say(format_epoch(report))
+        self.drain_warnings()
+        TrainingJob.objects.filter(pk=self.job_id).update(
+            history=self.history, epoch=int(report["epoch"]), epochs=int(report["epochs"]),
+            log_tail=self.log.text())
+
+    def on_step(self, report: dict[str, Any]) -> None:
+        TrainingJob.objects.filter(pk=self.job_id).update(
+            step=int(report["step"]), total_steps=int(report["total_steps"]),
+            epochs=int(report["epochs"]))
+
+    def should_stop(self) -> bool:
+        return bool(TrainingJob.objects.filter(pk=self.job_id).values_list(
+            "cancel_requested", flat=True).first())
+
+
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -317,100 +363,65 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
                      ) -> TrainingJob:
     """Run a queued job to its end state (the ``mlcore.training_job_run`` task's body).
 
-    Idempotent: an ended job is returned as it is; a job found ``running`` is a redelivery
-    after its worker died and is failed with a reason. ``echo`` gets each log line as it
-    is written (the CLI prints them).
+    Idempotent: an ended job is returned as it is; a job found ``running`` is a redelivery,
+    failed with a reason when its heartbeat is stale (the worker died) and left alone when
+    it is fresh (a duplicate delivery). ``echo`` gets each log line as it is written (the
+    CLI prints them).
     """
     job = _claim(job_id)
     if job is None:
         return TrainingJob.objects.get(pk=job_id)
     from mlcore.ml.training import TrainConfig  # torch: only in the process that trains
-    from mlcore.ml.training.callbacks import format_epoch  # torch: see above
-
-    log = _LogTail(job.log_tail)
-    history: list[dict[str, Any]] = list(job.history)
-    seen_warnings: set[str] = set()
-
-    def say(line: str) -> None:
-        log.add(line)
-        if echo is not None:
-            echo(line)
-
-    def drain(caught: list[warnings.WarningMessage]) -> None:
-        for w in caught:
-            text = f"warning: {w.category.__name__}: {w.message}"
-            if text not in seen_warnings:
-                seen_warnings.add(text)
-                say(text)
-        caught.clear()
 
     heartbeat = _Heartbeat(job.pk, float(settings.TRAINING_HEARTBEAT_SECONDS))
     heartbeat.start()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
-
-            def on_epoch(report: dict[str, Any]) -> None:
-                history.append(dict(report))
-                say(format_epoch(report))
-                drain(caught)
-                TrainingJob.objects.filter(pk=job_id).update(
-                    history=history, epoch=int(report["epoch"]),
-                    epochs=int(report["epochs"]), log_tail=log.text())
-
-            def on_step(report: dict[str, Any]) -> None:
-                TrainingJob.objects.filter(pk=job_id).update(
-                    step=int(report["step"]), total_steps=int(report["total_steps"]),
-                    epochs=int(report["epochs"]))
-
-            def should_stop() -> bool:
-                return bool(TrainingJob.objects.filter(pk=job_id).values_list(
-                    "cancel_requested", flat=True).first())
-
+            progress = _Progress(job, echo, caught)
             try:
                 config = TrainConfig.from_dict(job.config)
-                say(f"training {config.model_name} on {config.store_uri} for "
-                    f"{config.epochs} epochs (job {job.pk}, worker {job.worker})")
+                progress.say(f"training {config.model_name} on {config.store_uri} for "
+                             f"{config.epochs} epochs (job {job.pk}, worker {job.worker})")
                 result = model_train(
                     config=config, actor=job.created_by,
                     actor_label=job.created_label or f"training_job:{job.pk}",
-                    details={"training_job": job.pk},
-                    on_epoch=on_epoch,
+                    details={"training_job": job.pk}, on_epoch=progress.on_epoch,
                     # Ray reports through its own workers: no step progress, no cancel.
-                    **({"on_step": on_step, "should_stop": should_stop}
+                    **({"on_step": progress.on_step, "should_stop": progress.should_stop}
                        if config.backend == "local" else {}))
-                drain(caught)
+                progress.drain_warnings()
             except Exception as exc:  # any failure ends the job, with its reason
-                drain(caught)
-                log.add(traceback.format_exc())
-                reason = _one_line(exc)
+                progress.drain_warnings()
+                progress.log.add(traceback.format_exc())
+                reason = _one_line(exc)[:1000]
                 if echo is not None:
                     echo(f"failed: {reason}")
-                return _finish(job_id, TrainingJob.State.FAILED,
-                               action=AuditAction.TRAINING_JOB_FAILED, log=log,
-                               reason=reason[:1000]) or TrainingJob.objects.get(pk=job_id)
+                return _finish(job_id, TrainingJob.State.FAILED, log=progress.log,
+                               action=AuditAction.TRAINING_JOB_FAILED, reason=reason
+                               ) or TrainingJob.objects.get(pk=job_id)
         if result.cancelled:
-            say("cancelled on request; nothing was registered")
-            return _finish(job_id, TrainingJob.State.CANCELLED,
-                           action=AuditAction.TRAINING_JOB_CANCELLED, log=log,
+            progress.say("cancelled on request; nothing was registered")
+            return _finish(job_id, TrainingJob.State.CANCELLED, log=progress.log,
+                           action=AuditAction.TRAINING_JOB_CANCELLED,
                            details={"run_id": result.run_id}, run_id=result.run_id
                            ) or TrainingJob.objects.get(pk=job_id)
         version = result.model_version or ""
         if version:
-            say(f"registered {config.registered_model_name} version {version}")
-        done = _finish(job_id, TrainingJob.State.SUCCEEDED,
-                       action=AuditAction.TRAINING_JOB_SUCCEEDED, log=log,
+            progress.say(f"registered {config.registered_model_name} version {version}")
+        done = _finish(job_id, TrainingJob.State.SUCCEEDED, log=progress.log,
+                       action=AuditAction.TRAINING_JOB_SUCCEEDED,
                        details={"run_id": result.run_id, "model_version": version},
                        run_id=result.run_id, model_name=config.registered_model_name,
                        model_version=version)
-        if done is None:
+        if done is None:  # the reaper failed it meanwhile; its reason stands
             return TrainingJob.objects.get(pk=job_id)
         if version:
             try:
                 training_job_after_registration(job=done)
             except Exception as exc:  # the version exists: say what did not follow
-                say(f"after registration: {type(exc).__name__}: {exc}")
-                TrainingJob.objects.filter(pk=job_id).update(log_tail=log.text())
+                progress.say(f"after registration: {_one_line(exc)}")
+                TrainingJob.objects.filter(pk=job_id).update(log_tail=progress.log.text())
         done.refresh_from_db()
         return done
     finally:

@@ -360,3 +360,9 @@ def test_beat_reaps_training_jobs_every_minute():
     assert entry["options"]["queue"] == "default"
     assert task_by_name("mlcore.training_jobs_reap").name == "mlcore.training_jobs_reap"
     assert task_by_name("mlcore.training_job_run").soft_time_limit >= 6 * 3600
+
+
+@pytest.mark.django_db
+def test_the_task_drops_a_message_for_a_job_that_no_longer_exists(caplog):
+    task_by_name("mlcore.training_job_run")(job_id=987654)
+    assert "training job 987654 no longer exists" in caplog.text
