@@ -144,25 +144,23 @@ def training_job_create(*, actor: Any, actor_label: str = "",
     """
     values = {**recipe_defaults(), **{k: v for k, v in recipe.items() if k in RECIPE_FIELDS}}
     extra = {k: v for k, v in recipe.items() if k not in RECIPE_FIELDS}
+    if dataset_version is not None:
+        extra["store_uri"] = dataset_version.store_uri
+    store_uri = str(extra.get("store_uri") or settings.DATASET_STORE_URI)
+    label = dataset_version.slug if dataset_version is not None else store_uri
     errors = _check_recipe(values)
-    problem = _check_dataset(dataset_version)
+    problem = _check_dataset(dataset_version) or _check_store(
+        store_uri, label=label, include_feedback=bool(extra.get("include_feedback")))
     if problem:
         errors["dataset_version"] = problem
     if errors:
         raise TrainingJobError(errors)
-    if dataset_version is not None:
-        extra["store_uri"] = dataset_version.store_uri
     try:
         config = train_config(**{RECIPE_FIELDS[k]: v for k, v in values.items()}, **extra)
     except TypeError as exc:  # an unknown TrainConfig keyword
         raise TrainingJobError(str(exc)) from None
     except ValueError as exc:
         raise TrainingJobError(str(exc)) from None
-    label = dataset_version.slug if dataset_version is not None else config.store_uri
-    problem = _check_store(config.store_uri, label=label,
-                           include_feedback=config.include_feedback)
-    if problem:
-        raise TrainingJobError({"dataset_version": problem})
     user = actor if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         job = TrainingJob.objects.create(

@@ -113,6 +113,17 @@ def test_dataset_that_cannot_be_trained_on_is_refused_with_the_reason(
 
 
 @pytest.mark.django_db
+def test_every_problem_is_named_at_once(ml_admin_client, tmp_path):
+    dataset = _dataset(_broken_store(tmp_path, lambda r: r.split == "val").root, slug="bad")
+    response = ml_admin_client.post(reverse("mlcore:training_job_new"),
+                                    _form(dataset, epochs=0, batch_size=513))
+    body = response.content.decode()
+    assert response.status_code == 400 and body.count('class="field-error"') == 3
+    assert "empty split(s): val" in body and "from 1 to 512, got 513" in body
+    assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.django_db
 def test_form_shows_the_recipe_defaults(ml_admin_client, store_root):
     body = ml_admin_client.get(reverse("mlcore:training_job_new")).content.decode()
     assert "No dataset version is known yet" in body
