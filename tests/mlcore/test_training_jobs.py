@@ -339,7 +339,11 @@ def test_a_duplicate_delivery_leaves_a_job_with_a_live_worker_alone(ml_admin, st
 
 
 @pytest.mark.django_db
-def test_a_failing_run_ends_failed_with_a_reason_and_the_traceback(ml_admin, store_root, registry):
+def test_a_failing_run_ends_failed_with_a_reason_and_the_traceback(
+        ml_admin, store_root, registry, settings):
+    # The test's open transaction would hold SQLite's write lock against the heartbeat
+    # thread's own connection; this run ends long before a first stamp.
+    settings.TRAINING_HEARTBEAT_SECONDS = 3600
     job = training_job_create(actor=ml_admin, dataset_version=_dataset(store_root), **TINY)
     # The store vanished between queueing and running (a deleted folder, an unmounted disk).
     config = {**job.config, "store_uri": str(store_root) + "-gone"}
