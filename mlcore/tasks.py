@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+from mlcore.models import TrainingJob
+from mlcore.services import training_jobs
 from mlcore.services.datasets import dataset_import_run
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
+
+logger = logging.getLogger(__name__)
 
 
 @house_task(queue="default", soft_time_limit=120, name="mlcore.registry_refresh")
@@ -17,3 +23,23 @@ def registry_refresh(*, name: str | None = None) -> None:
 def dataset_import(*, dataset_id: int) -> None:
     """Run a requested dataset import (decode, de-duplicate, split, write; progress on the row)."""
     dataset_import_run(dataset_id=dataset_id)
+
+
+# Epoch-bounded jobs on a CPU can take hours; the limit only catches a hung one.
+TRAINING_SOFT_TIME_LIMIT_S = 6 * 3600
+
+
+@house_task(queue="training", soft_time_limit=TRAINING_SOFT_TIME_LIMIT_S,
+            name="mlcore.training_job_run")
+def training_job_run(*, job_id: int) -> None:
+    """Run one training job (its row says what and how far it got)."""
+    try:
+        training_jobs.training_job_run(job_id=job_id)
+    except TrainingJob.DoesNotExist:  # deleted while queued: nothing to do
+        logger.warning("training job %s no longer exists; message dropped", job_id)
+
+
+@house_task(queue="default", soft_time_limit=60, name="mlcore.training_jobs_reap")
+def training_jobs_reap() -> None:
+    """Fail running training jobs whose worker stopped stamping them (beat, every minute)."""
+    training_jobs.training_jobs_reap()

@@ -44,6 +44,8 @@ app.autodiscover_tasks()
 # Routing reads the registry mirror only; the services that move aliases refresh it, and
 # this catches moves made in MLflow directly.
 REGISTRY_REFRESH_SECONDS = 300.0
+# A killed training worker's job is failed within this plus RADVIEWER_TRAINING_STALE_SECONDS.
+TRAINING_REAP_SECONDS = 60.0
 
 
 def beat_schedule(heartbeat_seconds: int) -> dict:
@@ -60,6 +62,11 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "task": "mlcore.registry_refresh",
         "schedule": REGISTRY_REFRESH_SECONDS,
         "options": {"queue": "default", "expires": REGISTRY_REFRESH_SECONDS},
+    }
+    schedule["training-jobs-reap"] = {
+        "task": "mlcore.training_jobs_reap",
+        "schedule": TRAINING_REAP_SECONDS,
+        "options": {"queue": "default", "expires": TRAINING_REAP_SECONDS},
     }
     return schedule
 

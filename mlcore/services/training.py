@@ -30,12 +30,16 @@ def train_config(**fields: Any):
 
 def model_train(*, config, actor: Any = None, actor_label: str = "system",
                 details: dict[str, Any] | None = None,
-                on_epoch: Callable[[dict[str, Any]], None] | None = None):
+                on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                on_step: Callable[[dict[str, Any]], None] | None = None,
+                should_stop: Callable[[], bool] | None = None):
     """Train ``config`` (a ``TrainConfig``), then mirror the registry and audit the new
-    version (``model.registered``). Returns the ``TrainResult``."""
+    version (``model.registered``). Returns the ``TrainResult`` (``cancelled`` when
+    ``should_stop`` stopped it: then nothing was registered). The hooks are
+    ``mlcore.ml.training.train``'s."""
     from mlcore.ml.training import train  # torch: see module note
 
-    result = train(config, on_epoch=on_epoch)
+    result = train(config, on_epoch=on_epoch, on_step=on_step, should_stop=should_stop)
     if result.model_version:
         registry_sync(name=config.registered_model_name)
         user = actor if getattr(actor, "is_authenticated", False) else None

@@ -184,6 +184,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("RADVIEWER_WORKER_HEARTBEAT_SECONDS", 30, minimum=5)
+# A running training job stamps its row this often; the reaper (beat, every minute) fails a
+# job whose stamp is older than the stale limit: its worker died (SIGKILL, OOM, power).
+TRAINING_HEARTBEAT_SECONDS = env_int("RADVIEWER_TRAINING_HEARTBEAT_SECONDS", 10, minimum=1)
+TRAINING_STALE_SECONDS = env_int("RADVIEWER_TRAINING_STALE_SECONDS", 120, minimum=2)
 
 # --- ML ---------------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = env_str(

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from mlcore.models import ModelAlias, ModelVersion
+from mlcore.models import ModelAlias, ModelVersion, TrainingJob
 from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +33,10 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     assert ModelVersion.objects.filter(version="1").exists()
     assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"
     assert AuditEvent.objects.filter(action="model.registered").exists()
+    job = TrainingJob.objects.get()  # the console's service ran it: the job shows on the page
+    assert job.created_label == "cli:train_model" and job.state == "succeeded"
+    assert [h["epoch"] for h in job.history] == [1, 2] and job.model_version == "1"
+    assert "epoch 2/2" in out
     # Trained on phantoms: the mirror says so and every place that shows the version labels it.
     version = ModelVersion.objects.get(version="1")
     assert version.synthetic and "synthetic demo — not for real images" in str(version)

@@ -2,15 +2,20 @@
 
 Every option defaults to the recipe (``mlcore.ml.training.config.TrainConfig``), so this
 command, ``benchmarks/real_cxr.py``, the starter model (``make starter-model``) and the
-console's training jobs train the same way unless told otherwise. One line per epoch.
+console's training jobs train the same way unless told otherwise. It goes through the
+console's service: a ``TrainingJob`` row (created by "cli:train_model") run inline, so a CLI
+run shows on the training page with its progress. One line per epoch.
 """
 
 from dataclasses import fields
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.management.commands._common import open_store_or_fail
-from mlcore.services.training import model_train, train_config
+from mlcore.models import TrainingJob
+from mlcore.selectors.training import dataset_version_for_store
+from mlcore.services.training_jobs import training_job_create, training_job_run
 
 
 def _default(name: str):
@@ -70,32 +75,47 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(list_models()))
             return
         open_store_or_fail(o["store"])  # a bad URI fails before anything heavy starts
+        store_uri = o["store"] or settings.DATASET_STORE_URI
         overrides = {} if o["dropout"] is None else {"dropout": o["dropout"]}
         try:
-            config = train_config(
-                **({"store_uri": o["store"]} if o["store"] else {}),
-                model_name=o["model"], model_overrides=overrides, image_size=o["image_size"],
+            job = training_job_create(
+                actor=None, actor_label="cli:train_model", enqueue=False,
+                dataset_version=dataset_version_for_store(store_uri=str(store_uri)),
+                store_uri=str(store_uri),
+                variant=o["model"], model_overrides=overrides, image_size=o["image_size"],
                 epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
                 weight_decay=o["weight_decay"], warmup_epochs=o["warmup_epochs"],
                 class_weighting=o["class_weighting"], intensity=o["intensity"],
                 augment=not o["no_augment"], augment_noise=o["augment_noise"],
-                augment_downscale=o["augment_downscale"], source_balance=o["source_balance"], ema_decay=o["ema_decay"],
-                precision=o["precision"], seed=o["seed"],
+                augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
+                ema_decay=o["ema_decay"], precision=o["precision"], seed=o["seed"],
                 max_time_s=o["max_time"], backend=o["backend"], num_workers_ray=o["ray_workers"],
-                alias=o["alias"], register=not o["no_register"], include_feedback=o["include_feedback"],
-                run_name=o["run_name"], output_dir=o["output_dir"], progress=True,
+                alias=o["alias"], register=not o["no_register"],
+                include_feedback=o["include_feedback"], run_name=o["run_name"],
+                output_dir=o["output_dir"], progress=True,
             )
-            result = model_train(config=config, actor_label="cli:train_model")
         except (ValueError, KeyError) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"MLflow run: {result.run_id}")
-        for key in sorted(result.metrics):
-            if key.startswith(("test_", "final_eval_", "val_")) and isinstance(result.metrics[key], float):
-                self.stdout.write(f"  {key}: {result.metrics[key]:.4f}")
-        if result.bundle_dir:
-            self.stdout.write(f"bundle: {result.bundle_dir}")
-        if result.model_version:
+        self.stdout.write(f"training job {job.pk}")
+        job = training_job_run(job_id=job.pk, echo=self.stdout.write)
+        if job.state != TrainingJob.State.SUCCEEDED:
+            raise CommandError(f"training job {job.pk} {job.state}: "
+                               f"{job.failure_reason or 'stopped on request'}")
+        self.stdout.write(f"MLflow run: {job.run_id}")
+        metrics = _run_metrics(job.run_id, job.config["tracking_uri"])
+        for key in sorted(metrics):
+            if key.startswith(("test_", "final_eval_", "val_")):
+                self.stdout.write(f"  {key}: {metrics[key]:.4f}")
+        if o["output_dir"]:
+            self.stdout.write(f"bundle: {o['output_dir']}")
+        if job.model_version:
             self.stdout.write(self.style.SUCCESS(
-                f"registered {config.registered_model_name} version {result.model_version}"
+                f"registered {job.model_name} version {job.model_version}"
                 + (f" with alias {o['alias']}" if o["alias"] else "")
             ))
+
+
+def _run_metrics(run_id: str, tracking_uri: str) -> dict[str, float]:
+    from mlcore.ml import tracking  # MLflow (seconds): only once the command runs
+
+    return dict(tracking.client(tracking_uri).get_run(run_id).data.metrics)

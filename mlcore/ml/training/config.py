@@ -142,3 +142,5 @@ class TrainResult:
     model_version: str | None
     metrics: dict[str, float]
     bundle_dir: str | None
+    # Stopped on request (``train(should_stop=...)``): nothing calibrated or registered.
+    cancelled: bool = False

@@ -17,7 +17,15 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mlcore.ml.data import open_store
-from mlcore.ml.training.callbacks import EpochReport, EpochReporter, MlflowEpochLogger, print_epoch
+from mlcore.ml.training.callbacks import (
+    EpochReport,
+    EpochReporter,
+    MlflowEpochLogger,
+    StepReport,
+    StepReporter,
+    StopRequest,
+    print_epoch,
+)
 from mlcore.ml.training.common import (
     backbone_state_from_checkpoint,
     build_backbone,
@@ -35,24 +43,32 @@ from mlcore.ml.training.precision import resolve_accelerator, resolve_precision
 MONITOR = "val_macro_f1"
 
 
-def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
-          ) -> TrainResult:
+def train(config: TrainConfig, *, on_epoch: Callable[[EpochReport], None] | None = None,
+          on_step: Callable[[StepReport], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train, calibrate, evaluate, bundle, log and register one model version.
 
-    ``on_epoch`` gets one report per finished epoch (local backend); without it,
-    ``config.progress`` prints one line per epoch.
+    Local backend hooks, all called on global rank 0 only: ``on_epoch`` gets one report per
+    finished epoch (without it, ``config.progress`` prints one line per epoch); ``on_step``
+    gets ``{"step", "total_steps", "epoch", "epochs", "train_loss"}`` at most every ~2 s;
+    ``should_stop`` is polled at most every ~2 s, and once it answers true the Trainer stops
+    and ``train`` returns a result with ``cancelled=True`` -- nothing calibrated, bundled or
+    registered, the MLflow run ended as KILLED.
     """
     if config.backend == "ray":
+        if on_step is not None or should_stop is not None:
+            raise ValueError("on_step and should_stop need the local backend")
         from mlcore.ml.training.ray_train import train_with_ray  # ray: the optional ray extra
 
         return train_with_ray(config)
     if on_epoch is None and config.progress:
         on_epoch = print_epoch
-    return _train_local(config, on_epoch)
+    return _train_local(config, on_epoch, on_step, should_stop)
 
 
-def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None
-                 ) -> TrainResult:
+def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None,
+                 on_step: Callable[[StepReport], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> TrainResult:
     # MLflow: the training package must import without it (a bare GPU box, a Ray worker)
     from mlcore.ml import tracking
     from mlcore.ml.training.finalize import finalize_training
@@ -87,6 +103,11 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
             callbacks.append(MlflowEpochLogger(tracking_uri=config.tracking_uri, run_id=run_id))
         if on_epoch is not None:
             callbacks.append(EpochReporter(on_epoch))
+        if on_step is not None:
+            callbacks.append(StepReporter(on_step))
+        stopper = StopRequest(should_stop) if should_stop is not None else None
+        if stopper is not None:
+            callbacks.append(stopper)
         with quiet_lightning():
             trainer = L.Trainer(devices=config.devices, callbacks=callbacks,
                                 strategy=_strategy(config.devices, accelerator),
@@ -95,7 +116,16 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
                                                  accelerator=accelerator))
             trainer.fit(system, datamodule=dm)
         if not trainer.is_global_zero or run is None:
-            return TrainResult(run_id="", model_version=None, metrics={}, bundle_dir=None)
+            return TrainResult(run_id="", model_version=None, metrics={}, bundle_dir=None,
+                               cancelled=bool(stopper and stopper.stopped))
+        if stopper is not None and stopper.stopped:
+            tracking.client(config.tracking_uri).set_tag(run_id, "radviewer.cancelled", "true")
+            import mlflow  # MLflow: see the top of this function
+
+            # Ended here so the run reads KILLED; the with-block leaves an ended run alone.
+            mlflow.end_run(status="KILLED")
+            return TrainResult(run_id=run_id, model_version=None, metrics={}, bundle_dir=None,
+                               cancelled=True)
         best_path = ckpt.best_model_path
         best_state = backbone_state_from_checkpoint(best_path) if best_path else None
         fit_info = {
