@@ -65,6 +65,17 @@ def prediction_provenance(*, predictions: list[tuple[str, str, str, datetime]]) 
             for name, version, arm, at in predictions]
 
 
+def production_rollback_target(*, name: str) -> str | None:
+    """The version that held ``production`` before the current holder (None: none known,
+    or production is empty now)."""
+    events = list(AliasEvent.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION)
+                  .order_by("-started_at", "-id").values_list("version", "ended_at")[:50])
+    if not events or events[0][1] is not None or not events[0][0]:
+        return None
+    current = events[0][0]
+    return next((v for v, _ in events[1:] if v and v != current), None)
+
+
 def change_records(*, name: str | None = None, alias: str | None = None,
                    kind: str | None = None) -> QuerySet[ChangeRecord]:
     qs = ChangeRecord.objects.select_related("actor")

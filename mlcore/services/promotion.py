@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlcore.models import AcceptanceCriteria, AliasEvent, ChangeRecord, ModelAlias, ModelVersion
+from mlcore.selectors.promotion import production_rollback_target
 from mlcore.services.change_records import change_record_sections
 from mlcore.services.gate import GateVerdict, gate_check
 from mlcore.services.registry import ALIASES, lock_model, registry_sync
@@ -195,16 +196,6 @@ def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None,
                        details={"alias": alias, "version": version, "reason": reason,
                                 "failing": [c.name for c in blocked.failures]})
     raise GateBlocked(blocked)
-
-
-def production_rollback_target(*, name: str) -> str | None:
-    """The version that held ``production`` before the current holder (None: none known)."""
-    events = list(AliasEvent.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION)
-                  .order_by("-started_at", "-id").values_list("version", "ended_at")[:50])
-    if not events or events[0][1] is not None:
-        return None
-    current = events[0][0]
-    return next((v for v, _ in events[1:] if v and v != current), None)
 
 
 def production_rollback(*, actor: Any, reason: str, name: str | None = None,

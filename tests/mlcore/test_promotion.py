@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from mlcore.ml import tracking
-from mlcore.models import AliasEvent, ChangeRecord, DatasetVersion, Evaluation, ModelAlias, ModelVersion
+from mlcore.models import AliasEvent, ChangeRecord, Evaluation, ModelAlias, ModelVersion
 from mlcore.selectors.promotion import alias_timeline, served_at, served_at_all
 from mlcore.services.promotion import (
     AliasMovedMeanwhile,
@@ -26,31 +26,9 @@ from mlcore.services.promotion import (
 from mlcore.services.registry import registry_sync
 from radviewer.audit.models import AuditEvent
 from tests.support.models import register_random_model
+from tests.support.registry import NAME, evaluate, registry_fixture  # noqa: F401 (the `registry` fixture)
 
 pytestmark = pytest.mark.django_db
-NAME = "radviewer-triage"
-
-
-@pytest.fixture
-def registry(settings, tmp_path):
-    """Three versions in a fresh MLflow store: v1 in production (registered directly in
-    MLflow, like the starter model), v2 and v3 without an alias."""
-    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    settings.MLFLOW_REGISTERED_MODEL = NAME
-    register_random_model(tracking_uri=settings.MLFLOW_TRACKING_URI, name=NAME)
-    for seed in (1, 2):
-        register_random_model(tracking_uri=settings.MLFLOW_TRACKING_URI, name=NAME, alias=None, seed=seed)
-    registry_sync(name=NAME)
-    return settings
-
-
-def evaluate(version: str, *, ece: float = 0.03, tmp_path=None) -> Evaluation:
-    dataset, _ = DatasetVersion.objects.get_or_create(slug="locked-set", defaults={"store_uri": "/nonexistent/locked"})
-    return Evaluation.objects.create(
-        model_version=ModelVersion.objects.get(name=NAME, version=version), dataset_version=dataset,
-        set_name="locked", status=Evaluation.Status.SUCCEEDED, n=120, report={"ece": ece},
-        finished_at=timezone.now(),
-    )
 
 
 def holder(alias: str) -> str | None:
