@@ -3,7 +3,6 @@ version held which alias when", the records of every move."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
@@ -41,28 +40,6 @@ def served_at_all(*, name: str, at: datetime) -> dict[str, str | None]:
     for alias, version in (_held_at(name, at).order_by("started_at").values_list("alias", "version")):
         held[alias] = version or None
     return held
-
-
-@dataclass(frozen=True)
-class ServedPrediction:
-    """A prediction's provenance: the version and arm that made it and what held production then."""
-
-    model_name: str
-    model_version: str
-    arm: str
-    at: datetime
-    production_then: str | None
-
-    @property
-    def made_by_production(self) -> bool:
-        return self.production_then == self.model_version
-
-
-def prediction_provenance(*, predictions: list[tuple[str, str, str, datetime]]) -> list[ServedPrediction]:
-    """``(model_name, model_version, arm, created_at)`` of predictions -> their provenance.
-    One query per prediction (a study has a handful)."""
-    return [ServedPrediction(name, version, arm, at, served_at(name=name, alias="production", at=at))
-            for name, version, arm, at in predictions]
 
 
 def production_rollback_target(*, name: str) -> str | None:
