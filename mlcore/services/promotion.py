@@ -70,13 +70,22 @@ def _mirror_holder(name: str, alias: str) -> str:
             .values_list("model_version__version", flat=True).first()) or ""
 
 
+def _mlflow_errors() -> tuple[type[Exception], ...]:
+    from mlflow.exceptions import MlflowException  # MLflow: see _mlflow_holder
+
+    return (MlflowException,)
+
+
 def _ensure_in_step(name: str, alias: str, version: str | None = None) -> None:
     """Mirror MLflow first when it knows something the mirror does not (a version just
     registered, an alias moved in MLflow directly): one registry read when all is in step."""
-    stale = _mlflow_holder(name, alias) != _mirror_holder(name, alias)
-    missing = version is not None and not ModelVersion.objects.filter(name=name, version=version).exists()
-    if stale or missing:
-        registry_sync(name=name)
+    try:
+        stale = _mlflow_holder(name, alias) != _mirror_holder(name, alias)
+        missing = version is not None and not ModelVersion.objects.filter(name=name, version=version).exists()
+        if stale or missing:
+            registry_sync(name=name)
+    except _mlflow_errors() as exc:
+        raise PromotionError(f"the MLflow registry cannot be read now: {exc}") from None
 
 
 def _moved_meanwhile(name: str, alias: str, expected: str, current: str) -> AliasMovedMeanwhile:
@@ -131,12 +140,6 @@ def _record_move(*, actor: Any, name: str, alias: str, from_version: str, to_ver
 def _validate_alias(alias: str) -> None:
     if alias not in ALIASES:
         raise PromotionError(f"unknown alias {alias!r}; accepted: {', '.join(ALIASES)}")
-
-
-def _mlflow_errors() -> tuple[type[Exception], ...]:
-    from mlflow.exceptions import MlflowException  # MLflow: see _mlflow_holder
-
-    return (MlflowException,)
 
 
 def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None, reason: str,
