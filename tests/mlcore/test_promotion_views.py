@@ -150,3 +150,22 @@ def test_criteria_page_validates_and_saves(registry, ml_admin_client):
     saved = ml_admin_client.post("/ml/criteria/", {**fields, "max_ece": "0.08"})
     assert saved.status_code == 302
     assert AuditEvent.objects.get(action="model.criteria_changed").details["after"]["max_ece"] == 0.08
+
+
+def test_dashboard_queries_do_not_grow_with_versions(settings, ml_admin_client, django_assert_max_num_queries):
+    """50 versions, a long timeline: a fixed number of queries (the page target is 300 ms)."""
+    from mlcore.models import ModelVersion
+
+    settings.MLFLOW_REGISTERED_MODEL = NAME
+    now = timezone.now()
+    versions = ModelVersion.objects.bulk_create(
+        [ModelVersion(name=NAME, version=str(i), registered_at=now) for i in range(1, 51)])
+    for alias, v in (("production", versions[0]), ("canary", versions[1]), ("candidate", versions[1])):
+        ModelAlias.objects.create(name=NAME, alias=alias, model_version=v)
+    for i in range(40):
+        record = ChangeRecord.objects.create(name=NAME, alias="production", to_version=str(i + 1))
+        AliasEvent.objects.create(name=NAME, alias="production", version=str(i + 1), change_record=record,
+                                  started_at=now, ended_at=None if i == 39 else now)
+    with django_assert_max_num_queries(12):
+        response = ml_admin_client.get("/ml/")
+    assert response.status_code == 200 and response.content.decode().count("/promote") == 50
