@@ -211,3 +211,51 @@ def test_acceptance_criteria_update_validates_everything_first(registry, ml_admi
     assert alias_move(actor=ml_admin, alias="canary", version="2", reason="r").gate["passed"]
     event = AuditEvent.objects.get(action="model.criteria_changed")
     assert event.details["before"]["max_ece"] == 0.05 and event.details["after"]["max_ece"] == 0.25
+
+
+def test_change_record_counts_label_provenance_in_the_training_store(registry, ml_admin, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mlcore.ml.data import open_store
+
+    def png(value: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.full((24, 24), value, dtype=np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    store = open_store(tmp_path / "store")
+    for i, source in enumerate(("covid19-radiography", "covid19-radiography", "tb-cxr")):
+        store.add_sample(split="train", class_key="lung-normal", data=png(10 + i * 40), patient_key=f"p{i}",
+                         source=source)
+    for i in range(2):
+        store.add_sample(split="feedback", class_key="lung-covid", data=png(200 + i * 20), patient_key=f"f{i}",
+                         source="radviewer-feedback")
+    v2 = ModelVersion.objects.get(name=NAME, version="2")
+    client = tracking.client(registry.MLFLOW_TRACKING_URI)
+    for key, value in {"store_uri": str(tmp_path / "store"), "data.manifest_hash": store.manifest_hash(),
+                       "include_feedback": "True", "git_commit": "a" * 40, "seed": "7",
+                       "precision_resolved": "bf16-mixed", "accelerator": "gpu", "epochs": "12"}.items():
+        client.log_param(v2.run_id, key, value)
+    registry_sync(name=NAME)
+    evaluate("2")
+    record = alias_move(actor=ml_admin, alias="candidate", version="2", reason="")
+    provenance = record.sections["data_management"]["label_provenance"]
+    assert provenance["counted_from"] == "dataset store manifest"
+    assert (provenance["original_sources"], provenance["confirmed_feedback"]) == (3, 2)
+    assert provenance["sources"] == {"covid19-radiography": 2, "tb-cxr": 1}
+    retraining = record.sections["retraining"]
+    assert (retraining["code_commit"], retraining["seed"], retraining["precision"]) == ("a" * 40, "7", "bf16-mixed")
+    assert retraining["recipe"]["epochs"] == "12"
+    # The store changed after training: the record says so instead of counting the new rows.
+    store.add_sample(split="train", class_key="lung-normal", data=png(250), patient_key="p9", source="tb-cxr")
+    evaluate("3")
+    v3 = ModelVersion.objects.get(name=NAME, version="3")
+    client.log_param(v3.run_id, "store_uri", str(tmp_path / "store"))
+    client.log_param(v3.run_id, "data.manifest_hash", "0" * 64)
+    registry_sync(name=NAME)
+    record = alias_move(actor=ml_admin, alias="candidate", version="3", reason="")
+    assert "changed since training" in record.sections["data_management"]["label_provenance"]["note"]
+    assert {"param": "epochs", "from": "12", "to": "—"} in record.sections["modification"]["recipe_changes"]
