@@ -109,9 +109,8 @@ def _check_current(name: str, alias: str, expected_current: str | None) -> str:
 def _record_move(*, actor: Any, name: str, alias: str, from_version: str, to_version: str,
                  kind: str, verdict: GateVerdict | None, reason: str, override_justification: str,
                  overridden: bool) -> ChangeRecord:
-    """Timeline, change record, mirror and the MLflow move (last). Inside the caller's transaction."""
-    from mlcore.ml import tracking  # MLflow: see _mlflow_holder
-
+    """The change record, the timeline interval and the mirror. Inside the caller's
+    transaction, which then audits and calls ``_apply_in_mlflow`` last."""
     user, label = _actor_fields(actor)
     now = timezone.now()
     record = ChangeRecord.objects.create(
@@ -125,16 +124,24 @@ def _record_move(*, actor: Any, name: str, alias: str, from_version: str, to_ver
     )
     AliasEvent.objects.filter(name=name, alias=alias, ended_at__isnull=True).update(ended_at=now)
     AliasEvent.objects.create(name=name, alias=alias, version=to_version, started_at=now, change_record=record)
-    client = tracking.client(settings.MLFLOW_TRACKING_URI)
     if to_version:
         ModelAlias.objects.update_or_create(
             name=name, alias=alias,
             defaults={"model_version": ModelVersion.objects.get(name=name, version=to_version)})
-        tracking.set_alias(name, alias, to_version)
     else:
         ModelAlias.objects.filter(name=name, alias=alias).delete()
-        client.delete_registered_model_alias(name, alias)
     return record
+
+
+def _apply_in_mlflow(*, name: str, alias: str, to_version: str) -> None:
+    """The registry move itself, the last step of the transaction: if MLflow refuses, the
+    records above roll back with it."""
+    from mlcore.ml import tracking  # MLflow: see _mlflow_holder
+
+    if to_version:
+        tracking.set_alias(name, alias, to_version)
+    else:
+        tracking.client(settings.MLFLOW_TRACKING_URI).delete_registered_model_alias(name, alias)
 
 
 def _validate_alias(alias: str) -> None:
@@ -189,6 +196,7 @@ def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None,
                 audit_event_create(actor=user, actor_label=label, action=AuditAction.MODEL_ALIAS_SET,
                                    object_type="mlcore.modelversion", object_id=f"{name}/{version}",
                                    details=details)
+                _apply_in_mlflow(name=name, alias=alias, to_version=version)
                 return record
     except _mlflow_errors() as exc:
         raise PromotionError(f"the MLflow registry refused to move {alias} to v{version}: {exc}") from None
@@ -230,6 +238,7 @@ def production_rollback(*, actor: Any, reason: str, name: str | None = None,
                                details={"alias": alias, "version": target, "previous_version": current,
                                         "change_record": record.pk, "reason": reason,
                                         "gate_passed": verdict.passed})
+            _apply_in_mlflow(name=name, alias=alias, to_version=target)
             return record
     except _mlflow_errors() as exc:
         raise PromotionError(f"the MLflow registry refused the rollback: {exc}") from None
@@ -261,6 +270,7 @@ def alias_remove(*, actor: Any, alias: str, reason: str, name: str | None = None
                                object_type="mlcore.modelversion", object_id=f"{name}/{current}",
                                details={"alias": alias, "previous_version": current, "change_record": record.pk,
                                         "reason": reason})
+            _apply_in_mlflow(name=name, alias=alias, to_version="")
             return record
     except _mlflow_errors() as exc:
         raise PromotionError(f"the MLflow registry refused to remove {alias}: {exc}") from None

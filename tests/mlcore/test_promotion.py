@@ -259,3 +259,15 @@ def test_change_record_counts_label_provenance_in_the_training_store(registry, m
     record = alias_move(actor=ml_admin, alias="candidate", version="3", reason="")
     assert "changed since training" in record.sections["data_management"]["label_provenance"]["note"]
     assert {"param": "epochs", "from": "12", "to": "—"} in record.sections["modification"]["recipe_changes"]
+
+
+def test_mlflow_refusing_the_move_leaves_nothing_half_done(registry, ml_admin):
+    evaluate("3")
+    # v3 vanished from MLflow after the last sync: the mirror still lists it.
+    tracking.client(registry.MLFLOW_TRACKING_URI).delete_model_version(NAME, "3")
+    with pytest.raises(PromotionError, match="MLflow registry refused"):
+        alias_move(actor=ml_admin, alias="candidate", version="3", reason="")
+    assert not ChangeRecord.objects.filter(alias="candidate").exists()
+    assert not AliasEvent.objects.filter(alias="candidate").exists()
+    assert not ModelAlias.objects.filter(alias="candidate").exists()
+    assert not AuditEvent.objects.filter(action="model.alias_set", actor=ml_admin).exists()
