@@ -1,5 +1,5 @@
-"""Console forms: parsing only (types, required fields). Ranges and the rules on dataset
-versions live in the services, which answer the CLI and the UI alike; views copy a
+"""Console forms: parsing only (types, required fields). Ranges, gates and the rules on
+dataset versions live in the services, which answer the CLI and the UI alike; views copy a
 service's ``errors`` onto the form's fields."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from mlcore.models import AcceptanceCriteria, ModelAlias
 from mlcore.selectors.training import dataset_versions_for_training
 
 
@@ -36,3 +37,44 @@ class TrainingJobForm(forms.Form):
     def recipe(self) -> dict[str, Any]:
         """The cleaned recipe fields, as ``training_job_create`` takes them."""
         return {k: v for k, v in self.cleaned_data.items() if k != "dataset_version"}
+
+
+_TEXT = {"rows": 3, "cols": 60}
+
+
+class PromotionForm(forms.Form):
+    alias = forms.ChoiceField(choices=ModelAlias.Alias.choices)
+    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs=_TEXT),
+                             help_text="Why this move (required for canary and production).")
+    override_justification = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs=_TEXT), label="Override justification",
+        help_text="Only when the gate fails: why the version may move anyway. Recorded and audited.")
+    # The holder of each alias as the page showed it: a move made meanwhile is refused.
+    expected_production = forms.CharField(required=False, widget=forms.HiddenInput)
+    expected_canary = forms.CharField(required=False, widget=forms.HiddenInput)
+    expected_candidate = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def expected_current(self) -> str:
+        return self.cleaned_data.get(f"expected_{self.cleaned_data['alias']}", "")
+
+
+class RollbackForm(forms.Form):
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 50}))
+    expected_current = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class AliasRemoveForm(forms.Form):
+    reason = forms.CharField(max_length=2000, widget=forms.TextInput(attrs={"size": 30}))
+    expected_current = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class CriteriaForm(forms.ModelForm):
+    class Meta:
+        model = AcceptanceCriteria
+        fields = ("max_urgent_sensitivity_drop", "max_ece", "max_macro_f1_drop", "forbid_synthetic_in_production")
+        labels = {
+            "max_urgent_sensitivity_drop": "Largest urgent CXR sensitivity drop vs champion (lower 95 % bound)",
+            "max_ece": "Largest expected calibration error (ECE)",
+            "max_macro_f1_drop": "Largest macro-F1 drop vs champion",
+            "forbid_synthetic_in_production": "A version trained on synthetic data never goes to production",
+        }

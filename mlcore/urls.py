@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import dashboard, data, images, training
+from mlcore.views import dashboard, data, images, promotion, training
 
 app_name = "mlcore"
 urlpatterns = [
@@ -13,4 +13,14 @@ urlpatterns = [
     path("training/<int:pk>/", training.training_job, name="training_job"),
     path("training/<int:pk>/cancel", training.training_job_cancel_view,
          name="training_job_cancel"),
+    # promotion, rollback, change records, alias timeline
+    path("versions/<str:version>/promote", promotion.promote, name="promote"),
+    path("rollback", promotion.rollback, name="rollback"),
+    path("aliases/<str:alias>/remove", promotion.remove_alias, name="alias_remove"),
+    path("criteria/", promotion.criteria, name="criteria"),
+    path("changes/", promotion.change_list, name="change_list"),
+    path("changes/<int:pk>/", promotion.change_detail, name="change_detail"),
+    path("changes/<int:pk>.json", promotion.change_json, name="change_json"),
+    path("changes/<int:pk>/print", promotion.change_print, name="change_print"),
+    path("timeline/", promotion.timeline, name="timeline"),
 ]

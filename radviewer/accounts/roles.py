@@ -28,3 +28,18 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     ML_ADMIN: ("manage_models", "view_audit_log", "view_phi_mapping", "view_worklist"),
     INTEGRATION: ("api_submit", "api_read", "api_feedback"),
 }
+
+# Django model permissions of other apps, as ``app_label.codename``: what a role may do in
+# /admin/. The ML admin manages the integration clients (issue, rotate, revoke; never
+# delete: the admin refuses it) and reads their webhook deliveries (redelivering failed
+# ones), and reads the model registry mirror, the alias timeline and the change records
+# (those change only through the audited console services).
+ROLE_MODEL_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    ML_ADMIN: (
+        "clinical.view_apiclient", "clinical.add_apiclient", "clinical.change_apiclient",
+        "clinical.view_webhookdelivery",
+        "mlcore.view_modelversion", "mlcore.view_modelalias", "mlcore.view_rolloutpolicy",
+        "mlcore.view_aliasevent", "mlcore.view_changerecord", "mlcore.view_acceptancecriteria",
+        "mlcore.view_datasetversion", "mlcore.view_trainingjob", "mlcore.view_evaluation",
+    ),
+}

@@ -10,27 +10,43 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Q
 
-from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_PERMISSIONS
+from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_MODEL_PERMISSIONS, ROLE_PERMISSIONS
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 
 @transaction.atomic
 def roles_sync() -> dict[str, int]:
-    """Create the role groups and give each exactly its permissions. Idempotent."""
+    """Create the role groups and give each exactly its permissions: the ``accounts.Role``
+    permissions of ``ROLE_PERMISSIONS`` and the model permissions of other apps in
+    ``ROLE_MODEL_PERMISSIONS``. Idempotent."""
     counts = {}
-    for role, codenames in ROLE_PERMISSIONS.items():
+    for role in ROLE_PERMISSIONS.keys() | ROLE_MODEL_PERMISSIONS.keys():
+        wanted = [("accounts", c) for c in ROLE_PERMISSIONS.get(role, ())]
+        wanted += [tuple(p.split(".", 1)) for p in ROLE_MODEL_PERMISSIONS.get(role, ())]
         group, _ = Group.objects.get_or_create(name=role)
-        perms = list(
-            Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
-        )
-        missing = set(codenames) - {p.codename for p in perms}
+        query = Q(pk__in=[])
+        for app_label, codename in wanted:
+            query |= Q(content_type__app_label=app_label, codename=codename)
+        perms = list(Permission.objects.filter(query).select_related("content_type"))
+        missing = set(wanted) - {(p.content_type.app_label, p.codename) for p in perms}
         if missing:
-            raise RuntimeError(f"permissions missing, run migrate first: {sorted(missing)}")
+            names = sorted(f"{a}.{c}" for a, c in missing)
+            raise RuntimeError(f"permissions missing, run migrate first: {names}")
         group.permissions.set(perms)
         counts[role] = len(perms)
     return counts
+
+
+def roles_sync_after_migrate(**kwargs) -> None:
+    """``post_migrate`` receiver: bring the groups up to date once every app's permissions
+    exist (the signal comes once per app; earlier calls find some missing and wait)."""
+    try:
+        roles_sync()
+    except RuntimeError:
+        return
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,9 @@ MLFLOW_TRACKING_URI = env_str(
 if MLFLOW_TRACKING_URI.startswith("sqlite:///"):
     (VAR_DIR / "mlflow").mkdir(parents=True, exist_ok=True)
 MLFLOW_REGISTERED_MODEL = env_str("RADVIEWER_REGISTERED_MODEL", "radviewer-triage")
+# The MLflow web UI, when one runs (e.g. http://mlflow.hospital.org:5000): the console links
+# to it; empty = no UI, the console then names the store without showing its path.
+MLFLOW_UI_URL = env_str("MLFLOW_UI_URL", "").rstrip("/")
 DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", str(VAR_DIR / "datasets" / "current"))
 
 # --- clinical ---------------------------------------------------------------------------------

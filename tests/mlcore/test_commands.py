@@ -47,11 +47,19 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
     assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
 
-    out = run("set_model_alias", "production", "1")
+    # Trained on phantoms and never evaluated on a locked set: the gate blocks production and
+    # prints why; an override with a written justification moves it.
+    with pytest.raises(CommandError, match="gate blocks"):
+        run("set_model_alias", "production", "1", "--reason", "demo")
+    assert not ModelAlias.objects.filter(alias="production").exists()
+    out = run("set_model_alias", "production", "1", "--reason", "demo",
+              "--override", "demo installation, synthetic images only")
     assert "radviewer-triage@production now points at version 1" in out
+    assert "FAIL  trained on real data" in out and "gate overridden" in out
     assert ModelAlias.objects.get(alias="production").model_version.version == "1"
-    event = AuditEvent.objects.get(action="model.alias_set")
-    assert event.details["alias"] == "production" and event.actor_label == "cli:set_model_alias"
+    event = AuditEvent.objects.get(action="model.alias_set", actor_label="cli:set_model_alias")
+    assert event.details["alias"] == "production"
+    assert AuditEvent.objects.filter(action="model.gate_overridden").count() == 1
 
     from mlcore.ml.predictor import Predictor
 
@@ -65,7 +73,23 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
 
 def test_set_alias_of_unknown_version_fails_clearly(isolated_registry):
     with pytest.raises(CommandError, match="could not set production -> 7"):
-        run("set_model_alias", "production", "7")
+        run("set_model_alias", "production", "7", "--reason", "r")
+
+
+def test_rollback_production_command(isolated_registry, ml_admin):
+    from mlcore.services.promotion import alias_move
+    from tests.support.models import register_random_model
+
+    uri = isolated_registry.MLFLOW_TRACKING_URI
+    register_random_model(tracking_uri=uri, name="radviewer-triage")
+    register_random_model(tracking_uri=uri, name="radviewer-triage", alias=None, seed=1)
+    with pytest.raises(CommandError, match="nothing to roll back to"):
+        run("rollback_production", "--reason", "r")
+    alias_move(actor=ml_admin, alias="production", version="2", reason="r", override_justification="test only")
+    out = run("rollback_production", "--reason", "readers disagree")
+    assert "rolled back from version 2 to 1" in out
+    assert ModelAlias.objects.get(alias="production").model_version.version == "1"
+    assert AuditEvent.objects.get(action="model.rolled_back").actor_label == "cli:rollback_production"
 
 
 def test_train_on_empty_store_stops_with_message(isolated_registry):

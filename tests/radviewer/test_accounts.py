@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_PERMISSIONS
+from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_MODEL_PERMISSIONS, ROLE_PERMISSIONS
 from radviewer.accounts.services import demo_accounts_ensure
 from radviewer.audit.models import AuditEvent
 
@@ -62,9 +62,39 @@ def test_logout_needs_post_and_ends_session(radiologist_client):
 def test_groups_hold_exactly_their_permissions(db):
     from django.contrib.auth.models import Group
 
+    from radviewer.accounts.services import roles_sync
+
+    roles_sync()
     for role, codenames in ROLE_PERMISSIONS.items():
         group = Group.objects.get(name=role)
-        assert set(group.permissions.values_list("codename", flat=True)) == set(codenames)
+        held = {f"{a}.{c}" for a, c in group.permissions.values_list("content_type__app_label", "codename")}
+        assert held == {f"accounts.{c}" for c in codenames} | set(ROLE_MODEL_PERMISSIONS.get(role, ()))
+
+
+def test_ml_admin_manages_api_clients_and_webhook_deliveries_in_the_admin(client, db):
+    """The README sends the ML admin to /admin/ for API clients and webhook deliveries."""
+    result = demo_accounts_ensure(password="chosen-password-1")
+    assert client.login(username="mladmin", password=result.password)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    body = index.content.decode()
+    assert "have permission to view or edit anything" not in body
+    assert "/admin/clinical/apiclient/" in body and "/admin/clinical/webhookdelivery/" in body
+    for url in ("/admin/clinical/apiclient/", "/admin/clinical/apiclient/add/", "/admin/clinical/webhookdelivery/",
+                "/admin/mlcore/changerecord/", "/admin/mlcore/aliasevent/", "/admin/mlcore/modelversion/"):
+        assert client.get(url).status_code == 200, url
+    # Read-only there: change records move only through the audited console.
+    assert client.get("/admin/mlcore/changerecord/add/").status_code == 403
+    # Issuing a client through the admin works (the token is shown once).
+    response = client.post("/admin/clinical/apiclient/add/", {
+        "name": "pacs-east", "scopes": ["submit", "read"], "active": "on", "rate_limit_per_minute": "60",
+        "allowed_callback_hosts": "", "default_callback_url": "",
+    }, follow=True)
+    assert response.status_code == 200 and "Copy these now" in response.content.decode()
+    # The radiologist still has no admin.
+    client.logout()
+    assert client.login(username="radiologist", password=result.password)
+    assert client.get("/admin/clinical/apiclient/").status_code == 302  # not staff: sent to the admin login
 
 
 def test_demo_accounts_idempotent_and_audited(db):

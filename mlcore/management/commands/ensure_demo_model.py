@@ -47,7 +47,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         f1 = result.metrics.get("test_macro_f1")
         where = f" with alias {alias}" if alias else (
-            f"; make it serve with `manage.py set_model_alias production {result.model_version}`")
+            f"; make it serve with `manage.py set_model_alias production {result.model_version} --reason demo "
+            f"--override \"synthetic demo installation, not for real images\"` (the gate keeps synthetic "
+            f"versions out of production)")
         self.stdout.write(self.style.SUCCESS(
             f"demo model {config.registered_model_name} version {result.model_version} registered{where} "
             f"(synthetic demo — not for real images; synthetic test macro-F1 "
