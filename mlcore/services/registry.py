@@ -39,6 +39,8 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
         metrics: dict[str, Any] = {}
         variant = ""
         synthetic = False
+        params: dict[str, str] = {}
+        tags: dict[str, str] = {}
         if mv.run_id:
             try:
                 run = client.get_run(mv.run_id)
@@ -46,6 +48,9 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
                            if k.startswith(("test_", "val_", "final_eval_"))}
                 variant = run.data.params.get("model_name", "")
                 synthetic = run.data.tags.get("radviewer.data_synthetic") == "true"
+                # Lineage for the version page, the evaluation set and the change record.
+                params = dict(run.data.params)
+                tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")}
             except MlflowException:
                 pass
         row, _ = ModelVersion.objects.update_or_create(
@@ -56,6 +61,8 @@ def registry_sync(*, name: str | None = None) -> list[ModelVersion]:
                 "variant": variant,
                 "synthetic": synthetic,
                 "metrics": metrics,
+                "params": params,
+                "tags": tags,
                 "description": mv.description or "",
                 "registered_at": datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
             },

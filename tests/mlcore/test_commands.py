@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from mlcore.models import ModelAlias, ModelVersion
+from mlcore.models import Evaluation, ModelAlias, ModelVersion
 from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -40,8 +40,14 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     page = client.get("/ml/").content.decode()
     assert "synthetic demo — not for real images" in page
 
+    registered_metrics = dict(version.metrics)
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
     assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
+    # Its own record; the metrics the version was registered with stay as they were.
+    evaluation = Evaluation.objects.get()
+    assert evaluation.status == "succeeded" and evaluation.set_name == "test" and evaluation.n > 0
+    assert f"stored as evaluation {evaluation.pk}" in out
+    assert ModelVersion.objects.get(version="1").metrics == registered_metrics
 
     out = run("set_model_alias", "production", "1")
     assert "radviewer-triage@production now points at version 1" in out
