@@ -44,3 +44,37 @@ def newest_locked_evaluation(*, version: ModelVersion, dataset: DatasetVersion |
     if dataset is not None:
         qs = qs.filter(dataset_version=dataset)
     return qs.select_related("dataset_version").order_by("-finished_at", "-id").first()
+
+
+CURVE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "val_macro_f1")
+CURVES_CACHE_S = 24 * 3600
+
+
+def training_curves_svg(*, version: ModelVersion) -> str | None:
+    """The run's training curves as SVG, fetched from MLflow once and kept in the cache (a
+    finished run's history never changes); None when the version has no run."""
+    if not version.run_id:
+        return None
+    from django.conf import settings
+    from django.core.cache import cache
+
+    key = f"mlcore:training-curves:v1:{settings.MLFLOW_TRACKING_URI}:{version.run_id}"
+    svg = cache.get(key)
+    if svg is None:
+        # MLflow and matplotlib (seconds): only when a version page misses the cache
+        from mlflow.exceptions import MlflowException
+
+        from mlcore.ml import tracking
+        from mlcore.ml.plots.evaluation import training_curves_svg as draw
+
+        client = tracking.client(settings.MLFLOW_TRACKING_URI)
+        histories = {}
+        for name in CURVE_METRICS:
+            try:
+                points = client.get_metric_history(version.run_id, name)
+            except MlflowException:
+                points = []
+            histories[name] = sorted((int(p.step), float(p.value)) for p in points)
+        svg = draw(histories)
+        cache.set(key, svg, CURVES_CACHE_S)
+    return svg

@@ -28,9 +28,11 @@ from mlcore.services.evaluations import (
     LOCKED,
     EvaluationError,
     cached_predictions,
+    evaluation_cases,
     evaluation_cases_of,
     evaluation_request,
     evaluation_run,
+    set_hash,
     trained_with_feedback,
 )
 
@@ -60,16 +62,60 @@ def _evaluated(version: ModelVersion, dataset: DatasetVersion, exclude_feedback:
     return evaluation
 
 
-def comparison_compute(*, champion: ModelVersion, challenger: ModelVersion, dataset_version: DatasetVersion,
-                       actor: Any = None) -> dict[str, Any]:
-    """Everything the comparison page shows, JSON-safe; challenger - champion throughout."""
+def _check_pair(champion: ModelVersion, challenger: ModelVersion) -> None:
     if champion.pk == challenger.pk:
         raise ComparisonError(f"pick two different versions to compare (both are v{champion.version})")
     if champion.name != challenger.name:
         raise ComparisonError(f"{champion.name} and {challenger.name} are different registered models")
+
+
+def _pair_excludes_feedback(champion: ModelVersion, challenger: ModelVersion, dataset: DatasetVersion) -> bool:
     # One set for both: feedback leaves it when either version trained on it.
-    exclude_feedback = (trained_with_feedback(champion, dataset_version)
-                        or trained_with_feedback(challenger, dataset_version))
+    return trained_with_feedback(champion, dataset) or trained_with_feedback(challenger, dataset)
+
+
+def comparison_evaluations(*, champion: ModelVersion, challenger: ModelVersion, dataset_version: DatasetVersion
+                           ) -> dict[str, Any]:
+    """A read: the pair's locked set hash and each version's newest evaluation on it (None
+    when it has none), so a page can tell "compare now" from "evaluating"."""
+    _check_pair(champion, challenger)
+    if dataset_version.status != DatasetVersion.Status.READY:
+        raise ComparisonError(f"dataset version {dataset_version.slug} is not ready "
+                              f"(status: {dataset_version.get_status_display()})")
+    cases, _ = evaluation_cases(dataset=dataset_version, set_name=LOCKED,
+                                exclude_feedback=_pair_excludes_feedback(champion, challenger, dataset_version))
+    if not cases:
+        raise ComparisonError(f"dataset version {dataset_version.slug} has no images in its locked set")
+    digest = set_hash(cases)
+
+    def newest(version: ModelVersion) -> Evaluation | None:
+        return (Evaluation.objects.filter(model_version=version, dataset_version=dataset_version, set_name=LOCKED,
+                                          set_hash=digest).defer("report", "plots")
+                .order_by("-created_at", "-id").first())
+
+    return {"set_hash": digest, "n": len(cases), "champion": newest(champion), "challenger": newest(challenger)}
+
+
+def comparison_request(*, champion: ModelVersion, challenger: ModelVersion, dataset_version: DatasetVersion,
+                       actor: Any = None) -> list[Evaluation]:
+    """Queue the evaluations a comparison needs (on the training queue); the page then
+    computes the comparison from the cache once both have succeeded."""
+    _check_pair(champion, challenger)
+    exclude = _pair_excludes_feedback(champion, challenger, dataset_version)
+    try:
+        return [evaluation_request(model_version=v, dataset_version=dataset_version, set_name=LOCKED, actor=actor,
+                                   exclude_feedback=exclude) for v in (champion, challenger)]
+    except EvaluationError as exc:
+        raise ComparisonError(str(exc)) from None
+
+
+def comparison_compute(*, champion: ModelVersion, challenger: ModelVersion, dataset_version: DatasetVersion,
+                       actor: Any = None) -> dict[str, Any]:
+    """Everything the comparison page shows, JSON-safe; challenger - champion throughout.
+    Runs the missing evaluations inline (a CLI, a benchmark, the tests; the page queues
+    them instead with :func:`comparison_request`)."""
+    _check_pair(champion, challenger)
+    exclude_feedback = _pair_excludes_feedback(champion, challenger, dataset_version)
     try:
         ev_a = _evaluated(champion, dataset_version, exclude_feedback, actor)
         ev_b = _evaluated(challenger, dataset_version, exclude_feedback, actor)

@@ -44,3 +44,11 @@ def test_empty_inputs_say_so():
     assert "no cases" in confusion_svg([[0] * 9] * 9, KEYS)
     assert "no classes with images" in per_class_metrics_svg({"per_class": {}})
     assert "no figures" in differences_svg({})
+
+
+def test_training_curves_draw_logged_series_and_say_when_none():
+    from mlcore.ml.plots.evaluation import training_curves_svg
+
+    svg = training_curves_svg({"train_loss": [(0, 2.0), (1, 1.5)], "val_macro_f1": [(0, 0.2), (1, 0.4)]})
+    assert "train_loss" in svg and "val_macro_f1" in svg
+    assert "logged no training curves" in training_curves_svg({})

@@ -173,3 +173,26 @@ def differences_svg(paired: Mapping[str, Any], *, urgent_threshold: float | None
             ax.legend(fontsize=7, loc="lower right")
         ax.set_title("Differences", fontsize=10)
     return out[0]
+
+
+def training_curves_svg(histories: Mapping[str, Sequence[tuple[int, float]]]) -> str:
+    """Loss curves (left) and accuracy / validation macro-F1 (right) per epoch, from the
+    run's metric history: ``{"train_loss": [(step, value), ...], ...}``."""
+    with svg_figure(7.0, 3.2) as (fig, out):
+        left, right = fig.subplots(1, 2)
+        drawn = 0
+        for ax, names in ((left, ("train_loss", "val_loss")), (right, ("train_acc", "val_acc", "val_macro_f1"))):
+            for i, name in enumerate(names):
+                points = list(histories.get(name) or [])
+                if points:
+                    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=2,
+                            color=PALETTE[i], linewidth=1.3, label=name)
+                    drawn += 1
+            ax.set_xlabel("epoch")
+            if ax.lines:
+                ax.legend(fontsize=7)
+        left.set_title("loss", fontsize=10)
+        right.set_title("accuracy / macro-F1", fontsize=10)
+        if not drawn:
+            _empty(left, "the run logged no training curves")
+    return out[0]
