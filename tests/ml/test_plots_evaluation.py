@@ -52,3 +52,10 @@ def test_training_curves_draw_logged_series_and_say_when_none():
     svg = training_curves_svg({"train_loss": [(0, 2.0), (1, 1.5)], "val_macro_f1": [(0, 0.2), (1, 0.4)]})
     assert "train_loss" in svg and "val_macro_f1" in svg
     assert "logged no training curves" in training_curves_svg({})
+
+
+def test_svg_has_no_inline_styles_for_a_strict_csp():
+    probs, labels = _data()
+    svg = roc_svg(roc_points(probs, labels, KEYS))
+    assert "style=" not in svg and "<style" not in svg
+    assert 'stroke-linejoin="round"' in svg and 'fill="#ffffff"' in svg
