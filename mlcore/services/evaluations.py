@@ -121,8 +121,8 @@ def evaluation_request(*, model_version: ModelVersion, dataset_version: DatasetV
     """Ask for ``model_version`` to be scored on ``set_name`` of ``dataset_version``.
 
     Returns the existing evaluation when one with the same set hash has succeeded or is
-    under way; else a new ``queued`` row, run by the ``mlcore.evaluation_run`` task on the
-    training queue after commit (``enqueue=False``: the caller runs it inline).
+    under way (a still-queued one is sent again); else a new ``queued`` row, run by the
+    ``mlcore.evaluation_run`` task on the training queue after commit (``enqueue=False``: the caller runs it inline).
     ``exclude_feedback`` None = decided from the version's run params (a comparison passes
     True when either of its two versions trained on the feedback, so both score one set).
     """
@@ -140,6 +140,10 @@ def evaluation_request(*, model_version: ModelVersion, dataset_version: DatasetV
                             set_hash=digest)
                     .exclude(status=Evaluation.Status.FAILED).order_by("-created_at", "-id").first())
         if existing is not None:
+            if enqueue and existing.status == Evaluation.Status.QUEUED:
+                # Asked again while still queued: send it again in case its message was lost
+                # (the task locks the row and returns at once when the work is done).
+                enqueue_on_commit("mlcore.evaluation_run", evaluation_id=existing.pk)
             return existing
         user = actor if getattr(actor, "is_authenticated", False) else None
         evaluation = Evaluation.objects.create(

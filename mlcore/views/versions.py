@@ -62,7 +62,9 @@ def _snapshot(params: dict[str, str]) -> dict[str, Any]:
         if key.startswith("data.counts."):
             split, _, cls = key.removeprefix("data.counts.").partition(".")
             counts.setdefault(split, {})[cls] = value
-    return {"store_uri": params.get("store_uri", ""), "manifest_hash": params.get("data.manifest_hash", ""),
+    manifest_hash = params.get("data.manifest_hash", "")
+    return {"store_uri": params.get("store_uri", ""), "manifest_hash": manifest_hash,
+            "dataset": DatasetVersion.objects.filter(manifest_hash=manifest_hash).first() if manifest_hash else None,
             "counts": counts, "class_keys": [k for k in CLASS_KEYS if any(k in c for c in counts.values())],
             "include_feedback": params.get("include_feedback", "")}
 

@@ -147,5 +147,9 @@ def test_evaluate_on_form_queues_an_evaluation(two_versions, eval_dataset, ml_ad
     evaluation = Evaluation.objects.get()
     assert (evaluation.model_version, evaluation.status) == (challenger, "queued")
     assert f"evaluation {evaluation.pk} of v{challenger.version}" in response.content.decode()
+    # Asked again while queued: the same record, its task sent again (a lost message is not fatal).
+    with django_capture_on_commit_callbacks() as callbacks:
+        ml_admin_client.post(url, {"dataset": "synthetic-eval", "set_name": "locked"})
+    assert Evaluation.objects.count() == 1 and len(callbacks) == 1
     response = ml_admin_client.post(url, {"dataset": "nope"}, follow=True)
     assert "unknown dataset version" in response.content.decode() and Evaluation.objects.count() == 1
