@@ -16,6 +16,15 @@ def version_aliases(*, version: ModelVersion) -> list[str]:
     return sorted(ModelAlias.objects.filter(model_version=version).values_list("alias", flat=True))
 
 
+def dataset_version_get(*, slug: str) -> DatasetVersion | None:
+    return DatasetVersion.objects.filter(slug=slug).first()
+
+
+def dataset_with_manifest(*, manifest_hash: str) -> DatasetVersion | None:
+    """The dataset version whose manifest a run trained on (None when unknown)."""
+    return DatasetVersion.objects.filter(manifest_hash=manifest_hash).first() if manifest_hash else None
+
+
 def ready_datasets() -> QuerySet[DatasetVersion]:
     return DatasetVersion.objects.filter(status=DatasetVersion.Status.READY).order_by("-created_at")
 

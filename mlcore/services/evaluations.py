@@ -62,7 +62,21 @@ def trained_with_feedback(version: ModelVersion, dataset: DatasetVersion) -> boo
     if str(params.get("include_feedback", "")).lower() != "true":
         return False
     store_uri = params.get("store_uri", "")
-    return not store_uri or store_uri == dataset.store_uri
+    return not store_uri or _same_store(store_uri, dataset.store_uri)
+
+
+def _same_store(a: str, b: str) -> bool:
+    """``/x/store`` and ``file:///x/store`` are one store."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    def norm(uri: str) -> str:
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            return str(Path(unquote(parsed.path) if parsed.scheme else uri).resolve())
+        return uri.rstrip("/")
+
+    return norm(a) == norm(b)
 
 
 def evaluation_cases(*, dataset: DatasetVersion, set_name: str = LOCKED, exclude_feedback: bool = False

@@ -12,9 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from mlcore.ml.classes import CLASS_BY_KEY, CLASS_KEYS
-from mlcore.models import DatasetVersion, Evaluation, ModelVersion
+from mlcore.models import Evaluation, ModelVersion
 from mlcore.selectors import alias_map, model_versions
 from mlcore.selectors.evaluations import (
+    dataset_version_get,
+    dataset_with_manifest,
     default_evaluation_dataset,
     evaluations_of,
     model_version_get,
@@ -64,7 +66,7 @@ def _snapshot(params: dict[str, str]) -> dict[str, Any]:
             counts.setdefault(split, {})[cls] = value
     manifest_hash = params.get("data.manifest_hash", "")
     return {"store_uri": params.get("store_uri", ""), "manifest_hash": manifest_hash,
-            "dataset": DatasetVersion.objects.filter(manifest_hash=manifest_hash).first() if manifest_hash else None,
+            "dataset": dataset_with_manifest(manifest_hash=manifest_hash),
             "counts": counts, "class_keys": [k for k in CLASS_KEYS if any(k in c for c in counts.values())],
             "include_feedback": params.get("include_feedback", "")}
 
@@ -106,7 +108,7 @@ def version_detail(request: HttpRequest, version: str) -> HttpResponse:
 def _evaluate_on(request: HttpRequest, mv: ModelVersion) -> HttpResponse:
     here = reverse("mlcore:version", args=[mv.version])
     slug = request.POST.get("dataset", "")
-    dataset = DatasetVersion.objects.filter(slug=slug).first()
+    dataset = dataset_version_get(slug=slug)
     if dataset is None:
         messages.error(request, f"unknown dataset version {slug!r}; choose one from the list")
         return redirect(here)
@@ -146,12 +148,13 @@ def compare(request: HttpRequest) -> HttpResponse:
     context = _compare_form_context(name, a, b, slug)
     if not (a and b and slug):
         if not slug:
-            first = context["datasets"][0].slug if context["datasets"] else ""
-            context["slug"] = first
+            challenger = model_version_get(name=name, version=context["b"]) if context["b"] else None
+            default = default_evaluation_dataset(version=challenger) if challenger else None
+            context["slug"] = default.slug if default else ""
         return render(request, "mlcore/compare.html", context)
     problems = []
     champion, challenger = model_version_get(name=name, version=a), model_version_get(name=name, version=b)
-    dataset = DatasetVersion.objects.filter(slug=slug).first()
+    dataset = dataset_version_get(slug=slug)
     if champion is None:
         problems.append(f"{name} has no version {a!r}")
     if challenger is None:

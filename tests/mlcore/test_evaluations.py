@@ -90,9 +90,10 @@ def test_evaluation_is_its_own_record_and_uses_the_cache(two_versions, eval_data
     assert Evaluation.objects.get(pk=evaluation.pk).finished_at == evaluation.finished_at
 
 
-def test_feedback_used_in_training_leaves_the_locked_set(two_versions, eval_dataset):  # noqa: F811
+def test_feedback_used_in_training_leaves_the_locked_set(two_versions, eval_dataset, eval_store):  # noqa: F811
     _, challenger = two_versions
-    challenger.params = {**challenger.params, "include_feedback": "True", "store_uri": eval_dataset.store_uri}
+    # The run names the store by path, the dataset version by file:// URI: one store.
+    challenger.params = {**challenger.params, "include_feedback": "True", "store_uri": str(eval_store.root)}
     challenger.save()
     evaluation = evaluation_request(model_version=challenger, dataset_version=eval_dataset, enqueue=False)
     assert evaluation.n == len(evaluation_cases(dataset=eval_dataset)[0]) - FEEDBACK
@@ -119,6 +120,10 @@ def test_bad_input_is_refused_and_leaves_nothing(two_versions, eval_dataset):  #
 def test_version_page_for_ml_admin_and_forbidden_for_radiologist(two_versions, eval_dataset, ml_admin_client,  # noqa: F811
                                                                 radiologist):
     champion, _ = two_versions
+    # Lineage as a training run logs it (mlcore.ml.training.common.run_params, flattened).
+    champion.params = {**champion.params, "data.manifest_hash": eval_dataset.manifest_hash,
+                       "data.counts.train.lung-covid": "7", "git_commit": "0123abcd", "epochs": "3"}
+    champion.save()
     url = reverse("mlcore:version", args=[champion.version])
     evaluation = evaluation_request(model_version=champion, dataset_version=eval_dataset, enqueue=False)
     evaluation_run(evaluation_id=evaluation.pk)
@@ -129,6 +134,7 @@ def test_version_page_for_ml_admin_and_forbidden_for_radiologist(two_versions, e
     assert body.count("<svg") >= 5  # confusion, ROC, reliability, per-class, training curves
     assert f"evaluation {evaluation.pk} on" in body.lower() or f"Evaluation {evaluation.pk} on" in body
     assert "Evaluate on" in body and 'value="synthetic-eval" selected' in body
+    assert "0123abcd" in body and "synthetic-eval (Training" in body and "<td>7</td>" in body
     reader = Client()
     reader.force_login(radiologist)
     assert reader.get(url).status_code == 403
