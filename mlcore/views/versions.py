@@ -175,7 +175,10 @@ def compare(request: HttpRequest) -> HttpResponse:
     if problems:
         context["problems"] = problems
         return render(request, "mlcore/compare.html", context, status=400)
-    context.update(state=state, champion=champion, challenger=challenger, dataset=dataset)
+    under_way = (Evaluation.Status.QUEUED, Evaluation.Status.RUNNING)
+    context.update(state=state, champion=champion, challenger=challenger, dataset=dataset,
+                   pending=any(e is not None and e.status in under_way
+                               for e in (state["champion"], state["challenger"])))
     done = Evaluation.Status.SUCCEEDED
     if state["champion"] is not None and state["challenger"] is not None \
             and state["champion"].status == done and state["challenger"].status == done:

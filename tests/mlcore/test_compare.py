@@ -76,6 +76,8 @@ def test_compare_page(two_versions, eval_dataset, ml_admin_client, radiologist, 
         response = ml_admin_client.post(url, query)
     assert response.status_code == 302 and len(callbacks) == 2
     assert Evaluation.objects.filter(status="queued").count() == 2
+    partial = ml_admin_client.get(url, query, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and 'hx-trigger="every 3s"' in partial and "queued" in partial
 
     result = comparison_compute(champion=champion, challenger=challenger, dataset_version=eval_dataset)
     page = ml_admin_client.get(url, query)
