@@ -278,7 +278,10 @@ def build_report(*, cases: Sequence[EvalCase], arrays: dict[str, np.ndarray], in
 
 def evaluation_run(*, evaluation_id: int) -> Evaluation:
     """Score the evaluation (the task body; callers may run it inline). Returns early when
-    it already succeeded or failed; a failure is recorded on the row with its reason."""
+    it already succeeded or failed; a failure is recorded on the row with its reason. A
+    ``running`` row is taken up again: the task is ``acks_late`` with
+    ``reject_on_worker_lost``, so a worker killed mid-way has its message redelivered, and the
+    predictions it already cached are not computed twice."""
     with transaction.atomic():
         evaluation = (Evaluation.objects.select_for_update().select_related("model_version", "dataset_version")
                       .get(pk=evaluation_id))

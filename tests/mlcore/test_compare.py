@@ -100,6 +100,10 @@ def test_compare_page(two_versions, eval_dataset, ml_admin_client, radiologist, 
                          ({**query, "dataset": "nope"}, "unknown dataset version")):
         response = ml_admin_client.get(url, bad)
         assert response.status_code == 400 and message in response.content.decode()
+    eval_dataset.status = DatasetVersion.Status.IMPORTING
+    eval_dataset.save()
+    response = ml_admin_client.get(url, query)
+    assert response.status_code == 400 and "is not ready (status: Importing)" in response.content.decode()
 
 
 # --- the gate's comparative criteria, from stored evaluation rows ---------------------------
