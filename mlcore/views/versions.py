@@ -140,11 +140,13 @@ def _filtered_flips(flips: list[dict[str, Any]], cls: str, kind: str, effect: st
 @require_http_methods(["GET", "POST"])
 @permission_required_403("accounts.manage_models")
 def compare(request: HttpRequest) -> HttpResponse:
-    """``?a=<champion>&b=<challenger>&dataset=<slug>`` (+ ``class``, ``kind``, ``effect``
-    filters of the flip list). POST queues the evaluations the comparison still needs."""
+    """``?a=<champion>&b=<challenger>&dataset=<slug>`` (versions or aliases; + ``class``,
+    ``kind``, ``effect`` filters of the flip list). POST queues the evaluations the comparison still needs."""
     name = settings.MLFLOW_REGISTERED_MODEL
     data = request.POST if request.method == "POST" else request.GET
     a, b, slug = data.get("a", "").strip(), data.get("b", "").strip(), data.get("dataset", "").strip()
+    aliases = alias_map(name=name)  # ?a=production&b=candidate works too
+    a, b = aliases.get(a, a), aliases.get(b, b)
     context = _compare_form_context(name, a, b, slug)
     if not (a and b and slug):
         if not slug:
