@@ -159,3 +159,11 @@ def test_evaluate_on_form_queues_an_evaluation(two_versions, eval_dataset, ml_ad
     assert Evaluation.objects.count() == 1 and len(callbacks) == 1
     response = ml_admin_client.post(url, {"dataset": "nope"}, follow=True)
     assert "unknown dataset version" in response.content.decode() and Evaluation.objects.count() == 1
+
+
+def test_evaluation_task_is_declared_on_the_training_queue():
+    """Declared when Django starts (mlcore's AppConfig.ready), so a web process can send it by name."""
+    from radviewer.lib.tasks import route_task, task_by_name
+
+    assert task_by_name("mlcore.evaluation_run").name == "mlcore.evaluation_run"
+    assert route_task("mlcore.evaluation_run", (), {}, {}) == {"queue": "training"}
