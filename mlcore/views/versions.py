@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -39,6 +40,7 @@ RECIPE_KEYS = ("model_name", "image_size", "epochs", "batch_size", "lr", "weight
                "precision", "precision_resolved", "accelerator", "augment", "class_weighting", "intensity",
                "label_smoothing", "include_feedback", "source_balance", "ema_decay", "n_parameters",
                "torch_version")
+FLIPS_PER_PAGE = 100  # thumbnails per page of the flip list
 FLIP_KINDS = {"to_urgent": "moves up to urgent", "to_routine": "moves down to routine",
               "class_change": "class changes, same urgency"}
 FLIP_EFFECTS = {"fixed": "challenger right, champion wrong", "broken": "champion right, challenger wrong",
@@ -191,9 +193,20 @@ def compare(request: HttpRequest) -> HttpResponse:
             context["problems"] = [str(exc)]
             return render(request, "mlcore/compare.html", context, status=400)
         cls, kind, effect = (request.GET.get(k, "") for k in ("class", "kind", "effect"))
+        flips = _filtered_flips(result["flips"], cls, kind, effect)
+        pages = max(1, -(-len(flips) // FLIPS_PER_PAGE))
+        try:
+            page = min(max(1, int(request.GET.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        filters = {"class": cls, "kind": kind, "effect": effect}
+        base = {"a": a, "b": b, "dataset": slug, **{k: v for k, v in filters.items() if v}}
         context.update(
-            result=result, flips=_filtered_flips(result["flips"], cls, kind, effect),
-            filters={"class": cls, "kind": kind, "effect": effect},
+            result=result, flips=flips[(page - 1) * FLIPS_PER_PAGE:page * FLIPS_PER_PAGE], flips_total=len(flips),
+            page=page, pages=pages,
+            prev_url=f"?{urlencode({**base, 'page': page - 1})}#flips" if page > 1 else "",
+            next_url=f"?{urlencode({**base, 'page': page + 1})}#flips" if page < pages else "",
+            filters=filters,
             per_class=[{"key": k, "name": CLASS_BY_KEY[k].display_name, "urgent": CLASS_BY_KEY[k].urgent,
                         **result["paired"]["per_class"][k], "flips": result["net_flips"][k]}
                        for k in CLASS_KEYS if result["paired"]["per_class"][k]["n"]],

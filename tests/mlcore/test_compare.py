@@ -88,6 +88,8 @@ def test_compare_page(two_versions, eval_dataset, ml_admin_client, radiologist, 
     for flip in result["flips"]:
         assert f"/ml/datasets/{eval_dataset.slug}/image?path={flip['case']}" in body.replace("%2F", "/")
     # Filters narrow the flip list (GET parameters, no JavaScript).
+    for page in ("abc", "99", "-1"):  # a bad page number shows the nearest page
+        assert f"Flip list ({len(result['flips'])} of" in ml_admin_client.get(url, {**query, "page": page}).content.decode()
     by_alias = ml_admin_client.get(url, {**query, "a": "production"}).content.decode()
     assert f"v{champion.version} (champion) vs v{challenger.version} (challenger)" in by_alias
     filtered = ml_admin_client.get(url, {**query, "kind": "to_routine"}).content.decode()
