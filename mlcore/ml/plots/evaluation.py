@@ -136,7 +136,7 @@ def per_class_metrics_svg(intervals: Mapping[str, Any],
         ax.set_xlim(0, 1.02)
         ax.set_xlabel("value with 95 % bootstrap interval")
         if keys:
-            ax.legend(fontsize=7, loc="lower left", ncols=len(metrics))
+            fig.legend(fontsize=7, loc="outside lower center", ncols=len(metrics))
         ax.set_title("Per-class figures", fontsize=10)
     return out[0]
 
