@@ -337,7 +337,7 @@ def evaluation_cases_of(evaluation: Evaluation) -> list[EvalCase]:
             for c in (evaluation.report or {}).get("cases", [])]
 
 
-def dataset_version_for_store(*, store_uri: str, actor: Any = None, actor_label: str = "") -> DatasetVersion:
+def dataset_version_ensure(*, store_uri: str, actor: Any = None, actor_label: str = "") -> DatasetVersion:
     """The DatasetVersion row of ``store_uri``, registered (ready, audited) when the app
     does not know the store yet (``manage.py evaluate_model --store``)."""
     existing = DatasetVersion.objects.filter(store_uri=store_uri).first()

@@ -9,7 +9,7 @@ from mlcore.selectors.evaluations import model_version_get
 from mlcore.services.evaluations import (
     SET_NAMES,
     EvaluationError,
-    dataset_version_for_store,
+    dataset_version_ensure,
     evaluation_request,
     evaluation_run,
 )
@@ -47,7 +47,7 @@ class Command(BaseCommand):
             raise CommandError(f"{name} v{version} is not in the registry")
         store_uri = store or settings.DATASET_STORE_URI
         open_store_or_fail(store_uri)
-        dataset = dataset_version_for_store(store_uri=store_uri, actor_label=ACTOR)
+        dataset = dataset_version_ensure(store_uri=store_uri, actor_label=ACTOR)
         try:
             evaluation = evaluation_request(model_version=mv, dataset_version=dataset, set_name=split,
                                             actor_label=ACTOR, enqueue=False)
