@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from mlcore.models import Evaluation, ModelAlias, ModelVersion
+from mlcore.models import DatasetVersion, Evaluation, ModelAlias, ModelVersion
 from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,14 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     assert evaluation.status == "succeeded" and evaluation.set_name == "test" and evaluation.n > 0
     assert f"stored as evaluation {evaluation.pk}" in out
     assert ModelVersion.objects.get(version="1").metrics == registered_metrics
+    # The same store named by its file:// URI: the same dataset version, the same evaluation.
+    from pathlib import Path
+
+    store_uri = Path(isolated_registry.DATASET_STORE_URI).as_uri()
+    out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test",
+              "--store", store_uri)
+    assert f"stored as evaluation {evaluation.pk}" in out
+    assert DatasetVersion.objects.count() == 1 and Evaluation.objects.count() == 1
 
     out = run("set_model_alias", "production", "1")
     assert "radviewer-triage@production now points at version 1" in out
