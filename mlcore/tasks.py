@@ -7,6 +7,7 @@ import logging
 from mlcore.models import TrainingJob
 from mlcore.services import training_jobs
 from mlcore.services.datasets import dataset_import_run
+from mlcore.services.evaluations import evaluation_run
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
 
@@ -43,3 +44,9 @@ def training_job_run(*, job_id: int) -> None:
 def training_jobs_reap() -> None:
     """Fail running training jobs whose worker stopped stamping them (beat, every minute)."""
     training_jobs.training_jobs_reap()
+
+
+@house_task(queue="training", soft_time_limit=3600, name="mlcore.evaluation_run")
+def evaluation_run_task(*, evaluation_id: int) -> None:
+    """Score one requested evaluation (the row is locked; a finished one returns at once)."""
+    evaluation_run(evaluation_id=evaluation_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import dashboard, data, images, promotion, training
+from mlcore.views import dashboard, data, images, promotion, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -8,6 +8,8 @@ urlpatterns = [
     path("data/", data.data_page, name="data"),
     path("data/<slug:slug>/", data.dataset_page, name="dataset"),
     path("datasets/<slug:slug>/image", images.dataset_image, name="dataset_image"),
+    path("versions/<str:version>/", versions.version_detail, name="version"),
+    path("compare/", versions.compare, name="compare"),
     path("training/", training.training_job_list, name="training_jobs"),
     path("training/new", training.training_job_new, name="training_job_new"),
     path("training/<int:pk>/", training.training_job, name="training_job"),

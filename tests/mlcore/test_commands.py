@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from mlcore.models import ModelAlias, ModelVersion, TrainingJob
+from mlcore.models import DatasetVersion, Evaluation, ModelAlias, ModelVersion, TrainingJob
 from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,22 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     page = client.get("/ml/").content.decode()
     assert "synthetic demo — not for real images" in page
 
+    registered_metrics = dict(version.metrics)
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
     assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
+    # Its own record; the metrics the version was registered with stay as they were.
+    evaluation = Evaluation.objects.get()
+    assert evaluation.status == "succeeded" and evaluation.set_name == "test" and evaluation.n > 0
+    assert f"stored as evaluation {evaluation.pk}" in out
+    assert ModelVersion.objects.get(version="1").metrics == registered_metrics
+    # The same store named by its file:// URI: the same dataset version, the same evaluation.
+    from pathlib import Path
+
+    store_uri = Path(isolated_registry.DATASET_STORE_URI).as_uri()
+    out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test",
+              "--store", store_uri)
+    assert f"stored as evaluation {evaluation.pk}" in out
+    assert DatasetVersion.objects.count() == 1 and Evaluation.objects.count() == 1
 
     # Trained on phantoms and never evaluated on a locked set: the gate blocks production and
     # prints why; an override with a written justification moves it.

@@ -10,7 +10,6 @@ resample, and a figure undefined on the split itself is None.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +18,16 @@ import numpy as np
 
 from mlcore.ml.classes import CLASS_BY_KEY
 from mlcore.ml.evaluation.calibration import softmax_with_temperature
-from mlcore.ml.evaluation.metrics import CXR4_KEYS, binary_auc, expected_calibration_error
+from mlcore.ml.evaluation.metrics import (
+    CXR4_KEYS,
+    binary_auc,
+    expected_calibration_error,
+    reliability_table,
+)
 from mlcore.ml.evaluation.probes import FAMILIES, probe_images
 from mlcore.ml.evaluation.runner import bundle_outputs, scoped_probabilities
 
 RESAMPLES = 2000
-RELIABILITY_BINS = 10
 
 
 def _class_figures(pred: np.ndarray, probs: np.ndarray, labels: np.ndarray, c: int
@@ -110,22 +113,6 @@ def per_source(pred: np.ndarray, labels: np.ndarray, sources: Sequence[str],
         cell["confused_with"] = dict(sorted(cell["confused_with"].items(), key=lambda kv: -kv[1]))
         out.append(cell)
     return out
-
-
-def reliability_table(probs: np.ndarray, labels: np.ndarray, *, bins: int = RELIABILITY_BINS
-                      ) -> list[dict[str, Any]]:
-    """Top-class confidence in equal-width bins: images, mean confidence, accuracy."""
-    probs = np.asarray(probs, dtype=np.float64)
-    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    rows = []
-    for lo, hi in itertools.pairwise(edges):
-        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
-        k = int(inside.sum())
-        rows.append({"low": float(lo), "high": float(hi), "n": k,
-                     "confidence": float(conf[inside].mean()) if k else None,
-                     "accuracy": float((pred[inside] == labels[inside]).mean()) if k else None})
-    return rows
 
 
 def card_figures(bundle: Any, store: Any, *, splits: Sequence[str] = ("test", "final_eval"),

@@ -9,6 +9,7 @@ predicted, ties in scores.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ CXR4_KEYS: tuple[str, ...] = (
     "lung-viral-pneumonia",
 )
 ECE_BINS = 15
+RELIABILITY_BINS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,3 +291,19 @@ def compute_metrics(
         split=split,
         extra=dict(extra or {}),
     )
+
+
+def reliability_table(probs: np.ndarray, labels: np.ndarray, *, bins: int = RELIABILITY_BINS
+                      ) -> list[dict[str, Any]]:
+    """Top-class confidence in equal-width bins: images, mean confidence, accuracy."""
+    probs = np.asarray(probs, dtype=np.float64)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        k = int(inside.sum())
+        rows.append({"low": float(lo), "high": float(hi), "n": k,
+                     "confidence": float(conf[inside].mean()) if k else None,
+                     "accuracy": float((pred[inside] == labels[inside]).mean()) if k else None})
+    return rows
