@@ -27,8 +27,11 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlcore.models import DatasetVersion, TrainingJob
-from mlcore.services.registry import model_alias_set
+from mlcore.models import DatasetVersion, ModelAlias, ModelVersion, TrainingJob
+from mlcore.selectors.evaluations import default_evaluation_dataset
+from mlcore.services.comparison import comparison_compute
+from mlcore.services.evaluations import evaluation_request, evaluation_run
+from mlcore.services.promotion import alias_move
 from mlcore.services.training import model_train, train_config
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
@@ -415,25 +418,55 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
         if done is None:  # the reaper failed it meanwhile; its reason stands
             return TrainingJob.objects.get(pk=job_id)
         if version:
-            try:
-                training_job_after_registration(job=done)
-            except Exception as exc:  # the version exists: say what did not follow
-                progress.say(f"after registration: {_one_line(exc)}")
+            def say(line: str) -> None:
+                progress.say(line)
                 TrainingJob.objects.filter(pk=job_id).update(log_tail=progress.log.text())
+
+            try:
+                training_job_after_registration(job=done, say=say)
+            except Exception as exc:  # the version exists: say what did not follow
+                say(f"after registration: {_one_line(exc)}")
         done.refresh_from_db()
         return done
     finally:
         heartbeat.stop()
 
 
-def training_job_after_registration(*, job: TrainingJob) -> None:
-    """What follows a job's new version: for now, ``candidate`` points at it (unless the
-    recipe named an alias of its own, which training already set)."""
+def training_job_after_registration(*, job: TrainingJob,
+                                    say: Callable[[str], None] | None = None) -> None:
+    """What follows a job's new version: its evaluation report on the locked set of the
+    dataset it trained on (its own record), the paired comparison with the version in
+    production on that set (so the gate and the comparison page have their figures), then
+    ``candidate`` through the gate (a candidate needs its report), unless the recipe named
+    an alias of its own, which training already set. Each step says what it did in the
+    job's log; a failing step stops the ones after it and says why."""
+    say = say or (lambda _line: None)
+    mv = ModelVersion.objects.get(name=job.model_name, version=job.model_version)
+    dataset = job.dataset_version or default_evaluation_dataset(version=mv)
+    if dataset is None:
+        say("no ready dataset version to evaluate on: the version stays without an alias")
+        return
+    actor = job.created_by
+    label = "" if actor else (job.created_label or f"training_job:{job.pk}")
+    say(f"evaluating v{mv.version} on the locked set of {dataset.slug}")
+    evaluation = evaluation_request(model_version=mv, dataset_version=dataset, actor=actor,
+                                    actor_label=label, enqueue=False)
+    evaluation = evaluation_run(evaluation_id=evaluation.pk)
+    if evaluation.status != evaluation.Status.SUCCEEDED:
+        say(f"evaluation {evaluation.pk} failed: {evaluation.failure_reason}")
+        return
+    say(f"evaluation {evaluation.pk}: n={evaluation.n}, ECE {evaluation.report.get('ece')}")
+    champion = ModelAlias.objects.filter(name=mv.name, alias=ModelAlias.Alias.PRODUCTION
+                                         ).select_related("model_version").first()
+    if champion is not None and champion.model_version_id != mv.pk:
+        comparison_compute(champion=champion.model_version, challenger=mv, dataset_version=dataset,
+                           actor=actor)
+        say(f"compared with production v{champion.model_version.version} on the same set")
     if job.config.get("alias"):
         return
-    actor = job.created_by or job.created_label or f"training_job:{job.pk}"
-    model_alias_set(actor=actor, alias="candidate", version=job.model_version,
-                    name=job.model_name)
+    record = alias_move(actor=actor or label, alias=ModelAlias.Alias.CANDIDATE, version=mv.version,
+                        name=mv.name, reason=f"trained by training job {job.pk}")
+    say(f"candidate -> v{mv.version} (change record {record.pk})")
 
 
 def training_jobs_reap(*, stale_after_s: float | None = None) -> list[int]:

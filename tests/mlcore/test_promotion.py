@@ -196,7 +196,7 @@ def test_change_record_sections_follow_the_pccp(registry, ml_admin):
     assert sections["retraining"]["mlflow_run_id"] == ModelVersion.objects.get(version="2").run_id
     assert sections["who_and_why"] == {**sections["who_and_why"], "actor": "ml_admin", "reason": "better"}
     assert sections["update_procedure"]["canary_percent"] == 0
-    assert sections["performance_evaluation"]["evaluation_id"] == Evaluation.objects.get().pk
+    assert sections["performance_evaluation"]["evaluation_id"] == Evaluation.objects.get(model_version__version="2").pk
 
 
 def test_acceptance_criteria_update_validates_everything_first(registry, ml_admin):

@@ -33,7 +33,8 @@ TINY = {"variant": "vit-tiny-test", "batch_size": 16, "precision": "32-true"}
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("train-store")
-    make_synthetic_dataset(LocalDatasetStore(root), per_class=6, size=48, seed=11)
+    make_synthetic_dataset(LocalDatasetStore(root), per_class=6, size=48, seed=11,
+                           fractions={"train": 0.5, "val": 0.2, "test": 0.1, "final_eval": 0.2})
     return root
 
 
@@ -182,9 +183,18 @@ def test_a_tiny_job_runs_inline_registers_a_candidate_and_shows_its_curves(
 
     mv = tracking.client(registry).get_model_version(job.model_name, "1")
     assert mv.run_id == job.run_id
-    assert tracking.get_version_by_alias(job.model_name, "candidate", tracking_uri=registry) == "1"
+    assert tracking.get_version_by_alias(job.model_name, "candidate", tracking_uri=registry) == "1", job.log_tail
     assert ModelVersion.objects.get(version="1").run_id == job.run_id
     assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"
+    # Its evaluation report on the locked set of the dataset it trained on came first (the
+    # gate's one requirement for a candidate), then the move, with its change record.
+    from mlcore.models import ChangeRecord, Evaluation
+
+    evaluation = Evaluation.objects.get(model_version__version="1")
+    assert evaluation.status == "succeeded" and evaluation.dataset_version == dataset and evaluation.n > 0
+    record = ChangeRecord.objects.get(alias="candidate", to_version="1")
+    assert record.gate["passed"] and record.actor == ml_admin
+    assert f"evaluating v1 on the locked set of {dataset.slug}" in job.log_tail
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"training_job.created", "training_job.succeeded", "model.registered",
             "model.alias_set"} <= actions
