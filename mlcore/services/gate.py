@@ -39,6 +39,8 @@ class CriterionResult:
     value: str
     passed: bool | None  # None: not applicable here (and then not blocking)
     detail: str = ""
+    # False: no justification lets a move past this failure (synthetic data in production).
+    overridable: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,16 @@ class GateVerdict:
     def failures(self) -> list[CriterionResult]:
         return [c for c in self.criteria if c.passed is False]
 
+    @property
+    def overridable(self) -> bool:
+        """Whether a written justification may move the version despite the failures."""
+        return all(c.overridable for c in self.failures)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["criteria"] = [asdict(c) for c in self.criteria]
         out["passed"] = self.passed
+        out["overridable"] = self.overridable
         return out
 
 
@@ -106,7 +114,7 @@ def gate_check(*, name: str, alias: str, version: str) -> GateVerdict:
     if alias == ModelAlias.Alias.PRODUCTION and criteria.forbid_synthetic_in_production:
         results.append(CriterionResult(
             name="trained on real data", required="a version trained on synthetic data never serves",
-            value="synthetic" if mv.synthetic else "real", passed=not mv.synthetic,
+            value="synthetic" if mv.synthetic else "real", passed=not mv.synthetic, overridable=False,
         ))
     return GateVerdict(name=name, alias=alias, version=str(version),
                        champion_version=champion if champion != str(version) else None,

@@ -44,8 +44,10 @@ class GateBlocked(PromotionError):
     def __init__(self, verdict: GateVerdict) -> None:
         self.verdict = verdict
         failing = "; ".join(f"{c.name}: {c.value} (required {c.required})" for c in verdict.failures)
-        super().__init__(f"the promotion gate blocks v{verdict.version} -> {verdict.alias}: {failing}. "
-                         "Override only with a written justification.")
+        how = ("Override only with a written justification." if verdict.overridable else
+               "This cannot be overridden: " + ", ".join(c.name for c in verdict.failures if not c.overridable)
+               + " never moves with a justification.")
+        super().__init__(f"the promotion gate blocks v{verdict.version} -> {verdict.alias}: {failing}. {how}")
 
 
 def _actor_fields(actor: Any) -> tuple[Any, str]:
@@ -179,7 +181,7 @@ def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None,
             if current == version:
                 raise PromotionError(f"v{version} already holds {alias}: already there, nothing to do")
             verdict = gate_check(name=name, alias=alias, version=version)
-            if not verdict.passed and not justification:
+            if not verdict.passed and (not justification or not verdict.overridable):
                 blocked = verdict
             else:
                 overridden = not verdict.passed

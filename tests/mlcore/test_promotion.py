@@ -80,14 +80,17 @@ def test_calibration_blocks_canary_and_an_override_needs_a_justification(registr
     assert holder("canary") == "2"
 
 
-def test_synthetic_version_never_goes_to_production_without_override(registry, ml_admin):
+def test_synthetic_version_never_goes_to_production_not_even_with_an_override(registry, ml_admin):
     v3 = ModelVersion.objects.get(name=NAME, version="3")
     tracking.client(registry.MLFLOW_TRACKING_URI).set_tag(v3.run_id, "radviewer.data_synthetic", "true")
     registry_sync(name=NAME)
     evaluate("3")
     with pytest.raises(GateBlocked, match="trained on real data"):
         alias_move(actor=ml_admin, alias="production", version="3", reason="demo")
-    assert holder("production") == "1"
+    with pytest.raises(GateBlocked, match="cannot be overridden: trained on real data"):
+        alias_move(actor=ml_admin, alias="production", version="3", reason="demo",
+                   override_justification="I know what I am doing")
+    assert holder("production") == "1" and not ChangeRecord.objects.filter(alias="production", to_version="3").exists()
     # Passing criteria pass: the same version may be a canary (no synthetic rule there).
     assert alias_move(actor=ml_admin, alias="canary", version="3", reason="demo").gate["passed"]
 
