@@ -329,6 +329,10 @@ class _Progress:
 
     def drain_warnings(self) -> None:
         for w in self._caught:
+            # Libraries' deprecation notices say nothing about this run (the server log
+            # keeps them); what is left (data, numerics, Lightning's advice) goes in the log.
+            if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+                continue
             text = f"warning: {w.category.__name__}: {w.message}"
             if text not in self._seen:  # Lightning repeats some per epoch
                 self._seen.add(text)
@@ -410,6 +414,20 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
         version = result.model_version or ""
         if version:
             progress.say(f"registered {config.registered_model_name} version {version}")
+            # The version is on the row before its follow-up steps (evaluation, comparison,
+            # candidate), which the job still counts as its own: it ends succeeded after them.
+            TrainingJob.objects.filter(pk=job_id).update(
+                run_id=result.run_id, model_name=config.registered_model_name, model_version=version,
+                log_tail=progress.log.text())
+
+            def say(line: str) -> None:
+                progress.say(line)
+                TrainingJob.objects.filter(pk=job_id).update(log_tail=progress.log.text())
+
+            try:
+                training_job_after_registration(job=TrainingJob.objects.get(pk=job_id), say=say)
+            except Exception as exc:  # the version exists: say what did not follow
+                say(f"after registration: {_one_line(exc)}")
         done = _finish(job_id, TrainingJob.State.SUCCEEDED, log=progress.log,
                        action=AuditAction.TRAINING_JOB_SUCCEEDED,
                        details={"run_id": result.run_id, "model_version": version},
@@ -417,15 +435,6 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
                        model_version=version)
         if done is None:  # the reaper failed it meanwhile; its reason stands
             return TrainingJob.objects.get(pk=job_id)
-        if version:
-            def say(line: str) -> None:
-                progress.say(line)
-                TrainingJob.objects.filter(pk=job_id).update(log_tail=progress.log.text())
-
-            try:
-                training_job_after_registration(job=done, say=say)
-            except Exception as exc:  # the version exists: say what did not follow
-                say(f"after registration: {_one_line(exc)}")
         done.refresh_from_db()
         return done
     finally:
@@ -455,7 +464,8 @@ def training_job_after_registration(*, job: TrainingJob,
     if evaluation.status != evaluation.Status.SUCCEEDED:
         say(f"evaluation {evaluation.pk} failed: {evaluation.failure_reason}")
         return
-    say(f"evaluation {evaluation.pk}: n={evaluation.n}, ECE {evaluation.report.get('ece')}")
+    ece = evaluation.report.get("ece")
+    say(f"evaluation {evaluation.pk}: n={evaluation.n}, ECE " + ("undefined" if ece is None else f"{ece:.3f}"))
     champion = ModelAlias.objects.filter(name=mv.name, alias=ModelAlias.Alias.PRODUCTION
                                          ).select_related("model_version").first()
     if champion is not None and champion.model_version_id != mv.pk:
