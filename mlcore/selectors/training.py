@@ -29,10 +29,6 @@ def dataset_versions_for_training() -> QuerySet[DatasetVersion]:
     return DatasetVersion.objects.order_by("-created_at")
 
 
-def dataset_version_for_store(*, store_uri: str) -> DatasetVersion | None:
-    return DatasetVersion.objects.filter(store_uri=store_uri).first()
-
-
 @dataclass(frozen=True)
 class TrainingProgress:
     epoch: int

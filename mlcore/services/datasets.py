@@ -110,6 +110,19 @@ def dataset_version_register(
     return dataset
 
 
+def dataset_version_ensure(*, store_uri: str, actor: Any = None,
+                           description: str = "registered from the command line") -> DatasetVersion:
+    """The DatasetVersion of ``store_uri`` (a path and its ``file://`` URI are one store),
+    registered as a ready training set under the slug ``store-<hash>`` when the app does not
+    know it yet (``manage.py train_model --store``, ``evaluate_model --store``)."""
+    uri = canonical_store_uri(store_uri)
+    for known in DatasetVersion.objects.only("pk", "store_uri"):
+        if known.store_uri == uri or canonical_store_uri(known.store_uri) == uri:
+            return DatasetVersion.objects.get(pk=known.pk)
+    slug = "store-" + hashlib.sha256(uri.encode()).hexdigest()[:10]
+    return dataset_version_register(store_uri=uri, slug=slug, actor=actor, description=description)
+
+
 def dataset_version_ensure_current() -> DatasetVersion:
     """The app's own store (``DATASET_STORE_URI``, where confirmed corrections land) as the
     dataset version ``current``; registered on first need, otherwise returned as it is."""

@@ -335,23 +335,3 @@ def evaluation_cases_of(evaluation: Evaluation) -> list[EvalCase]:
     """The cases an evaluation scored, in its order (from its stored report)."""
     return [EvalCase(path=c["path"], sha256=c["sha256"], class_key=c["label"], split=c.get("split", ""))
             for c in (evaluation.report or {}).get("cases", [])]
-
-
-def dataset_version_ensure(*, store_uri: str, actor: Any = None, actor_label: str = "") -> DatasetVersion:
-    """The DatasetVersion row of ``store_uri`` (a path or its ``file://`` URI: one store),
-    registered (ready, audited) when the app does not know the store yet
-    (``manage.py evaluate_model --store``)."""
-    store = open_store(store_uri)
-    for known in DatasetVersion.objects.all().only("pk", "store_uri"):
-        if _same_store(known.store_uri, store.uri):
-            return DatasetVersion.objects.get(pk=known.pk)
-    base = "store-" + hashlib.sha256(store.uri.encode()).hexdigest()[:10]
-    with transaction.atomic():
-        dataset, created = DatasetVersion.objects.get_or_create(
-            store_uri=store.uri, defaults={"slug": base, "manifest_hash": store.manifest_hash(),
-                                           "status": DatasetVersion.Status.READY, "finished_at": timezone.now(),
-                                           "description": "registered by an evaluation of its store"})
-        if created:
-            audit_event_create(**_actor_fields(actor, actor_label), action=AuditAction.DATASET_REGISTERED,
-                               obj=dataset, details={"store_uri": store.uri, "manifest_hash": dataset.manifest_hash})
-    return dataset

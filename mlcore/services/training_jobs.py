@@ -385,7 +385,9 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
             warnings.simplefilter("default")
             progress = _Progress(job, echo, caught)
             try:
-                config = TrainConfig.from_dict(job.config)
+                # An alias the recipe asks for is moved after training, through the gate, like
+                # every other move (training itself would set it in MLflow directly).
+                config = TrainConfig.from_dict({**job.config, "alias": None})
                 progress.say(f"training {config.model_name} on {config.store_uri} for "
                              f"{config.epochs} epochs (job {job.pk}, worker {job.worker})")
                 result = model_train(
@@ -446,8 +448,8 @@ def training_job_after_registration(*, job: TrainingJob,
     """What follows a job's new version: its evaluation report on the locked set of the
     dataset it trained on (its own record), the paired comparison with the version in
     production on that set (so the gate and the comparison page have their figures), then
-    ``candidate`` through the gate (a candidate needs its report), unless the recipe named
-    an alias of its own, which training already set. Each step says what it did in the
+    ``candidate`` (or the alias the recipe names, e.g. ``train_model --alias``) through the
+    gate (a candidate needs its report; a blocked move is said in the log). Each step says what it did in the
     job's log; a failing step stops the ones after it and says why."""
     say = say or (lambda _line: None)
     mv = ModelVersion.objects.get(name=job.model_name, version=job.model_version)
@@ -472,11 +474,10 @@ def training_job_after_registration(*, job: TrainingJob,
         comparison_compute(champion=champion.model_version, challenger=mv, dataset_version=dataset,
                            actor=actor)
         say(f"compared with production v{champion.model_version.version} on the same set")
-    if job.config.get("alias"):
-        return
-    record = alias_move(actor=actor or label, alias=ModelAlias.Alias.CANDIDATE, version=mv.version,
+    target = job.config.get("alias") or ModelAlias.Alias.CANDIDATE
+    record = alias_move(actor=actor or label, alias=target, version=mv.version,
                         name=mv.name, reason=f"trained by training job {job.pk}")
-    say(f"candidate -> v{mv.version} (change record {record.pk})")
+    say(f"{target} -> v{mv.version} (change record {record.pk})")
 
 
 def training_jobs_reap(*, stale_after_s: float | None = None) -> list[int]:

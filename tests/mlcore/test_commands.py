@@ -25,13 +25,13 @@ def run(*args, **kwargs) -> str:
 
 
 def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
-    out = run("make_synthetic_dataset", "--per-class", "6", "--size", "48")
+    out = run("make_synthetic_dataset", "--per-class", "15", "--size", "48")  # final_eval: the locked set
     assert "synthetic dataset written" in out
     out = run("train_model", "--model", "vit-tiny-test", "--epochs", "2", "--batch-size", "16",
               "--alias", "candidate")
     assert "MLflow run:" in out and "registered radviewer-triage version 1 with alias candidate" in out
     assert ModelVersion.objects.filter(version="1").exists()
-    assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"
+    assert ModelAlias.objects.filter(alias="candidate", model_version__version="1").exists(), out
     assert AuditEvent.objects.filter(action="model.registered").exists()
     job = TrainingJob.objects.get()  # the console's service ran it: the job shows on the page
     assert job.created_label == "cli:train_model" and job.state == "succeeded"
@@ -48,8 +48,10 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test")
     assert "macro" in out.lower() and "evaluated radviewer-triage v1 on test" in out
     # Its own record; the metrics the version was registered with stay as they were.
-    evaluation = Evaluation.objects.get()
-    assert evaluation.status == "succeeded" and evaluation.set_name == "test" and evaluation.n > 0
+    # (the job evaluated it on the locked set before the candidate move: that is another record)
+    assert Evaluation.objects.filter(set_name="locked", model_version__version="1").count() == 1
+    evaluation = Evaluation.objects.get(set_name="test")
+    assert evaluation.status == "succeeded" and evaluation.n > 0
     assert f"stored as evaluation {evaluation.pk}" in out
     assert ModelVersion.objects.get(version="1").metrics == registered_metrics
     # The same store named by its file:// URI: the same dataset version, the same evaluation.
@@ -59,25 +61,32 @@ def test_synthetic_train_evaluate_alias(isolated_registry, client, ml_admin):
     out = run("evaluate_model", "--model-uri", "models:/radviewer-triage@candidate", "--split", "test",
               "--store", store_uri)
     assert f"stored as evaluation {evaluation.pk}" in out
-    assert DatasetVersion.objects.count() == 1 and Evaluation.objects.count() == 1
+    assert DatasetVersion.objects.count() == 1 and Evaluation.objects.count() == 2
 
-    # Trained on phantoms and never evaluated on a locked set: the gate blocks production and
-    # prints why; an override with a written justification moves it.
+    # Trained on phantoms: production is refused, and no justification overrides that.
     with pytest.raises(CommandError, match="gate blocks"):
         run("set_model_alias", "production", "1", "--reason", "demo")
+    with pytest.raises(CommandError, match="cannot be overridden: trained on real data"):
+        run("set_model_alias", "production", "1", "--reason", "demo", "--override", "demo installation")
     assert not ModelAlias.objects.filter(alias="production").exists()
-    out = run("set_model_alias", "production", "1", "--reason", "demo",
+    # Canary is blocked too (a two-epoch model's calibration fails the ECE criterion), but
+    # that can be overridden with a written justification, which the output and the audit
+    # log keep.
+    with pytest.raises(CommandError, match="gate blocks"):
+        run("set_model_alias", "canary", "1", "--reason", "demo")
+    out = run("set_model_alias", "canary", "1", "--reason", "demo",
               "--override", "demo installation, synthetic images only")
-    assert "radviewer-triage@production now points at version 1" in out
-    assert "FAIL  trained on real data" in out and "gate overridden" in out
-    assert ModelAlias.objects.get(alias="production").model_version.version == "1"
+    assert "radviewer-triage@canary now points at version 1" in out
+    assert "PASS  evaluation report on the locked set" in out and "FAIL  calibration (ECE)" in out
+    assert "gate overridden" in out
+    assert ModelAlias.objects.get(alias="canary").model_version.version == "1"
     event = AuditEvent.objects.get(action="model.alias_set", actor_label="cli:set_model_alias")
-    assert event.details["alias"] == "production"
+    assert event.details["alias"] == "canary"
     assert AuditEvent.objects.filter(action="model.gate_overridden").count() == 1
 
     from mlcore.ml.predictor import Predictor
 
-    predictor = Predictor.from_uri("models:/radviewer-triage@production",
+    predictor = Predictor.from_uri("models:/radviewer-triage@canary",
                                    tracking_uri=isolated_registry.MLFLOW_TRACKING_URI)
     import numpy as np
 
@@ -122,7 +131,7 @@ def test_demo_model_is_registered_without_an_alias_and_labelled_synthetic(isolat
     isolated_registry.VAR_DIR = tmp_path / "var"
     out = run("ensure_demo_model", "--per-class", "4", "--size", "48", "--epochs", "1")
     assert "synthetic demo — not for real images" in out
-    assert "set_model_alias production 1" in out  # it never replaces the serving model by itself
+    assert "set_model_alias canary 1" in out and "never goes to production" in out  # never serves by itself
     assert not ModelAlias.objects.exists()
     assert ModelVersion.objects.get(version="1").synthetic
     event = AuditEvent.objects.get(action="model.registered")

@@ -27,9 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--image-size", type=int, default=64,
                             help="input size for the demo (the default variant's stem and tokens scale with it)")
         parser.add_argument("--lr", type=float, default=2e-3)
-        parser.add_argument("--alias", choices=("production", "canary", "candidate"), default=None)
 
-    def handle(self, *args, per_class, size, epochs, image_size, lr, alias, **opts):
+    def handle(self, *args, per_class, size, epochs, image_size, lr, **opts):
         started = time.monotonic()
         store_uri = str(settings.VAR_DIR / "datasets" / "demo-synthetic")
         store = open_store(store_uri)
@@ -39,17 +38,16 @@ class Command(BaseCommand):
         self.stdout.write("training the demo model on synthetic phantoms (not a model for real images)...")
         try:
             config = train_config(store_uri=store_uri, image_size=image_size, model_overrides={"dropout": 0.0},
-                                  epochs=epochs, lr=lr, alias=alias, run_name="demo-synthetic",
+                                  epochs=epochs, lr=lr, run_name="demo-synthetic",
                                   precision="32-true", log_system_metrics=False)
             result = model_train(config=config, actor_label="cli:ensure_demo_model",
                                  details={"data": "synthetic phantoms"})
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         f1 = result.metrics.get("test_macro_f1")
-        where = f" with alias {alias}" if alias else (
-            f"; make it serve with `manage.py set_model_alias production {result.model_version} --reason demo "
-            f"--override \"synthetic demo installation, not for real images\"` (the gate keeps synthetic "
-            f"versions out of production)")
+        where = (f" without an alias; a synthetic version never goes to production, but a demo can route a "
+                 f"share of studies to it as a canary: `manage.py set_model_alias canary {result.model_version} "
+                 f"--reason demo --override \"synthetic demo installation, not for real images\"`")
         self.stdout.write(self.style.SUCCESS(
             f"demo model {config.registered_model_name} version {result.model_version} registered{where} "
             f"(synthetic demo — not for real images; synthetic test macro-F1 "

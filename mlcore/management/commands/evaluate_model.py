@@ -6,10 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from mlcore.management.commands._common import open_store_or_fail
 from mlcore.models import Evaluation
 from mlcore.selectors.evaluations import model_version_get
+from mlcore.services.datasets import dataset_version_ensure
 from mlcore.services.evaluations import (
     SET_NAMES,
     EvaluationError,
-    dataset_version_ensure,
     evaluation_request,
     evaluation_run,
 )
@@ -47,7 +47,7 @@ class Command(BaseCommand):
             raise CommandError(f"{name} v{version} is not in the registry")
         store_uri = store or settings.DATASET_STORE_URI
         open_store_or_fail(store_uri)
-        dataset = dataset_version_ensure(store_uri=store_uri, actor_label=ACTOR)
+        dataset = dataset_version_ensure(store_uri=store_uri, actor=ACTOR)
         try:
             evaluation = evaluation_request(model_version=mv, dataset_version=dataset, set_name=split,
                                             actor_label=ACTOR, enqueue=False)

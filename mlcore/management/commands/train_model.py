@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.management.commands._common import open_store_or_fail
-from mlcore.models import TrainingJob
-from mlcore.selectors.training import dataset_version_for_store
+from mlcore.models import ModelVersion, TrainingJob
+from mlcore.selectors.evaluations import version_aliases
+from mlcore.services.datasets import dataset_version_ensure
 from mlcore.services.training_jobs import training_job_create, training_job_run
 
 
@@ -80,7 +81,7 @@ class Command(BaseCommand):
         try:
             job = training_job_create(
                 actor=None, actor_label="cli:train_model", enqueue=False,
-                dataset_version=dataset_version_for_store(store_uri=str(store_uri)),
+                dataset_version=dataset_version_ensure(store_uri=str(store_uri), actor="cli:train_model"),
                 store_uri=str(store_uri),
                 variant=o["model"], model_overrides=overrides, image_size=o["image_size"],
                 epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
@@ -109,10 +110,15 @@ class Command(BaseCommand):
         if o["output_dir"]:
             self.stdout.write(f"bundle: {o['output_dir']}")
         if job.model_version:
+            held = version_aliases(version=ModelVersion.objects.get(name=job.model_name, version=job.model_version))
             self.stdout.write(self.style.SUCCESS(
                 f"registered {job.model_name} version {job.model_version}"
-                + (f" with alias {o['alias']}" if o["alias"] else "")
-            ))
+                + (f" with alias {', '.join(held)}" if held else "")))
+            wanted = o["alias"] or "candidate"
+            if wanted not in held:
+                self.stdout.write(self.style.WARNING(
+                    f"{wanted} was not moved to version {job.model_version}: see the log above "
+                    f"(set_model_alias {wanted} {job.model_version} --reason ... once the gate passes)"))
 
 
 def _run_metrics(run_id: str, tracking_uri: str) -> dict[str, float]:
