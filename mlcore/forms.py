@@ -8,8 +8,9 @@ from typing import Any
 
 from django import forms
 
-from mlcore.models import AcceptanceCriteria, ModelAlias
+from mlcore.models import AcceptanceCriteria, DatasetVersion, ModelAlias
 from mlcore.selectors.training import dataset_versions_for_training
+from mlcore.services.datasets import IMPORT_FORMATS
 
 
 class TrainingJobForm(forms.Form):
@@ -78,3 +79,13 @@ class CriteriaForm(forms.ModelForm):
             "max_macro_f1_drop": "Largest macro-F1 drop vs champion",
             "forbid_synthetic_in_production": "A version trained on synthetic data never goes to production",
         }
+
+
+class DatasetImportForm(forms.Form):
+    source_path = forms.CharField(
+        label="Folder on this server", max_length=500,
+        help_text="Absolute, or relative to the project folder, e.g. ../shared/data/real-cxr")
+    source_format = forms.ChoiceField(label="Layout", choices=[(k, f"{k}: {v}") for k, v in IMPORT_FORMATS.items()])
+    slug = forms.SlugField(label="Name (slug)", max_length=80)
+    kind = forms.ChoiceField(label="Kind", choices=DatasetVersion.Kind.choices)
+    seed = forms.IntegerField(label="Split seed", min_value=0, max_value=2**31 - 1, initial=42)

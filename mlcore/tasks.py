@@ -6,7 +6,7 @@ import logging
 
 from mlcore.models import TrainingJob
 from mlcore.services import training_jobs
-from mlcore.services.datasets import dataset_import_run
+from mlcore.services.datasets import dataset_import_run, dataset_imports_fail_stale
 from mlcore.services.evaluations import evaluation_run
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
@@ -42,8 +42,10 @@ def training_job_run(*, job_id: int) -> None:
 
 @house_task(queue="default", soft_time_limit=60, name="mlcore.training_jobs_reap")
 def training_jobs_reap() -> None:
-    """Fail running training jobs whose worker stopped stamping them (beat, every minute)."""
+    """Fail training jobs and dataset imports whose worker stopped stamping them (beat,
+    every minute), so nothing shows "running" or "importing" forever."""
     training_jobs.training_jobs_reap()
+    dataset_imports_fail_stale()
 
 
 @house_task(queue="training", soft_time_limit=3600, name="mlcore.evaluation_run")

@@ -101,7 +101,7 @@ def gate_check(*, name: str, alias: str, version: str) -> GateVerdict:
     if alias != ModelAlias.Alias.CANDIDATE:
         ece = (evaluation.report or {}).get("ece") if evaluation else None
         results.append(CriterionResult(
-            name="calibration (ECE)", required=f"<= {criteria.max_ece:.3f}",
+            name="calibration (ECE)", required=f"<= {criteria.max_ece:g}",
             value="unknown" if ece is None else f"{ece:.3f}",
             passed=None if evaluation is None else (ece is not None and ece <= criteria.max_ece),
         ))

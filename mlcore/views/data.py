@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -10,14 +9,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
 
+from mlcore.forms import DatasetImportForm
 from mlcore.ml.data import SPLITS
 from mlcore.models import DatasetVersion
 from mlcore.selectors.data import dataset_figures, dataset_overview, dataset_version_get, dataset_versions
 from mlcore.services.datasets import (
     CURRENT_SLUG,
-    IMPORT_FORMATS,
     dataset_import_request,
-    dataset_imports_fail_stale,
     dataset_version_ensure_current,
     dataset_version_refresh,
 )
@@ -26,22 +24,11 @@ from radviewer.lib.auth import permission_required_403
 ACTIVE = (DatasetVersion.Status.QUEUED, DatasetVersion.Status.IMPORTING)
 
 
-class DatasetImportForm(forms.Form):
-    source_path = forms.CharField(
-        label="Folder on this server", max_length=500,
-        help_text="Absolute, or relative to the project folder, e.g. ../shared/data/real-cxr")
-    source_format = forms.ChoiceField(label="Layout", choices=[(k, f"{k}: {v}") for k, v in IMPORT_FORMATS.items()])
-    slug = forms.SlugField(label="Name (slug)", max_length=80)
-    kind = forms.ChoiceField(label="Kind", choices=DatasetVersion.Kind.choices)
-    seed = forms.IntegerField(label="Split seed", min_value=0, max_value=2**31 - 1, initial=42)
-
-
 @require_http_methods(["GET", "POST"])
 @permission_required_403("accounts.manage_models")
 def data_page(request: HttpRequest) -> HttpResponse:
     """Dataset versions and the import form; htmx polls the versions table while an import runs."""
     current = dataset_version_refresh(dataset=dataset_version_ensure_current())
-    dataset_imports_fail_stale()
     form = DatasetImportForm(request.POST if request.method == "POST" else None,
                              initial={"seed": 42, "kind": DatasetVersion.Kind.TRAINING})
     if request.method == "POST" and form.is_valid():

@@ -100,6 +100,7 @@ def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry,
         expect(page.locator("h2", has_text="Report on the locked set")).to_be_visible()
         expect(page.locator("figure svg").first).to_be_visible()
         expect(page.locator("body")).to_contain_text("Per class, 95 % bootstrap intervals")
+        _shot(page, "ml-version")
 
         # 4. Compare with production on the same locked set (computed by the job: instant).
         page.goto(live_server.url + reverse("mlcore:compare") + f"?a=production&b={version}&dataset={slug}")
