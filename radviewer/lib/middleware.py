@@ -5,7 +5,8 @@
 The API authenticates its own clients by token, so ``/api/`` and ``/dicomweb/`` answer 401
 themselves instead of redirecting.
 
-``RequestGuardMiddleware``: a NUL character in the path or the query string is refused (400)
+``RequestGuardMiddleware``: a NUL character in the path, the query string or a cookie (the
+session key) is refused (400)
 before any view runs. No UID, accession number or filter contains one, PostgreSQL refuses
 NUL in text (a 500 from every lookup) and SQLite would silently match nothing; one guard
 here covers every view, selector and access function.
@@ -66,6 +67,11 @@ class RequestGuardMiddleware:
                 request, status=400, code="invalid_characters", title="Bad request",
                 detail="The address contains a NUL character (%00); no study UID, accession number "
                        "or filter can contain one.")
+        # A quoted cookie may carry an octal escape ("\000"): the session lookup would hit it.
+        if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
+            return error_response(
+                request, status=400, code="invalid_characters", title="Bad request",
+                detail="A cookie contains a NUL character; clear this site's cookies and sign in again.")
         return self.get_response(request)
 
 

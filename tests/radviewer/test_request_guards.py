@@ -1,4 +1,4 @@
-"""Requests the database cannot take: a NUL byte in the URL or the query string (PostgreSQL
+"""Requests the database cannot take: a NUL byte in the URL, the query string or a cookie (PostgreSQL
 refuses NUL in text, SQLite would silently match nothing), answered 400 before any view runs."""
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ def test_nul_in_a_page_url_is_an_html_400(radiologist_client, url):
     assert response.status_code == 400, response.content[:300]
     assert response["Content-Type"].startswith("text/html")
     assert b"NUL" in response.content and b"<html" in response.content.lower()
+
+
+def test_nul_in_the_session_cookie_is_an_html_400(radiologist_client):
+    radiologist_client.cookies["sessionid"] = "abcdefghij\x00klmnop"
+    response = radiologist_client.get("/worklist/")
+    assert response.status_code == 400 and b"cookie contains a NUL" in response.content
 
 
 def test_a_uid_without_nul_still_reaches_the_view(pacs, radiologist_client):
