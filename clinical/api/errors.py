@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -29,6 +31,8 @@ class ApiError(exceptions.APIException):
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        exc = _request_limit_error(exc)  # Django's own limits; it would answer a bare HTML 400
     if isinstance(exc, SubmissionRefused):  # the service's refusal, in the API's one error body
         exc = ApiError(status_code=exc.status_code, code=exc.code, detail=exc.detail, **exc.extra)
     if isinstance(exc, ApiError):
@@ -52,3 +56,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         body["retry_after"] = int(exc.wait)
     response.data = body
     return response
+
+
+def _request_limit_error(exc: Exception) -> ApiError:
+    if isinstance(exc, RequestDataTooBig):
+        return ApiError(status_code=413, code="too_large",
+                        detail=f"the request body (files aside) is larger than the maximum of "
+                               f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes")
+    if isinstance(exc, TooManyFilesSent):
+        return ApiError(status_code=400, code="invalid",
+                        detail=f"more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files in one request")
+    return ApiError(status_code=400, code="invalid",
+                    detail=f"more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields in one request")

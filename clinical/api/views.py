@@ -16,7 +16,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -25,6 +24,7 @@ from clinical.api import serializers as s
 from clinical.api.base import BINARY, JSON, ApiView, error_responses
 from clinical.api.errors import ApiError
 from clinical.api.fhir import diagnostic_report
+from clinical.api.parsers import JSONParser, MultiPartParser
 from clinical.api.renderers import DicomRenderer, FhirJSONRenderer, PNGRenderer
 from clinical.api.sr import SrUnavailable, study_sr
 from clinical.models import Image, Review, Study

@@ -7,7 +7,9 @@ so each file's outcome shows as soon as it is known and one bad file cannot spoi
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clinical.ingest import IngestError, sanitize_filename
 from clinical.services.ingest import image_ingest
 from radviewer.lib.auth import permission_required_403
+from radviewer.lib.http import multipart_error_message
 
 # Room for the multipart envelope (boundaries, part headers) around the file itself: the
 # early check must not refuse a file of exactly MAX_UPLOAD_BYTES; the service checks the
@@ -50,6 +53,15 @@ def upload_file(request: HttpRequest) -> HttpResponse:
             details={"size": length, "max_bytes": settings.MAX_UPLOAD_BYTES},
         )
         return _result(request, filename="", error=error)
+    # Parsed here, before the CSRF check reads it: a malformed body gets a reason, not Django's
+    # bare "Bad Request (400)". Nothing is stored either way.
+    try:
+        request.POST  # noqa: B018
+    except MultiPartParserError as exc:
+        return _result(request, filename="", message=multipart_error_message(exc), status=400)
+    except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent):
+        return _result(request, filename="", status=400,
+                       message="the form has too many fields or too much form data; send one file in the field 'file'")
     return _upload_checked(request)
 
 

@@ -36,3 +36,17 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
         return request.read(limit + 1)
     request._read_started = True  # Django's own stream must not be read again
     return reader.read(limit + 1)
+
+
+def multipart_error_message(exc: Exception) -> str:
+    """A sentence a sender can act on for Django's ``MultiPartParserError`` (whose own
+    messages name parser internals: "Invalid boundary in multipart: None", "Request max total
+    header size exceeded.")."""
+    text = str(exc)
+    if "boundary" in text.lower():
+        return ("the multipart/form-data Content-Type has no valid boundary parameter; let the HTTP "
+                "library build the body and its Content-Type instead of setting the header by hand")
+    if "header size" in text.lower():
+        return ("a part's headers are longer than 1,024 bytes: a file name of more than a few hundred "
+                "characters does not fit; shorten the file name")
+    return f"the multipart body is malformed ({text.rstrip('.')})"

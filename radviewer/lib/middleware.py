@@ -1,18 +1,93 @@
-"""Every page needs login unless its path is listed in ``settings.LOGIN_EXEMPT_PREFIXES``.
+"""Request-wide middleware.
 
-Secure by default: a new view cannot be forgotten open. The API authenticates its own
-clients by token, so ``/api/`` and ``/dicomweb/`` answer 401 themselves instead of redirecting.
+``LoginRequiredByDefaultMiddleware``: every page needs login unless its path is listed in
+``settings.LOGIN_EXEMPT_PREFIXES``. Secure by default: a new view cannot be forgotten open.
+The API authenticates its own clients by token, so ``/api/`` and ``/dicomweb/`` answer 401
+themselves instead of redirecting.
+
+``RequestGuardMiddleware``: a NUL character in the path, the query string or a cookie (the
+session key) is refused (400)
+before any view runs. No UID, accession number or filter contains one, PostgreSQL refuses
+NUL in text (a 500 from every lookup) and SQLite would silently match nothing; one guard
+here covers every view, selector and access function.
+
+``DatabaseUnavailableMiddleware``: a view that cannot reach the database answers 503 with
+a message instead of a 500 (or the debug page).
+
+Errors on the token-authenticated surface are JSON in the API's shape (``{"code", "detail"}``,
+docs/integration.md section 8); pages get a short standalone HTML page (``error.html``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+log = logging.getLogger(__name__)
 
 TOKEN_AUTH_PREFIXES = ("/api/", "/dicomweb/")
+NUL = "\x00"
+
+
+def error_response(request: HttpRequest, *, status: int, code: str, title: str, detail: str,
+                   retry: bool = False) -> HttpResponse:
+    """An error answer without touching the database: JSON on the API, a small page otherwise."""
+    if request.path_info.startswith(TOKEN_AUTH_PREFIXES):
+        response: HttpResponse = JsonResponse({"code": code, "detail": detail}, status=status)
+    else:
+        html = render_to_string("error.html", {"title": title, "detail": detail, "retry": retry})
+        response = HttpResponse(html, status=status)
+    if retry:
+        response["Retry-After"] = "30"
+    return response
+
+
+def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.error("database unavailable during %s %s: %s", request.method, request.path_info, exc)
+    return error_response(
+        request, status=503, code="database_unavailable", title="Service temporarily unavailable",
+        detail="The database cannot be reached right now; nothing was saved. Try again shortly.",
+        retry=True)
+
+
+class RequestGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if NUL in request.path_info or any(NUL in key or any(NUL in v for v in values)
+                                           for key, values in request.GET.lists()):
+            return error_response(
+                request, status=400, code="invalid_characters", title="Bad request",
+                detail="The address contains a NUL character (%00); no study UID, accession number "
+                       "or filter can contain one.")
+        # A quoted cookie may carry an octal escape ("\000"): the session lookup would hit it.
+        if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
+            return error_response(
+                request, status=400, code="invalid_characters", title="Bad request",
+                detail="A cookie contains a NUL character; clear this site's cookies and sign in again.")
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # OperationalError: cannot connect or the connection broke; InterfaceError: psycopg's
+        # "connection already closed" after a database restart. Anything else stays a 500.
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        return database_unavailable(request, exception)
 
 
 class LoginRequiredByDefaultMiddleware:
@@ -22,6 +97,11 @@ class LoginRequiredByDefaultMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
         exempt = path.startswith(tuple(settings.LOGIN_EXEMPT_PREFIXES) + TOKEN_AUTH_PREFIXES)
-        if not exempt and not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if not exempt:
+            try:  # the first read of the session and the user: the database is needed here
+                authenticated = request.user.is_authenticated
+            except (OperationalError, InterfaceError) as exc:
+                return database_unavailable(request, exc)
+            if not authenticated:
+                return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         return self.get_response(request)

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before the session and the user are read: a NUL in the URL never reaches the database.
+    "radviewer.lib.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "radviewer.lib.middleware.LoginRequiredByDefaultMiddleware",
+    "radviewer.lib.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -230,6 +233,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "clinical.api.errors.api_exception_handler",
+    # DRF's default set, with the JSON and multipart parsers that refuse bad bodies with a 400 parse_error.
+    "DEFAULT_PARSER_CLASSES": ["clinical.api.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "clinical.api.parsers.MultiPartParser"],
     "URL_FORMAT_OVERRIDE": None,  # media types come from Accept only, never from ?format=
 }
 SPECTACULAR_SETTINGS = {

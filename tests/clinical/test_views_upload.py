@@ -169,3 +169,25 @@ def test_plain_form_post_gets_the_whole_page(production_model, radiologist_clien
     response = radiologist_client.post(URL, {"file": SimpleUploadedFile("p.png", chest_png(seed=12))})
     assert response.status_code == 201
     assert b"<html" in response.content and b"upload-input" in response.content
+
+
+def _raw_multipart(client, body: bytes, content_type: str):
+    return client.post(URL, body, content_type=content_type, HTTP_HX_REQUEST="true")
+
+
+def test_a_five_thousand_character_file_name_gets_a_reason(radiologist_client):
+    name = "a" * 5000 + ".png"
+    body = (f'--b0\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + chest_png() + b"\r\n--b0--\r\n"
+    response = _raw_multipart(radiologist_client, body, "multipart/form-data; boundary=b0")
+    assert response.status_code == 400
+    assert b"shorten the file name" in response.content and b"refused" in response.content
+    assert not Image.objects.exists()
+
+
+def test_multipart_without_a_boundary_gets_a_reason(radiologist_client):
+    body = b'--b0\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\nabc\r\n--b0--\r\n'
+    response = _raw_multipart(radiologist_client, body, "multipart/form-data")
+    assert response.status_code == 400
+    assert b"no valid boundary" in response.content and b"refused" in response.content
+    assert not Image.objects.exists()
