@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlcore.ml.classes import CLASSES
+from mlcore.ml.formatting import format_interval
 from mlcore.models import AcceptanceCriteria, Evaluation, ModelAlias, ModelVersion
 
 URGENT_CXR = tuple(c for c in CLASSES if c.urgent and c.modality == "cxr")
@@ -136,11 +137,7 @@ def stored_comparison(*, version: ModelVersion, champion: ModelVersion) -> tuple
 
 
 def _fmt_interval(cell: list[float | None] | None) -> str:
-    if not cell or cell[0] is None:
-        return "undefined"
-    if cell[1] is None:
-        return f"{cell[0]:+.3f}"
-    return f"{cell[0]:+.3f} [{cell[1]:+.3f}, {cell[2]:+.3f}]"
+    return format_interval(cell, signed=True, missing="undefined")
 
 
 def _comparative(mv: ModelVersion, *, name: str, champion: str, criteria: AcceptanceCriteria

@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 
 from mlcore.ml.classes import CLASS_BY_KEY
+from mlcore.ml.formatting import format_interval
 
 register = template.Library()
 
@@ -14,21 +15,13 @@ register = template.Library()
 @register.filter
 def ci(cell: Any, digits: int = 3) -> str:
     """``[0.91, 0.85, 0.96]`` -> ``0.910 [0.850, 0.960]``; undefined -> an en dash."""
-    if not cell or cell[0] is None:
-        return "–"
-    if cell[1] is None:
-        return f"{cell[0]:.{digits}f}"
-    return f"{cell[0]:.{digits}f} [{cell[1]:.{digits}f}, {cell[2]:.{digits}f}]"
+    return format_interval(cell, digits=digits)
 
 
 @register.filter
 def signed_ci(cell: Any, digits: int = 3) -> str:
     """A difference with its interval, signs shown: ``+0.012 [-0.010, +0.031]``."""
-    if not cell or cell[0] is None:
-        return "–"
-    if cell[1] is None:
-        return f"{cell[0]:+.{digits}f}"
-    return f"{cell[0]:+.{digits}f} [{cell[1]:+.{digits}f}, {cell[2]:+.{digits}f}]"
+    return format_interval(cell, digits=digits, signed=True)
 
 
 @register.filter
