@@ -10,11 +10,9 @@ fails a job whose stamps stopped, so a SIGKILLed worker never leaves a job ``run
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import socket
-import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -23,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -33,6 +31,7 @@ from mlcore.services.comparison import comparison_compute
 from mlcore.services.evaluations import evaluation_request, evaluation_run
 from mlcore.services.promotion import alias_move
 from mlcore.services.training import model_train, train_config
+from mlcore.services.training_runtime import Heartbeat, JobProgress, LogTail, one_line
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
@@ -44,7 +43,6 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 # The form's fields -> TrainConfig's names (only ``variant`` differs).
 RECIPE_FIELDS = {"variant": "model_name", "image_size": "image_size", "epochs": "epochs",
                  "batch_size": "batch_size", "seed": "seed", "lr": "lr", "precision": "precision"}
-LOG_TAIL_LINES = 200
 REDELIVERED_REASON = ("the worker running this job stopped (redelivered after a crash); "
                       "start a new job")
 
@@ -207,46 +205,7 @@ def training_job_cancel(*, job: TrainingJob, actor: Any) -> TrainingJob:
     return job
 
 
-class _LogTail:
-    def __init__(self, text: str = "") -> None:
-        self.lines: collections.deque[str] = collections.deque(
-            text.splitlines(), maxlen=LOG_TAIL_LINES)
-
-    def add(self, text: str) -> None:
-        self.lines.extend(text.rstrip("\n").splitlines())
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-class _Heartbeat(threading.Thread):
-    """Stamps ``heartbeat_at`` every ``interval`` seconds on a connection of its own (Django
-    gives each thread one), for the whole run: fitting, calibration and registration."""
-
-    def __init__(self, job_id: int, interval: float) -> None:
-        super().__init__(name=f"training-job-{job_id}-heartbeat", daemon=True)
-        self.job_id = job_id
-        self.interval = interval
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self._done.wait(self.interval):
-                try:
-                    TrainingJob.objects.filter(pk=self.job_id, state=TrainingJob.State.RUNNING
-                                               ).update(heartbeat_at=timezone.now())
-                except DatabaseError:  # one missed stamp is not a dead worker; keep going
-                    logger.warning("training job %s: heartbeat not written", self.job_id,
-                                   exc_info=True)
-        finally:
-            connections.close_all()  # this thread's connections only
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join(timeout=30)
-
-
-def _finish(job_id: int, state: str, *, action: AuditAction, log: _LogTail,
+def _finish(job_id: int, state: str, *, action: AuditAction, log: LogTail,
             reason: str = "", details: dict[str, Any] | None = None,
             **values: Any) -> TrainingJob | None:
     """Write a running job's end state under the lock, unless it already ended (the reaper
@@ -309,61 +268,6 @@ def _claim(job_id: int) -> TrainingJob | None:
     return job
 
 
-class _Progress:
-    """The hooks ``train`` calls, writing a running job's progress in short updates (no
-    transaction is held across the run), plus its log tail with the warnings raised."""
-
-    def __init__(self, job: TrainingJob, echo: Callable[[str], None] | None,
-                 caught: list[warnings.WarningMessage]) -> None:
-        self.job_id = job.pk
-        self.echo = echo
-        self.log = _LogTail(job.log_tail)
-        self.history: list[dict[str, Any]] = list(job.history)
-        self._caught = caught
-        self._seen: set[str] = set()
-
-    def say(self, line: str) -> None:
-        self.log.add(line)
-        if self.echo is not None:
-            self.echo(line)
-
-    def drain_warnings(self) -> None:
-        for w in self._caught:
-            # Libraries' deprecation notices say nothing about this run (the server log
-            # keeps them); what is left (data, numerics, Lightning's advice) goes in the log.
-            if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
-                continue
-            text = f"warning: {w.category.__name__}: {w.message}"
-            if text not in self._seen:  # Lightning repeats some per epoch
-                self._seen.add(text)
-                self.say(text)
-        self._caught.clear()
-
-    def on_epoch(self, report: dict[str, Any]) -> None:
-        from mlcore.ml.training.callbacks import format_epoch  # torch: loaded by train already
-
-        self.history.append(dict(report))
-        self.say(format_epoch(report))
-        self.drain_warnings()
-        TrainingJob.objects.filter(pk=self.job_id).update(
-            history=self.history, epoch=int(report["epoch"]), epochs=int(report["epochs"]),
-            log_tail=self.log.text())
-
-    def on_step(self, report: dict[str, Any]) -> None:
-        TrainingJob.objects.filter(pk=self.job_id).update(
-            step=int(report["step"]), total_steps=int(report["total_steps"]),
-            epochs=int(report["epochs"]))
-
-    def should_stop(self) -> bool:
-        return bool(TrainingJob.objects.filter(pk=self.job_id).values_list(
-            "cancel_requested", flat=True).first())
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
                      ) -> TrainingJob:
     """Run a queued job to its end state (the ``mlcore.training_job_run`` task's body).
@@ -378,12 +282,12 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
         return TrainingJob.objects.get(pk=job_id)
     from mlcore.ml.training import TrainConfig  # torch: only in the process that trains
 
-    heartbeat = _Heartbeat(job.pk, float(settings.TRAINING_HEARTBEAT_SECONDS))
+    heartbeat = Heartbeat(job.pk, float(settings.TRAINING_HEARTBEAT_SECONDS))
     heartbeat.start()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
-            progress = _Progress(job, echo, caught)
+            progress = JobProgress(job, echo, caught)
             try:
                 # An alias the recipe asks for is moved after training, through the gate, like
                 # every other move (training itself would set it in MLflow directly).
@@ -401,7 +305,7 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
             except Exception as exc:  # any failure ends the job, with its reason
                 progress.drain_warnings()
                 progress.log.add(traceback.format_exc())
-                reason = _one_line(exc)[:1000]
+                reason = one_line(exc)[:1000]
                 if echo is not None:
                     echo(f"failed: {reason}")
                 return _finish(job_id, TrainingJob.State.FAILED, log=progress.log,
@@ -429,7 +333,7 @@ def training_job_run(*, job_id: int, echo: Callable[[str], None] | None = None
             try:
                 training_job_after_registration(job=TrainingJob.objects.get(pk=job_id), say=say)
             except Exception as exc:  # the version exists: say what did not follow
-                say(f"after registration: {_one_line(exc)}")
+                say(f"after registration: {one_line(exc)}")
         done = _finish(job_id, TrainingJob.State.SUCCEEDED, log=progress.log,
                        action=AuditAction.TRAINING_JOB_SUCCEEDED,
                        details={"run_id": result.run_id, "model_version": version},
