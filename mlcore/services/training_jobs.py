@@ -168,6 +168,13 @@ def training_job_create(*, actor: Any, actor_label: str = "",
             config=config.to_dict(), dataset_version=dataset_version, created_by=user,
             created_label=actor_label, epochs=config.epochs,
         )
+        # Lineage on the MLflow run: this job, and the version serving when it was asked
+        # for (the version page's "parent": the one the new version is trained to replace).
+        parent = ModelAlias.objects.filter(name=config.registered_model_name, alias=ModelAlias.Alias.PRODUCTION
+                                           ).values_list("model_version__version", flat=True).first()
+        job.config["run_tags"] = {**job.config.get("run_tags", {}), "radviewer.training_job": str(job.pk),
+                                  **({"radviewer.parent_version": parent} if parent else {})}
+        job.save(update_fields=["config"])
         audit_event_create(
             actor=user, actor_label="" if user else actor_label,
             action=AuditAction.TRAINING_JOB_CREATED, obj=job,

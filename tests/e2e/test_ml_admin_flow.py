@@ -19,7 +19,7 @@ from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
-from mlcore.models import ChangeRecord, Evaluation, ModelAlias, TrainingJob
+from mlcore.models import ChangeRecord, Evaluation, ModelAlias, ModelVersion, TrainingJob
 from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, _shot
 from tests.support.registry import registry_fixture  # noqa: F401 (the `registry` fixture)
 from tests.support.worker import WorkerProcess
@@ -101,6 +101,9 @@ def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry,
         expect(page.locator("figure svg").first).to_be_visible()
         expect(page.locator("body")).to_contain_text("Per class, 95 % bootstrap intervals")
         _shot(page, "ml-version")
+        # Lineage: the version that served when the job was asked for is its parent.
+        assert ModelVersion.objects.get(version=version).tags["radviewer.parent_version"] == "1"
+        expect(page.locator(".ev-dl")).to_contain_text("v1")
 
         # 4. Compare with production on the same locked set (computed by the job: instant).
         page.goto(live_server.url + reverse("mlcore:compare") + f"?a=production&b={version}&dataset={slug}")

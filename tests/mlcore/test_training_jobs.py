@@ -183,6 +183,9 @@ def test_a_tiny_job_runs_inline_registers_a_candidate_and_shows_its_curves(
 
     mv = tracking.client(registry).get_model_version(job.model_name, "1")
     assert mv.run_id == job.run_id
+    run_tags = tracking.client(registry).get_run(job.run_id).data.tags
+    assert run_tags["radviewer.training_job"] == str(job.pk)
+    assert "radviewer.parent_version" not in run_tags  # nothing was in production
     assert tracking.get_version_by_alias(job.model_name, "candidate", tracking_uri=registry) == "1", job.log_tail
     assert ModelVersion.objects.get(version="1").run_id == job.run_id
     assert ModelAlias.objects.get(alias="candidate").model_version.version == "1"

@@ -82,6 +82,9 @@ class TrainConfig:
     # Classes with fewer val images than this are left out of the checkpoint monitor
     # (val_macro_f1): their F1 is too noisy to choose an epoch by. Reports keep every class.
     monitor_min_support: int = 10
+    # Extra MLflow run tags: lineage the caller knows (the training job, the version in
+    # production when the job was asked for: the version page's "parent").
+    run_tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []

@@ -109,7 +109,8 @@ def train_with_ray(config: TrainConfig) -> TrainResult:
     tracking.configure(config.tracking_uri)
     with tracking.start_run(
         experiment=config.experiment, run_name=config.run_name,
-        tags={"radviewer.backend": "ray", "radviewer.model_name": config.model_name},
+        tags={"radviewer.backend": "ray", "radviewer.model_name": config.model_name,
+              **config.run_tags},
         log_system_metrics=config.log_system_metrics,
     ) as run, tempfile.TemporaryDirectory(prefix="radviewer-ray-") as storage:
         run_id = run.info.run_id

@@ -87,7 +87,8 @@ def _train_local(config: TrainConfig, on_epoch: Callable[[EpochReport], None] | 
         tracking.configure(config.tracking_uri)
     run_ctx = contextlib.nullcontext() if child else tracking.start_run(
         experiment=config.experiment, run_name=config.run_name,
-        tags={"radviewer.backend": "local", "radviewer.model_name": config.model_name},
+        tags={"radviewer.backend": "local", "radviewer.model_name": config.model_name,
+              **config.run_tags},
         log_system_metrics=config.log_system_metrics,
     )
     with run_ctx as run, tempfile.TemporaryDirectory(prefix="radviewer-ckpt-") as ckpt_dir:
