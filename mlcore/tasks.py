@@ -40,8 +40,8 @@ def training_job_run(*, job_id: int) -> None:
         logger.warning("training job %s no longer exists; message dropped", job_id)
 
 
-@house_task(queue="default", soft_time_limit=60, name="mlcore.training_jobs_reap")
-def training_jobs_reap() -> None:
+@house_task(queue="default", soft_time_limit=60, name="mlcore.stale_work_reap")
+def stale_work_reap() -> None:
     """Fail training jobs and dataset imports whose worker stopped stamping them (beat,
     every minute), so nothing shows "running" or "importing" forever."""
     training_jobs.training_jobs_reap()

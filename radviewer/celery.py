@@ -63,8 +63,8 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "schedule": REGISTRY_REFRESH_SECONDS,
         "options": {"queue": "default", "expires": REGISTRY_REFRESH_SECONDS},
     }
-    schedule["training-jobs-reap"] = {
-        "task": "mlcore.training_jobs_reap",
+    schedule["stale-work-reap"] = {
+        "task": "mlcore.stale_work_reap",
         "schedule": TRAINING_REAP_SECONDS,
         "options": {"queue": "default", "expires": TRAINING_REAP_SECONDS},
     }

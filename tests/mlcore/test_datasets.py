@@ -28,7 +28,7 @@ from mlcore.services.datasets import (
 )
 from mlcore.services.feedback import feedback_sample_add
 from radviewer.audit.models import AuditEvent
-from radviewer.lib.tasks import route_task
+from radviewer.lib.tasks import route_task, task_by_name
 from tests.ml.conftest import s3_client, s3_endpoint, texture  # noqa: F401  (moto's S3 server fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -201,6 +201,10 @@ def test_an_import_whose_worker_died_is_failed_not_importing_forever(var, tmp_pa
         status="importing", heartbeat_at=timezone.now() - timedelta(minutes=16))
     waiting = dataset_import_request(actor=ml_admin, source_path=tree, source_format="plain",
                                      slug="waiting", enqueue=False)
+    # The beat reaper (every minute) fails it; opening the page changes nothing by itself.
+    ml_admin_client.get(reverse("mlcore:data"))
+    assert DatasetVersion.objects.get(pk=dataset.pk).status == "importing"
+    task_by_name("mlcore.stale_work_reap").apply()
     page = ml_admin_client.get(reverse("mlcore:data")).content.decode()
     dataset.refresh_from_db()
     assert dataset.status == "failed" and "stopped reporting progress" in dataset.failure_reason

@@ -383,10 +383,10 @@ def test_a_radiologist_gets_403_on_every_training_url(radiologist_client, ml_adm
 def test_beat_reaps_training_jobs_every_minute():
     from radviewer.celery import beat_schedule
 
-    entry = beat_schedule(30)["training-jobs-reap"]
-    assert entry["task"] == "mlcore.training_jobs_reap" and entry["schedule"] == 60.0
+    entry = beat_schedule(30)["stale-work-reap"]
+    assert entry["task"] == "mlcore.stale_work_reap" and entry["schedule"] == 60.0
     assert entry["options"]["queue"] == "default"
-    assert task_by_name("mlcore.training_jobs_reap").name == "mlcore.training_jobs_reap"
+    assert task_by_name("mlcore.stale_work_reap").name == "mlcore.stale_work_reap"
     assert task_by_name("mlcore.training_job_run").soft_time_limit >= 6 * 3600
 
 
