@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -23,9 +24,14 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=80, db_index=True)
     object_type = models.CharField(max_length=80, blank=True, db_index=True)
     object_id = models.CharField(max_length=128, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by the service before the row is hashed (auto_now_add would set it after).
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # Tamper evidence (radviewer.audit.integrity): the previous event's hash, and SHA-256 over
+    # this event's fields and prev_hash. ``manage.py verify_audit`` walks the chain.
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 

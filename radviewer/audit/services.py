@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from radviewer.audit.actions import AuditAction
+from radviewer.audit.integrity import GENESIS_HASH, canonical_details, hash_of, lock_chain_tail
 from radviewer.audit.models import AuditEvent
 from radviewer.lib.http import client_ip
 
@@ -48,13 +50,27 @@ def audit_event_create(
     # A transaction of its own when called outside one (savepoint=False: inside one, no
     # savepoint): on SQLite the insert then queues with the other writers (radviewer.lib.sqlite)
     # instead of polling for the write lock in SQLite's busy handler.
-    with transaction.atomic(savepoint=False):
-        return AuditEvent.objects.create(
-            actor=user,
-            actor_label=actor_label,
-            action=str(action),
-            object_type=object_type,
-            object_id=str(object_id),
-            client_ip=client_ip(request) if request is not None else None,
-            details=details or {},
-        )
+    event = AuditEvent(
+        actor=user,
+        actor_label=actor_label,
+        action=str(action),
+        object_type=object_type,
+        object_id=str(object_id),
+        client_ip=client_ip(request) if request is not None else None,
+        details=canonical_details(details),
+    )
+    # The values as the database will hand them back, so the hash verifies after a round trip.
+    event.client_ip = AuditEvent._meta.get_field("client_ip").get_prep_value(event.client_ip)
+    using = router.db_for_write(AuditEvent)
+    with transaction.atomic(using=using, savepoint=False):
+        # Chain to the tail under a lock held until this transaction ends: concurrent writers
+        # queue here, so each one reads the tail the previous one committed. (A caller's
+        # transaction that rolls back takes its event with it; the next writer chains to the
+        # last committed one.)
+        lock_chain_tail(using)
+        tail = AuditEvent.objects.using(using).order_by("-id").values_list("hash", flat=True).first()
+        event.prev_hash = tail if tail is not None else GENESIS_HASH
+        event.created_at = timezone.now()
+        event.hash = hash_of(event)
+        event.save(using=using, force_insert=True)
+        return event

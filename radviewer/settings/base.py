@@ -274,6 +274,9 @@ else:
 # audited once per client, object and action in this window, not once per request; 0 records
 # every read. Changes and exports are always recorded. Per process with the LocMem cache.
 AUDIT_READ_WINDOW_S = env_int("RADVIEWER_AUDIT_READ_WINDOW_S", 300, minimum=0)
+# `manage.py flush` may empty the append-only audit log without --include-audit-log: the test
+# profile only (pytest-django flushes between transactional tests). Not read from the environment.
+AUDIT_FLUSH_ALLOWED = False
 
 DEMO_PASSWORD = env_str("RADVIEWER_DEMO_PASSWORD", "")
 ALLOW_DEMO_ACCOUNTS = True

@@ -6,6 +6,8 @@ from radviewer.settings.base import *  # noqa: F403
 from radviewer.settings.env import env_str
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# pytest-django flushes the database between transactional tests, audit log included.
+AUDIT_FLUSH_ALLOWED = True
 STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
