@@ -110,6 +110,9 @@ class ChainReport:
     checked: int
     broken_id: int | None = None
     problem: str = ""
+    # the last intact event: record it elsewhere to notice the tail being cut off later
+    head_id: int | None = None
+    head_hash: str = GENESIS_HASH
 
     @property
     def intact(self) -> bool:
@@ -122,19 +125,21 @@ def audit_chain_verify(*, using: str = "default", chunk_size: int = 2000) -> Cha
 
     expected_prev = GENESIS_HASH
     checked = 0
+    head_id = None
     qs = AuditEvent.objects.using(using).order_by("id")
     for event in qs.iterator(chunk_size=chunk_size):
         if event.prev_hash != expected_prev:
-            return ChainReport(checked, event.pk, f"prev_hash is {event.prev_hash or '(empty)'!r}, "
+            return ChainReport(checked, event.pk, problem=f"prev_hash is {event.prev_hash or '(empty)'!r}, "
                                f"the event before it has hash {expected_prev!r}"
                                " (an event was removed, inserted or re-chained)")
         recomputed = hash_of(event)
         if event.hash != recomputed:
-            return ChainReport(checked, event.pk, f"hash is {event.hash or '(empty)'!r}, its fields hash to "
+            return ChainReport(checked, event.pk, problem=f"hash is {event.hash or '(empty)'!r}, its fields hash to "
                                f"{recomputed!r} (the event's fields were changed after it was written)")
         expected_prev = event.hash
+        head_id = event.pk
         checked += 1
-    return ChainReport(checked)
+    return ChainReport(checked, head_id=head_id, head_hash=expected_prev)
 
 
 @contextmanager

@@ -24,3 +24,7 @@ class Command(BaseCommand):
                 returncode=1,
             )
         self.stdout.write(f"{report.checked} events, chain intact")
+        if report.head_id is not None:
+            # Kept outside the database (a ticket, a log), the head shows later whether the
+            # newest events were cut off, which a chain alone cannot tell.
+            self.stdout.write(f"head: event id {report.head_id}, hash {report.head_hash}")
