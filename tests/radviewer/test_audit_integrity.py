@@ -171,3 +171,36 @@ def test_concurrent_writers_keep_one_chain():
     assert len({prev for prev, _ in hashes}) == len(hashes)  # no two events chained to one tail
     report = audit_chain_verify()
     assert report.intact and report.checked == threads * per_thread, report
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrations_chain_existing_events_and_install_and_remove_the_triggers():
+    """0002 chains the events written before it; 0003 installs the triggers, its reverse drops them."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target: str) -> None:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("audit", target)])
+
+    try:
+        migrate("0001_initial")
+        with transaction.atomic(), connection.cursor() as cursor:
+            for i in range(3):
+                cursor.execute(
+                    "INSERT INTO audit_auditevent (actor_label, action, object_type, object_id, created_at,"
+                    " client_ip, details) VALUES ('old', 'study.viewed', '', %s, %s, '10.0.0.1', %s)",
+                    [str(i), "2026-01-01 10:00:00.123456+00:00", '{"a": 1.5, "b": [2.0]}'],
+                )
+        migrate("0002_event_hash_chain")
+        _raw("UPDATE audit_auditevent SET actor_label = 'still allowed' WHERE object_id = '2'")
+        migrate("0003_append_only_triggers")
+        with pytest.raises(DatabaseError, match="append-only"):
+            _raw("UPDATE audit_auditevent SET actor_label = 'x'")
+        code, message = _verify()
+        assert code == 1 and "fields were changed" in message  # the row changed before 0003
+    finally:
+        migrate("0003_append_only_triggers")
+    events = list(AuditEvent.objects.order_by("id"))
+    assert events[0].prev_hash == GENESIS_HASH and events[1].prev_hash == events[0].hash
+    assert audit_chain_verify().broken_id == events[2].pk

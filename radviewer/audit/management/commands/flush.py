@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.core.management.commands import flush
 
 from radviewer.audit.integrity import audit_maintenance
@@ -31,4 +32,10 @@ class Command(flush.Command):
         if options.get("include_audit_log") or getattr(settings, "AUDIT_FLUSH_ALLOWED", False):
             with audit_maintenance(using=options["database"]):
                 return super().handle(**options)
-        return super().handle(**options)
+        try:
+            return super().handle(**options)
+        except CommandError as exc:
+            raise CommandError(
+                f"{exc}\nThe audit log is append-only and nothing was deleted: pass --include-audit-log "
+                "to wipe it too (docs/audit.md)."
+            ) from exc
