@@ -33,6 +33,11 @@ def audit_event_create(
     ``actor_label``. Runs inside the caller's transaction, so a rolled-back change leaves no
     event claiming it happened.
 
+    The event is chained to the previous one (``prev_hash``/``hash``, radviewer.audit.integrity)
+    under a lock held until the transaction ends: call this after taking any row locks
+    (``select_for_update``) in the same transaction, never before, or two transactions can
+    deadlock on PostgreSQL.
+
     ``coalesce_s`` (reads only, never changes): record the first of repeated identical events
     (same actor, action and object) in that many seconds and skip the rest, returning None;
     the recorded event says so in ``details["coalesced_window_s"]``.
