@@ -25,6 +25,7 @@ Instance UID (a PACS does not store duplicates) and a changed result gives a new
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ UID_NAMESPACE = uuid.UUID("6f1c0a52-6f86-4f53-9a3c-52a7f4d3c1e0")
 SERIES_NUMBER = 9901
 PROBABILITY_UNIT = hd.sr.CodedConcept("1", "UCUM", "no units")
 PROCEDURE = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging study")
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 class SrUnavailable(Exception):
@@ -176,6 +178,28 @@ def _group(
     )
 
 
+def _build(evidence: list[pydicom.Dataset], **kwargs: Any) -> hd.sr.Comprehensive3DSR:
+    """The SR; its Patient and Study modules come from ``evidence[0]``, via highdicom.
+
+    highdicom looks the first instance's SOP Class up in its table of standard IODs to find
+    those modules, and has no entry for a private or unlisted class (a 500 otherwise). The
+    modules are the same for every image IOD, so such a header is read as a Secondary
+    Capture and the evidence reference is given its real class back.
+    """
+    try:
+        return hd.sr.Comprehensive3DSR(evidence=evidence, **kwargs)
+    except KeyError:
+        real_class = evidence[0].SOPClassUID
+        header = copy.copy(evidence[0])
+        header.SOPClassUID = SECONDARY_CAPTURE
+        sr = hd.sr.Comprehensive3DSR(evidence=[header, *evidence[1:]], **kwargs)
+        for series in sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence:
+            for ref in series.ReferencedSOPSequence:
+                if ref.ReferencedSOPInstanceUID == header.SOPInstanceUID:
+                    ref.ReferencedSOPClassUID = real_class
+        return sr
+
+
 def study_sr(study: Study, result: dict[str, Any]) -> bytes:
     """Part 10 bytes of the SR for ``study``; ``result`` is its ``study_result(...)``."""
     items = [i for i in result["images"] if i["source_ids"]]
@@ -205,8 +229,8 @@ def study_sr(study: Study, result: dict[str, Any]) -> bytes:
     )
     content_digest = hashlib.sha256(json.dumps(
         [[i["id"], i["prediction"], i["reviews"]] for i in ready], sort_keys=True, default=str).encode()).hexdigest()
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence,
+    sr = _build(
+        evidence,
         content=report[0],
         series_instance_uid=derived_uid(original_study_uid, "radviewer-ai-series"),
         series_number=SERIES_NUMBER,

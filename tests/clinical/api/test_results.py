@@ -302,3 +302,17 @@ def test_the_sr_check_itself_catches_a_broken_sr(pacs, dicom_study):
     assert any("CompletionFlag" in e or "Completion Flag" in e for e in verdict.errors), verdict.output
     with pytest.raises(AssertionError, match="dciodvfy found errors"):
         assert_valid_dicom(buf.getvalue())
+
+
+def test_sr_for_an_image_of_a_private_sop_class_refers_to_that_class(pacs, production_model):
+    # highdicom has no IOD entry for a private SOP Class: this was a 500 too.
+    private_class = "1.2.826.0.1.3680043.8.498.999"
+    body = submit(pacs, ("cxr.dcm", make_cxr_dicom(rows=64, cols=64, extra={"SOPClassUID": private_class})))
+    finish(body["uid"])
+    response = pacs.get(body["links"]["sr"])
+    assert response.status_code == 200, response.content[:500]
+    assert_valid_dicom(response.content)
+    sr = pydicom.dcmread(io.BytesIO(response.content))
+    ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPClassUID == private_class
+    assert sr.PatientID == "MRN123"
