@@ -174,7 +174,10 @@ def _group(
         algorithm_id=algorithm,
         measurements=measurements,
         qualitative_evaluations=evaluations,
-        source_images=[hd.sr.SourceImageForMeasurementGroup(evidence.SOPClassUID, evidence.SOPInstanceUID)],
+        # An IMAGE reference must name an image storage class; an image of a private class is
+        # referenced by the evidence sequence only (Source of Measurement is optional in TID 1501).
+        source_images=[hd.sr.SourceImageForMeasurementGroup(evidence.SOPClassUID, evidence.SOPInstanceUID)]
+        if "Image Storage" in pydicom.uid.UID(evidence.SOPClassUID).name else None,
     )
 
 

@@ -17,7 +17,7 @@ from clinical.tasks import run_prediction
 from radviewer.audit.models import AuditEvent
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.clinical.factories import chest_png
-from tests.support.dicom_validation import assert_valid_dicom, dciodvfy
+from tests.support.dicom_validation import assert_valid_dicom, dciodvfy, dsrdump
 
 pytestmark = pytest.mark.django_db
 
@@ -302,6 +302,7 @@ def test_the_sr_check_itself_catches_a_broken_sr(pacs, dicom_study):
     assert any("CompletionFlag" in e or "Completion Flag" in e for e in verdict.errors), verdict.output
     with pytest.raises(AssertionError, match="dciodvfy found errors"):
         assert_valid_dicom(buf.getvalue())
+    assert any("ValueType" in e or "content item" in e for e in dsrdump(buf.getvalue()).errors)
 
 
 def test_sr_for_an_image_of_a_private_sop_class_refers_to_that_class(pacs, production_model):
