@@ -46,6 +46,9 @@ SERIES_NUMBER = 9901
 PROBABILITY_UNIT = hd.sr.CodedConcept("1", "UCUM", "no units")
 PROCEDURE = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging study")
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+# Part of the SOP Instance UID: an SR written differently for the same result (here: standard
+# codes, no de-identification claim) is a new instance, not a silent duplicate in the PACS.
+SR_FORMAT = "2"
 
 
 class SrUnavailable(Exception):
@@ -231,7 +234,8 @@ def study_sr(study: Study, result: dict[str, Any]) -> bytes:
         imaging_measurements=groups,
     )
     content_digest = hashlib.sha256(json.dumps(
-        [[i["id"], i["prediction"], i["reviews"]] for i in ready], sort_keys=True, default=str).encode()).hexdigest()
+        [SR_FORMAT, [[i["id"], i["prediction"], i["reviews"]] for i in ready]], sort_keys=True, default=str,
+    ).encode()).hexdigest()
     sr = _build(
         evidence,
         content=report[0],
