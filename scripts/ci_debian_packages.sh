@@ -6,6 +6,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The PACS round-trip test (tests/integration/test_orthanc_roundtrip.py) runs a real Orthanc.
 { command -v Orthanc >/dev/null 2>&1 || test -x /usr/sbin/Orthanc; } || need+=(orthanc)
 test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || need+=(orthanc-dicomweb)
+# Every DICOM SR the tests write is checked by dicom3tools' IOD validator (tests/support/dicom_validation.py).
+command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+command -v dsrdump >/dev/null 2>&1 || need+=(dcmtk)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -13,4 +16,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 echo "Debian packages present: chromium=$(command -v chromium || echo missing)" \
   "orthanc=$(command -v Orthanc || ls /usr/sbin/Orthanc 2>/dev/null || echo missing)" \
-  "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)"
+  "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)" \
+  "dciodvfy=$(command -v dciodvfy || echo missing)" \
+  "dsrdump=$(command -v dsrdump || echo missing)"

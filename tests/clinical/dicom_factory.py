@@ -120,13 +120,15 @@ def make_cxr_dicom(
     body_part: str | None = "CHEST",
     referenced_sop_uid: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    omit: tuple[str, ...] = (),
 ) -> bytes:
     """A DICOM Part 10 file as bytes; see the module docstring for the PHI it carries.
 
     ``bits`` 16 stores 12 significant bits, 8 stores 8. ``pixels`` (rows x cols, or frames x
     rows x cols) replaces the phantom. ``transfer_syntax`` may be native, RLE Lossless,
     JPEG-LS Lossless, JPEG 2000 (pydicom encoders; J2K needs >= 32 x 32) or JPEG Baseline
-    (8-bit only, encoded with Pillow). ``extra`` sets further attributes by keyword.
+    (8-bit only, encoded with Pillow). ``extra`` sets further attributes by keyword; ``omit``
+    leaves attributes out by keyword (a Type 2 attribute a real modality does not send).
     """
     ds = _base_dataset(
         modality=modality,
@@ -163,6 +165,8 @@ def make_cxr_dicom(
         ds.RescaleType = "US"
     for keyword, value in (extra or {}).items():
         setattr(ds, keyword, value)
+    for keyword in omit:
+        delattr(ds, keyword)
     return _write(ds, transfer_syntax)
 
 

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from clinical.services.api_clients import api_client_create
 from tests.clinical.dicom_factory import make_cxr_dicom
+from tests.support.dicom_validation import assert_valid_dicom
 from tests.support.services import require
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -130,9 +131,11 @@ def test_orthanc_pushes_over_stow_and_files_the_sr_under_the_original_study(orth
 
     sr_response = requests.get(study["links"]["sr"], headers=bearer, timeout=30)
     assert sr_response.status_code == 200, sr_response.text
+    assert_valid_dicom(sr_response.content)
     sr = pydicom.dcmread(io.BytesIO(sr_response.content))
     assert sr.StudyInstanceUID == STUDY_UID
     assert sr.PatientID == "MRN123"  # dicom_factory's default patient, re-identified for its PACS
+    assert sr.PatientIdentityRemoved == "NO"  # ...so it does not claim to be de-identified
     stored = requests.post(f"{pacs}/instances", data=sr_response.content, timeout=30)
     assert stored.ok, stored.text
     assert stored.json()["ParentStudy"] == uploaded["ParentStudy"], "SR filed as another study"

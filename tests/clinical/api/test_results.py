@@ -17,6 +17,7 @@ from clinical.tasks import run_prediction
 from radviewer.audit.models import AuditEvent
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.clinical.factories import chest_png
+from tests.support.dicom_validation import assert_valid_dicom, dciodvfy, dsrdump
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,9 @@ def test_status_polling_is_audited_once_per_window_and_sr_exports_every_time(pac
     assert viewed.count() == 1 and viewed.get().details["coalesced_window_s"] == 300
     assert reads.count() == 1
     for _ in range(2):
-        assert pacs.get(dicom_study["links"]["sr"]).status_code == 200
+        response = pacs.get(dicom_study["links"]["sr"])
+        assert response.status_code == 200
+        assert_valid_dicom(response.content)
     # The SR carries the patient module: every export is recorded, never coalesced.
     assert reads.count() == 3
     assert AuditEvent.objects.filter(action="study.result_exported", actor_label=label).count() == 2
@@ -114,6 +117,7 @@ def test_fhir_diagnostic_report_validates_as_r4(pacs, dicom_study):
 def test_sr_refers_to_the_original_instances(pacs, dicom_study):
     response = pacs.get(dicom_study["links"]["sr"])
     assert response.status_code == 200 and response["Content-Type"] == "application/dicom"
+    assert_valid_dicom(response.content)
     sr = pydicom.dcmread(io.BytesIO(response.content))
     assert sr.Modality == "SR" and sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
     assert sr.StudyInstanceUID == ORIGINAL["study_uid"] and sr.AccessionNumber == "ACC-9"
@@ -144,8 +148,78 @@ def test_an_undecided_scope_names_no_class_in_json_fhir_and_sr(pacs, dicom_study
     report = pacs.get(dicom_study["links"]["fhir"]).json()
     DiagnosticReport.model_validate(report)
     assert "AI named no class" in report["conclusion"]
-    sr = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    response = pacs.get(dicom_study["links"]["sr"])
+    assert_valid_dicom(response.content)
+    sr = pydicom.dcmread(io.BytesIO(response.content))
     assert "scope-undecided" in str(sr.ContentSequence)
+
+
+def test_sr_for_a_source_without_study_id_has_it_present_and_empty(pacs, production_model):
+    # Study ID, Study Date/Time and Referring Physician are Type 2: real modalities often omit
+    # them. The SR must still be written (it was a 500), with each present and empty.
+    body = submit(pacs, ("cxr.dcm", make_cxr_dicom(
+        rows=64, cols=64, omit=("StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName"))))
+    finish(body["uid"])
+    response = pacs.get(body["links"]["sr"])
+    assert response.status_code == 200, response.content[:500]
+    verdict = assert_valid_dicom(response.content)
+    # dciodvfy only warns that a DICOMDIR would want them; it does not call them missing.
+    assert not [w for w in verdict.warnings if "Missing attribute" in w and "DICOMDIR" not in w]
+    sr = pydicom.dcmread(io.BytesIO(response.content))
+    for keyword in ("StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName"):
+        assert keyword in sr and sr.data_element(keyword).value in ("", None), keyword
+
+
+def test_sr_names_the_patient_and_does_not_claim_de_identification(pacs, dicom_study):
+    sr = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    # The patient module the source sent, from the protected mapping...
+    assert (sr.PatientID, str(sr.PatientName), sr.PatientBirthDate, sr.PatientSex) == (
+        "MRN123", "Doe^Jane", "19610923", "F")
+    # ...so it does not say the identity was removed, nor how (those are the stored copy's).
+    assert sr.PatientIdentityRemoved == "NO"
+    for keyword in ("DeidentificationMethod", "DeidentificationMethodCodeSequence",
+                    "LongitudinalTemporalInformationModified"):
+        assert keyword not in sr, keyword
+    # Nothing of the de-identified header leaks in either (its "ANONYMIZED" placeholders).
+    assert b"ANONYMIZED" not in pacs.get(dicom_study["links"]["sr"]).content
+    # The stored copy stays de-identified and says so.
+    image = Study.objects.get(uid=dicom_study["uid"]).images.get()
+    with image.file.open("rb") as fh:
+        stored = pydicom.dcmread(fh, stop_before_pixels=True)
+    assert stored.PatientIdentityRemoved == "YES" and stored.PatientID.startswith("pt-")
+
+
+def _code(code) -> str:
+    return code.get("CodeValue") or code.get("LongCodeValue")
+
+
+def test_sr_codes_classes_with_snomed_and_the_private_scheme(pacs, dicom_study):
+    from clinical.api.codes import CLASS_CODES
+    from mlcore.ml.classes import CLASS_KEYS
+
+    assert set(CLASS_CODES) == set(CLASS_KEYS)
+    Prediction.objects.filter(image__study__uid=dicom_study["uid"]).update(top_class="lung-covid")
+    feedback = pacs.post(dicom_study["links"]["feedback"], {"verdict": "corrected", "label": "lung-tuberculosis"},
+                         content_type="application/json")
+    assert feedback.status_code == 201, feedback.content
+    response = pacs.get(dicom_study["links"]["sr"])
+    assert_valid_dicom(response.content)
+    sr = pydicom.dcmread(io.BytesIO(response.content))
+    group = next(i for i in sr.ContentSequence
+                 if i.ConceptNameCodeSequence[0].get("CodeValue") == "126010").ContentSequence[0]
+    coded = {}
+    for item in group.ContentSequence:
+        name = item.ConceptNameCodeSequence[0]
+        if item.ValueType == "CODE":
+            coded[_code(name)] = item.ConceptCodeSequence[0]
+    finding, read = coded["121071"], coded["reader-label"]
+    assert (finding.CodeValue, finding.CodingSchemeDesignator, finding.CodeMeaning) == ("840539006", "SCT", "COVID-19")
+    assert finding.EquivalentCodeSequence[0].CodeValue == "lung-covid"
+    assert finding.EquivalentCodeSequence[0].CodingSchemeDesignator == "99RADVIEWER"
+    assert (read.CodeValue, read.CodingSchemeDesignator) == ("56717001", "SCT")
+    assert _code(read.EquivalentCodeSequence[0]) == "lung-tuberculosis"  # a Long Code Value (> 16 chars)
+    # The private scheme is declared in the SOP Common module.
+    assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99RADVIEWER"
 
 
 def test_sr_of_a_png_study_or_before_the_result_is_409(pacs, production_model):
@@ -215,3 +289,31 @@ def test_polling_since_with_cursor_pages_sees_only_own_studies(pacs, make_pacs, 
     assert seen == uids[1:]
     assert pacs.get(URL, data={"since": "yesterday"}).json()["code"] == "invalid_since"
     assert pacs.get(URL, data={"cursor": "garbage"}).json()["code"] == "invalid_cursor"
+
+
+def test_the_sr_check_itself_catches_a_broken_sr(pacs, dicom_study):
+    # The validator the SR tests rely on must be able to fail: drop Type 1 attributes.
+    sr = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    del sr.CompletionFlag
+    del sr.ContentSequence[0].ValueType
+    buf = io.BytesIO()
+    sr.save_as(buf, enforce_file_format=True)
+    verdict = dciodvfy(buf.getvalue())
+    assert any("CompletionFlag" in e or "Completion Flag" in e for e in verdict.errors), verdict.output
+    with pytest.raises(AssertionError, match="dciodvfy found errors"):
+        assert_valid_dicom(buf.getvalue())
+    assert any("ValueType" in e or "content item" in e for e in dsrdump(buf.getvalue()).errors)
+
+
+def test_sr_for_an_image_of_a_private_sop_class_refers_to_that_class(pacs, production_model):
+    # highdicom has no IOD entry for a private SOP Class: this was a 500 too.
+    private_class = "1.2.826.0.1.3680043.8.498.999"
+    body = submit(pacs, ("cxr.dcm", make_cxr_dicom(rows=64, cols=64, extra={"SOPClassUID": private_class})))
+    finish(body["uid"])
+    response = pacs.get(body["links"]["sr"])
+    assert response.status_code == 200, response.content[:500]
+    assert_valid_dicom(response.content)
+    sr = pydicom.dcmread(io.BytesIO(response.content))
+    ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPClassUID == private_class
+    assert sr.PatientID == "MRN123"

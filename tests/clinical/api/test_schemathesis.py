@@ -19,6 +19,7 @@ from clinical.services.api_clients import api_client_create
 from clinical.services.ingest import image_ingest
 from clinical.tasks import run_prediction
 from tests.clinical.dicom_factory import make_cxr_dicom
+from tests.support.dicom_validation import assert_valid_dicom
 
 app = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/", app)
@@ -82,6 +83,8 @@ def test_success_bodies_conform(token):
     ]:
         response = schema[path]["GET"].Case(path_parameters=params).call_and_validate(headers=headers)
         assert response.status_code == 200, (path, response.text[:300])
+        if path.endswith("/sr/"):
+            assert_valid_dicom(response.content)
     listing = schema["/api/v1/studies/"]["GET"].Case(query={"limit": 1}).call_and_validate(headers=headers)
     assert listing.json()["results"][0]["uid"] == uid
     feedback = schema["/api/v1/studies/{uid}/feedback/"]["POST"].Case(
