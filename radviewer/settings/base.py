@@ -119,6 +119,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Failed sign-ins: LOGIN_FAILURE_LIMIT wrong passwords for one user name, or
+# LOGIN_IP_FAILURE_LIMIT from one client address (any names), within the window lock that
+# name or address for LOGIN_LOCKOUT_S; the right password is refused meanwhile.
+LOGIN_FAILURE_LIMIT = env_int("RADVIEWER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("RADVIEWER_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_S = env_int("RADVIEWER_LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
+LOGIN_LOCKOUT_S = env_int("RADVIEWER_LOGIN_LOCKOUT_S", 900, minimum=1)
 # URL names (or prefixes) reachable without login; everything else needs it.
 LOGIN_EXEMPT_PREFIXES = ("/accounts/login/", "/healthz", "/readyz", "/metrics", "/static/")
 
@@ -269,6 +276,13 @@ if CACHE_URL:
                           "LOCATION": env_url("RADVIEWER_CACHE_URL", "", schemes=("redis", "rediss"))}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}
+
+# Failed API token authentication (a wrong, malformed or revoked token, Bearer or Basic):
+# API_AUTH_FAILURE_LIMIT from one client address within the window -> every request from
+# that address gets 429 for API_AUTH_LOCKOUT_S (counted in the cache above).
+API_AUTH_FAILURE_LIMIT = env_int("RADVIEWER_API_AUTH_FAILURE_LIMIT", 20, minimum=1)
+API_AUTH_FAILURE_WINDOW_S = env_int("RADVIEWER_API_AUTH_FAILURE_WINDOW_S", 300, minimum=1)
+API_AUTH_LOCKOUT_S = env_int("RADVIEWER_API_AUTH_LOCKOUT_S", 300, minimum=1)
 
 # Repeated reads by an integration (a RIS polling a study's status every few seconds) are
 # audited once per client, object and action in this window, not once per request; 0 records
