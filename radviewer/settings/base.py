@@ -29,7 +29,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 PROFILE = "embedded"
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or local_secret(VAR_DIR / "secret_key")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off in every profile, `make run` included: a hospital pilots that first, and the debug
+# page shows settings, the URLconf and tracebacks to anyone. DJANGO_DEBUG=true is the
+# developer's switch (README, "Runtime profiles").
+DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -227,9 +230,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"permission_denied": {"()": "radviewer.lib.logging.PermissionDeniedWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["permission_denied"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's own console handler (DEBUG only) and mail_admins (no ADMINS here) replaced:
+        # its records reach the root's console once, not twice under DJANGO_DEBUG=true.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
 
 # --- API --------------------------------------------------------------------------------------
