@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Above whitenoise and the guards: static files and early refusals carry the headers too.
+    "radviewer.lib.middleware.SecurityHeadersMiddleware",
     # Before the session and the user are read: a NUL in the URL never reaches the database.
     "radviewer.lib.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -131,6 +133,23 @@ LOGIN_FAILURE_WINDOW_S = env_int("RADVIEWER_LOGIN_FAILURE_WINDOW_S", 900, minimu
 LOGIN_LOCKOUT_S = env_int("RADVIEWER_LOGIN_LOCKOUT_S", 900, minimum=1)
 # URL names (or prefixes) reachable without login; everything else needs it.
 LOGIN_EXEMPT_PREFIXES = ("/accounts/login/", "/healthz", "/readyz", "/metrics", "/static/")
+
+# --- browser policies (radviewer.lib.middleware.SecurityHeadersMiddleware) -----------------
+# Same origin only, no inline script or style (the templates have none: a test walks them);
+# data: and blob: images for the viewer's canvas and the plots.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "object-src": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+# Powerful browser features no page uses, switched off for the page and anything it embeds.
+PERMISSIONS_POLICY = dict.fromkeys(
+    ("accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb"), "()")
 
 # --- i18n -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
