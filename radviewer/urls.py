@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from radviewer import views
+from radviewer.accounts.forms import AdminLoginForm
 from radviewer.ops import views as ops_views
+
+# The admin's sign-in is throttled like the app's (radviewer.accounts.forms).
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),

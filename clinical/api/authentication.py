@@ -3,7 +3,10 @@
 ``Authorization: Bearer <token>`` everywhere; on the DICOMweb endpoints also HTTP Basic with
 the client name as user and the token as password, because that is what Orthanc's (and most
 PACS') DICOMweb client sends. Missing credentials -> 401 with ``WWW-Authenticate``; a wrong,
-malformed or revoked token -> 401 as well (never 403: the caller is not known).
+malformed or revoked token -> 401 as well (never 403: the caller is not known). Failed
+authentications are counted per client address (settings ``API_AUTH_FAILURE_*``): at the
+limit the address is locked and every request from it gets 429 ``throttled`` with
+``Retry-After`` until the lock ends, the right token included.
 """
 
 from __future__ import annotations
@@ -15,19 +18,44 @@ import logging
 from rest_framework import authentication, exceptions
 
 from clinical.models import ApiClient
-from clinical.services.api_clients import ApiClientRevoked, api_client_authenticate
+from clinical.services.api_clients import (
+    ApiClientRevoked,
+    api_auth_failure_record,
+    api_auth_locked_for,
+    api_client_authenticate,
+)
+from radviewer.lib.http import client_ip
 
 log = logging.getLogger(__name__)
 REALM = "radviewer"
 
 
-def _authenticated(token: str, *, name: str | None = None) -> tuple[ApiClient, ApiClient]:
+def _refused(request, detail: str, code: str) -> exceptions.APIException:
+    """A failed authentication: counted per client address; 429 once the address is locked."""
+    seconds = api_auth_failure_record(request=request, reason=code)
+    if seconds:
+        return _throttled(seconds)
+    return exceptions.AuthenticationFailed(detail, code=code)
+
+
+def _throttled(seconds: int) -> exceptions.Throttled:
+    return exceptions.Throttled(
+        wait=seconds, detail="too many failed authentications from this address; every request from it "
+                             "is refused until the lock ends")
+
+
+def _authenticated(request, token: str, *, name: str | None = None) -> tuple[ApiClient, ApiClient]:
+    # Checked before the token: while the address is locked even a right token is refused, so
+    # guessing on gains nothing.
+    seconds = api_auth_locked_for(ip=client_ip(request))
+    if seconds:
+        raise _throttled(seconds)
     try:
         client = api_client_authenticate(token=token, name=name)
     except ApiClientRevoked:
-        raise exceptions.AuthenticationFailed("this API client is revoked", code="client_revoked") from None
+        raise _refused(request, "this API client is revoked", "client_revoked") from None
     if client is None:
-        raise exceptions.AuthenticationFailed("invalid API token", code="invalid_token")
+        raise _refused(request, "invalid API token", "invalid_token")
     return client, client
 
 
@@ -43,10 +71,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None  # another scheme: let the next class (Basic) or the 401 handle it
         token = token.strip()
         if not token or " " in token:
-            raise exceptions.AuthenticationFailed(
-                "malformed Authorization header; expected 'Bearer <token>'", code="invalid_token"
-            )
-        return _authenticated(token)
+            raise _refused(request, "malformed Authorization header; expected 'Bearer <token>'", "invalid_token")
+        return _authenticated(request, token)
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="{REALM}"'
@@ -63,10 +89,10 @@ class ClientBasicAuthentication(authentication.BaseAuthentication):
         try:
             user, sep, token = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise exceptions.AuthenticationFailed("malformed Basic credentials", code="invalid_token") from None
+            raise _refused(request, "malformed Basic credentials", "invalid_token") from None
         if not sep:
-            raise exceptions.AuthenticationFailed("malformed Basic credentials", code="invalid_token")
-        return _authenticated(token, name=user)
+            raise _refused(request, "malformed Basic credentials", "invalid_token")
+        return _authenticated(request, token, name=user)
 
     def authenticate_header(self, request) -> str:
         return f'Basic realm="{REALM}"'

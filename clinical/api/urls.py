@@ -1,7 +1,7 @@
 """/api/: the versioned REST API, its OpenAPI schema and the (locally served) Swagger UI."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinical.api import views
 
@@ -16,5 +16,5 @@ urlpatterns = [
          name="image-heatmap"),
     path("v1/studies/<str:uid>/feedback/", views.FeedbackView.as_view(), name="study-feedback"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from clinical.models import ApiClient
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
+from radviewer.lib.failures import FailureLimit
+from radviewer.lib.http import client_ip
 
 TOKEN_PREFIX = "rv"  # noqa: S105 (a label, not a secret)
 SCOPES: tuple[str, ...] = tuple(ApiClient.Scope.values)
@@ -162,3 +166,33 @@ def api_client_authenticate(*, token: str, name: str | None = None) -> ApiClient
         ).update(last_used_at=now)
         client.last_used_at = now
     return client
+
+
+# --- throttling of failed token authentication ----------------------------------------------
+
+
+def _auth_failure_limit() -> FailureLimit:
+    return FailureLimit("api-auth-ip", settings.API_AUTH_FAILURE_LIMIT, settings.API_AUTH_FAILURE_WINDOW_S,
+                        settings.API_AUTH_LOCKOUT_S)
+
+
+def api_auth_locked_for(*, ip: str | None) -> int:
+    """Seconds until API requests from this address are accepted again (0: now)."""
+    return _auth_failure_limit().locked_for(ip) if ip else 0
+
+
+def api_auth_failure_record(*, request: HttpRequest, reason: str) -> int:
+    """Count a failed token authentication from the request's address; when that locks the
+    address, audit it (``api_client.auth_throttled``). Returns the seconds it is locked for."""
+    ip = client_ip(request)
+    if not ip:
+        return 0
+    limit = _auth_failure_limit()
+    if limit.record_failure(ip):
+        audit_event_create(
+            actor=None, action=AuditAction.API_CLIENT_AUTH_THROTTLED, request=request,
+            object_type="client_address", object_id=ip, actor_label=f"API caller at {ip}",
+            details={"last_reason": reason, "path": request.path[:200], "failures": limit.limit,
+                     "window_s": limit.window_s, "lockout_s": limit.lockout_s},
+        )
+    return limit.locked_for(ip)

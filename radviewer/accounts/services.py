@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 
 from radviewer.accounts.roles import ML_ADMIN, RADIOLOGIST, ROLE_MODEL_PERMISSIONS, ROLE_PERMISSIONS
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
+from radviewer.lib.failures import FailureLimit
+from radviewer.lib.http import client_ip
 
 
 @transaction.atomic
@@ -102,3 +107,57 @@ def demo_accounts_ensure(*, password: str | None) -> DemoAccounts:
             details={"role": role},
         )
     return DemoAccounts(tuple(u for u, _ in DEMO_USERS), password, generated)
+
+
+# --- sign-in throttling -------------------------------------------------------------------------
+
+
+def _login_limits() -> tuple[FailureLimit, FailureLimit]:
+    """(per user name, per client address), read from settings at each call (tests override them)."""
+    return (
+        FailureLimit("login-user", settings.LOGIN_FAILURE_LIMIT, settings.LOGIN_FAILURE_WINDOW_S,
+                     settings.LOGIN_LOCKOUT_S),
+        FailureLimit("login-ip", settings.LOGIN_IP_FAILURE_LIMIT, settings.LOGIN_FAILURE_WINDOW_S,
+                     settings.LOGIN_LOCKOUT_S),
+    )
+
+
+def _username_key(username: str) -> str:
+    # Case-folded and hashed: "Dr_House" and "dr_house " count together, and a name of any
+    # length or character makes a valid cache key.
+    return hashlib.sha256(username.strip().casefold().encode("utf-8")).hexdigest()
+
+
+def login_locked_for(*, username: str, ip: str | None) -> int:
+    """Seconds until sign-in for this user name from this address is allowed again (0: now)."""
+    by_user, by_ip = _login_limits()
+    return max(by_user.locked_for(_username_key(username)), by_ip.locked_for(ip) if ip else 0)
+
+
+def login_failure_record(*, username: str, request: HttpRequest) -> int:
+    """Count a wrong password for ``username`` from the request's address; when that locks
+    the name or the address, audit it (``account.login_locked``). Returns the seconds the
+    sign-in is now locked for (0: not locked)."""
+    ip = client_ip(request)
+    by_user, by_ip = _login_limits()
+    locked = []
+    if by_user.record_failure(_username_key(username)):
+        locked.append(("user name", by_user))
+    if ip and by_ip.record_failure(ip):
+        locked.append(("address", by_ip))
+    for scope, limit in locked:
+        user = get_user_model().objects.filter(username=username).first()
+        audit_event_create(
+            actor=None, action=AuditAction.ACCOUNT_LOGIN_LOCKED, request=request,
+            obj=user, object_type="" if user else "account", object_id="" if user else username[:128],
+            actor_label=f"sign-in from {ip or 'unknown address'}",
+            details={"locked": scope, "username": username[:150], "failures": limit.limit,
+                     "window_s": limit.window_s, "lockout_s": limit.lockout_s},
+        )
+    return login_locked_for(username=username, ip=ip)
+
+
+def login_success_record(*, username: str) -> None:
+    """A right password clears the name's count (the address's stays: one valid account must
+    not reset an address that is guessing others)."""
+    _login_limits()[0].reset(_username_key(username))

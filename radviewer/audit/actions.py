@@ -10,9 +10,11 @@ class AuditAction(models.TextChoices):
     # people and integration clients
     ACCOUNT_DEMO_CREATED = "account.demo_created", "Demo account created"
     ACCOUNT_DEMO_PASSWORD_RESET = "account.demo_password_reset", "Demo account password reset"
+    ACCOUNT_LOGIN_LOCKED = "account.login_locked", "Sign-in locked after repeated wrong passwords"
     API_CLIENT_CREATED = "api_client.created", "API client created"
     API_CLIENT_TOKEN_ROTATED = "api_client.token_rotated", "API client token rotated"
     API_CLIENT_REVOKED = "api_client.revoked", "API client revoked"
+    API_CLIENT_AUTH_THROTTLED = "api_client.auth_throttled", "API access from an address throttled after failed tokens"
     # studies and images
     STUDY_SUBMITTED = "study.submitted", "Study submitted over the API"
     STUDY_SUBMISSION_REPLAYED = "study.submission_replayed", "Submission replayed (same Idempotency-Key)"

@@ -14,6 +14,12 @@ here covers every view, selector and access function.
 ``DatabaseUnavailableMiddleware``: a view that cannot reach the database answers 503 with
 a message instead of a 500 (or the debug page).
 
+``SecurityHeadersMiddleware``: ``Content-Security-Policy`` and ``Permissions-Policy`` on
+every response (``settings.CONTENT_SECURITY_POLICY``, ``settings.PERMISSIONS_POLICY``): no
+inline script or style runs, nothing loads from another origin, no page may be framed, and
+no page may ask for the camera, microphone or location. The templates hold no inline script,
+style or event handler (tests/radviewer/test_security_headers.py walks them).
+
 Errors on the token-authenticated surface are JSON in the API's shape (``{"code", "detail"}``,
 docs/integration.md section 8); pages get a short standalone HTML page (``error.html``).
 """
@@ -54,6 +60,27 @@ def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
         request, status=503, code="database_unavailable", title="Service temporarily unavailable",
         detail="The database cannot be reached right now; nothing was saved. Try again shortly.",
         retry=True)
+
+
+def _policy(directives: dict[str, list[str]], *, joiner: str) -> str:
+    return joiner.join(f"{name} {' '.join(values)}".strip() for name, values in directives.items())
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.csp = _policy(settings.CONTENT_SECURITY_POLICY, joiner="; ")
+        self.permissions = ", ".join(f"{feature}={allow}" for feature, allow in settings.PERMISSIONS_POLICY.items())
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        # Django's own debug pages (DJANGO_DEBUG=true, a developer's machine only) are inline
+        # styles and scripts: the policy would leave them unreadable.
+        if not (settings.DEBUG and response.status_code >= 400):
+            # A view may set a stricter policy of its own; none sets a looser one.
+            response.headers.setdefault("Content-Security-Policy", self.csp)
+        response.headers.setdefault("Permissions-Policy", self.permissions)
+        return response
 
 
 class RequestGuardMiddleware:

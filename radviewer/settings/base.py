@@ -29,7 +29,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 PROFILE = "embedded"
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or local_secret(VAR_DIR / "secret_key")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off in every profile, `make run` included: a hospital pilots that first, and the debug
+# page shows settings, the URLconf and tracebacks to anyone. DJANGO_DEBUG=true is the
+# developer's switch (README, "Runtime profiles").
+DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -56,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Above whitenoise and the guards: static files and early refusals carry the headers too.
+    "radviewer.lib.middleware.SecurityHeadersMiddleware",
     # Before the session and the user are read: a NUL in the URL never reaches the database.
     "radviewer.lib.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,8 +124,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Failed sign-ins: LOGIN_FAILURE_LIMIT wrong passwords for one user name, or
+# LOGIN_IP_FAILURE_LIMIT from one client address (any names), within the window lock that
+# name or address for LOGIN_LOCKOUT_S; the right password is refused meanwhile.
+LOGIN_FAILURE_LIMIT = env_int("RADVIEWER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("RADVIEWER_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_S = env_int("RADVIEWER_LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
+LOGIN_LOCKOUT_S = env_int("RADVIEWER_LOGIN_LOCKOUT_S", 900, minimum=1)
 # URL names (or prefixes) reachable without login; everything else needs it.
 LOGIN_EXEMPT_PREFIXES = ("/accounts/login/", "/healthz", "/readyz", "/metrics", "/static/")
+
+# --- browser policies (radviewer.lib.middleware.SecurityHeadersMiddleware) -----------------
+# Same origin only, no inline script or style (the templates have none: a test walks them);
+# data: and blob: images for the viewer's canvas and the plots.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "object-src": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+# Powerful browser features no page uses, switched off for the page and anything it embeds.
+PERMISSIONS_POLICY = dict.fromkeys(
+    ("accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb"), "()")
 
 # --- i18n -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -220,9 +249,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"permission_denied": {"()": "radviewer.lib.logging.PermissionDeniedWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["permission_denied"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's own console handler (DEBUG only) and mail_admins (no ADMINS here) replaced:
+        # its records reach the root's console once, not twice under DJANGO_DEBUG=true.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
 
 # --- API --------------------------------------------------------------------------------------
@@ -269,6 +305,13 @@ if CACHE_URL:
                           "LOCATION": env_url("RADVIEWER_CACHE_URL", "", schemes=("redis", "rediss"))}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}
+
+# Failed API token authentication (a wrong, malformed or revoked token, Bearer or Basic):
+# API_AUTH_FAILURE_LIMIT from one client address within the window -> every request from
+# that address gets 429 for API_AUTH_LOCKOUT_S (counted in the cache above).
+API_AUTH_FAILURE_LIMIT = env_int("RADVIEWER_API_AUTH_FAILURE_LIMIT", 20, minimum=1)
+API_AUTH_FAILURE_WINDOW_S = env_int("RADVIEWER_API_AUTH_FAILURE_WINDOW_S", 300, minimum=1)
+API_AUTH_LOCKOUT_S = env_int("RADVIEWER_API_AUTH_LOCKOUT_S", 300, minimum=1)
 
 # Repeated reads by an integration (a RIS polling a study's status every few seconds) are
 # audited once per client, object and action in this window, not once per request; 0 records

@@ -59,6 +59,9 @@ def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry,
         page.set_default_timeout(30_000)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A blocked inline script or style is no page error, only a console message.
+        page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}") if "Content Security Policy" in msg.text
+                or "Permissions-Policy" in msg.text else None)
         page.goto(live_server.url + reverse("accounts:login"))
         page.fill("#id_username", ml_admin.username)
         page.fill("#id_password", "pw-for-tests-123")

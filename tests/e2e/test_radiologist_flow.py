@@ -50,7 +50,9 @@ def _canvas_signature(page) -> list[int]:
 
 def _shot(page, name: str) -> None:
     (REPO / "var").mkdir(exist_ok=True)
-    page.screenshot(path=str(REPO / "var" / f"e2e-{name}.png"), full_page=True)
+    # caret="initial": Playwright's default hides the caret with an injected <style>, which
+    # the page's CSP blocks (and the console check below would report).
+    page.screenshot(path=str(REPO / "var" / f"e2e-{name}.png"), full_page=True, caret="initial")
 
 
 def test_radiologist_flow(live_server, production_model, radiologist, monkeypatch):
@@ -71,6 +73,9 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
         page.set_default_timeout(20_000)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A blocked inline script or style is no page error, only a console message.
+        page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}") if "Content Security Policy" in msg.text
+                or "Permissions-Policy" in msg.text else None)
 
         # Log in.
         page.goto(live_server.url + reverse("accounts:login"))

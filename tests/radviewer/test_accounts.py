@@ -35,7 +35,7 @@ def test_radiologist_logs_in_and_reaches_home(client, radiologist):
 def test_wrong_password_shows_error(client, radiologist):
     response = client.post(reverse("accounts:login"), {"username": "dr_house", "password": "nope"})
     assert response.status_code == 200
-    assert "didn't match" in response.content.decode()
+    assert "did not match" in response.content.decode()
 
 
 def test_radiologist_gets_403_on_ml_admin_pages(radiologist_client):

@@ -98,3 +98,37 @@ def test_s3_profile_selects_s3_storage():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["storages.backends.s3.S3Storage", "rad-bucket", "http://127.0.0.1:9000"]
+
+
+# The embedded profile as `make run` starts it (manage.py's default settings, nothing set),
+# asked through Django's test client in a fresh process: no database is touched on these paths.
+EMBEDDED_PROBE = """
+from django.conf import settings
+from django.test import Client
+c = Client(HTTP_HOST="127.0.0.1")
+css = c.get("/static/css/radviewer.css")
+missing = c.get("/static/no-such-page")
+print("DEBUG", settings.DEBUG)
+print("CSS", css.status_code, b"".join(css.streaming_content)[:200].decode() if css.streaming else "")
+print("NOTFOUND", missing.status_code)
+print(missing.content.decode())
+"""
+
+
+def test_embedded_profile_has_debug_off_and_still_serves_static_files():
+    """Issue 13 item 14: `make run` used to run with DEBUG=True (tracebacks, settings and the
+    URLconf on every error page)."""
+    result = manage("shell", "-v", "0", "-c", EMBEDDED_PROBE, env={})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "DEBUG False" in out
+    assert "CSS 200 :root" in out  # whitenoise serves from the finders
+    assert "NOTFOUND 404" in out and "Back to the home page" in out
+    for leak in ("Traceback", "URLconf", "Django tried these URL patterns", "DEBUG = True", "SECRET_KEY"):
+        assert leak not in out
+
+
+def test_debug_is_a_developer_switch():
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    assert manage("shell", "-v", "0", "-c", code, env={"DJANGO_DEBUG": "true"}).stdout.strip() == "True"
+    assert manage("shell", "-v", "0", "-c", code, env={}).stdout.strip() == "False"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
 from clinical.models import ApiClient
 from clinical.services.api_clients import api_client_revoke, token_hash
+from radviewer.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +105,28 @@ def test_create_api_client_command_refuses_unknown_scope():
 
     with pytest.raises(CommandError, match="accepted: submit, read, feedback"):
         call_command("create_api_client", "--name", "ris-2", "--scopes", "read,admin")
+
+
+@override_settings(API_AUTH_FAILURE_LIMIT=5, API_AUTH_FAILURE_WINDOW_S=60, API_AUTH_LOCKOUT_S=2)
+def test_failed_tokens_lock_the_address_with_429_then_it_recovers(client, pacs):
+    """Issue 13 item 12: 30 wrong bearer tokens used to get 30 x 401 and never a 429."""
+    for _ in range(4):
+        assert client.get(LIST, HTTP_AUTHORIZATION="Bearer rv_nope_nope").status_code == 401
+    assert client.get(LIST, HTTP_AUTHORIZATION="Bearer rv_nope_nope").status_code == 429
+
+    refused = pacs.get(LIST)  # the right token, from the locked address
+    assert refused.status_code == 429
+    body = refused.json()
+    assert body["code"] == "throttled" and "failed authentications" in body["detail"]
+    assert body["retry_after"] in (1, 2) and refused["Retry-After"] in ("1", "2")
+    # Basic on DICOMweb counts against the same address.
+    basic = base64.b64encode(f"{pacs.client.name}:{pacs.token}".encode()).decode()
+    assert client.get("/dicomweb/studies", HTTP_AUTHORIZATION=f"Basic {basic}").status_code == 429
+
+    # Another address is unaffected.
+    assert pacs.get(LIST, REMOTE_ADDR="10.1.2.3").status_code == 200
+    event = AuditEvent.objects.get(action="api_client.auth_throttled")
+    assert event.object_id == "127.0.0.1" and event.details["last_reason"] == "invalid_token"
+
+    time.sleep(2.1)
+    assert pacs.get(LIST).status_code == 200
