@@ -6,6 +6,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The PACS round-trip test (tests/integration/test_orthanc_roundtrip.py) runs a real Orthanc.
 { command -v Orthanc >/dev/null 2>&1 || test -x /usr/sbin/Orthanc; } || need+=(orthanc)
 test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || need+=(orthanc-dicomweb)
+# The broker-fault tests (tests/integration/test_prediction_faults.py) start and stop their
+# own redis-server on a port of their own.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -13,4 +16,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 echo "Debian packages present: chromium=$(command -v chromium || echo missing)" \
   "orthanc=$(command -v Orthanc || ls /usr/sbin/Orthanc 2>/dev/null || echo missing)" \
+  "redis-server=$(command -v redis-server || echo missing)" \
   "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)"
