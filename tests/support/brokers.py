@@ -66,12 +66,18 @@ def celery_broker(url: str) -> Iterator[None]:
         app._pool = None
         app.amqp._producer_pool = None
 
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    # Celery prefers the CELERY_BROKER_URL environment variable (CI's second pass sets it)
+    # to broker_url, but takes broker_write_url, what it sends with, from its configuration.
+    keys = ("broker_write_url", "broker_transport_options")
+    saved = {key: app.conf.get(key) for key in keys}
     options = settings.TEST_FILESYSTEM_TRANSPORT_OPTIONS if url.startswith("filesystem") else {}
-    app.conf.broker_url, app.conf.broker_transport_options = url, options
+    app.conf.update(broker_write_url=url, broker_transport_options=options)
     reset()
+    sending = app.connection_for_write()
+    assert sending.transport_cls == url.split(":")[0] and (
+        url.startswith("filesystem") or sending.port == int(url.split(":")[2].split("/")[0])), sending.as_uri()
     try:
         yield
     finally:
-        app.conf.broker_url, app.conf.broker_transport_options = saved
+        app.conf.update(saved)
         reset()
