@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Study
+from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
 from clinical.services.triage import study_triage_fields
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
@@ -151,13 +151,8 @@ def predictions_recover(*, now: Any = None) -> dict[str, list[int]]:
     return done
 
 
-def _cutoffs(now: Any) -> tuple[Any, Any]:
-    return (now - timedelta(seconds=settings.PREDICTION_REQUEUE_AFTER_SECONDS),
-            now - timedelta(seconds=settings.PREDICTION_STALE_SECONDS))
-
-
 def _overdue(now: Any) -> Any:
-    queued_cutoff, running_cutoff = _cutoffs(now)
+    queued_cutoff, running_cutoff = prediction_cutoffs(now)
     queued = Q(status=Prediction.Status.QUEUED) & (
         Q(queued_at__lt=queued_cutoff) | Q(queued_at__isnull=True, created_at__lt=queued_cutoff))
     running = Q(status=Prediction.Status.RUNNING) & (
