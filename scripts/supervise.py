@@ -5,7 +5,7 @@ honcho stops every process when one dies, so a worker killed by the OOM killer t
 web server with it. Here a process that crashes (non-zero exit, or killed by a signal) is
 restarted after a back-off (1 s, doubling to 30 s; back to 1 s once it has run a minute);
 one that exits 0 (say, ``announce_ready --exit``) is left stopped. SIGINT/SIGTERM are
-forwarded to every process group, which gets 10 s before SIGKILL. Output lines are
+forwarded to every main process, whose process group gets SIGKILL after 10 s. Output lines are
 prefixed with the process name, as honcho did. Standard library only.
 
     python scripts/supervise.py deploy/Procfile.embedded [--min-backoff 1]
@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             p.backoff = min(p.backoff * 2, MAX_BACKOFF_S)
         stopping.wait(0.2)
     say("supervise", width, "stopping every process")
-    for p in procs:
-        signal_group(p, signal.SIGTERM)
+    for p in procs:  # the main process only: celery then shuts its pool down warmly
+        if p.proc and p.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     for p in procs:
         if p.proc is None:
@@ -139,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             signal_group(p, signal.SIGKILL)
             p.proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.proc.pid, signal.SIGKILL)  # anything it left behind in its group
     return 0
 
 
