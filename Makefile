@@ -49,9 +49,10 @@ demo: migrate
 	@$(PY) manage.py ensure_starter_model
 
 # The last process of the Procfile prints the login box once web and workers answer.
+# scripts/supervise.py restarts a process that crashes (honcho stopped them all).
 run: demo
 	@echo "starting web, workers and beat at http://127.0.0.1:$(PORT)/ (the login box follows when all are up)"
-	@RADVIEWER_PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.embedded -d . start
+	@RADVIEWER_PORT=$(PORT) $(PY) scripts/supervise.py deploy/Procfile.embedded
 
 demo-model: migrate
 	$(PY) manage.py ensure_demo_model

@@ -7,11 +7,14 @@ import logging
 
 from clinical.services.display import image_display_pixels
 from clinical.services.predictions import (
+    RUN_PREDICTION_HARD_LIMIT_S,
+    RUN_PREDICTION_SOFT_LIMIT_S,
     attribution_start,
     attribution_store_result,
     prediction_mark_failed,
     prediction_start,
     prediction_store_result,
+    predictions_recover,
 )
 from clinical.services.reviews import review_export_feedback
 from clinical.services.webhooks import MAX_ATTEMPTS, WebhookRetryableError, webhook_attempt
@@ -21,9 +24,11 @@ from radviewer.lib.tasks import house_task
 log = logging.getLogger(__name__)
 
 
-@house_task(queue="inference", soft_time_limit=120, name="clinical.run_prediction")
+@house_task(queue="inference", soft_time_limit=RUN_PREDICTION_SOFT_LIMIT_S,
+            time_limit=RUN_PREDICTION_HARD_LIMIT_S, name="clinical.run_prediction")
 def run_prediction(*, prediction_id: int) -> None:
-    prediction = prediction_start(prediction_id=prediction_id)
+    # The message's id tells a re-delivery after a worker died from a duplicate message.
+    prediction = prediction_start(prediction_id=prediction_id, task_id=run_prediction.request.id or "")
     if prediction is None:
         return
     try:
@@ -68,3 +73,10 @@ def deliver_webhook(*, delivery_id: int) -> None:
     """One signed POST of a study's result; retried with backoff while the receiver may
     still take it (``clinical.services.webhooks``)."""
     webhook_attempt(delivery_id=delivery_id)
+
+
+@house_task(queue="default", soft_time_limit=60, name="clinical.predictions_recover")
+def recover_predictions() -> None:
+    """Re-send predictions whose message never arrived and re-queue (or fail) those whose
+    worker is gone (beat, every ``PREDICTION_SWEEP_SECONDS``)."""
+    predictions_recover()

@@ -68,6 +68,11 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "schedule": TRAINING_REAP_SECONDS,
         "options": {"queue": "default", "expires": TRAINING_REAP_SECONDS},
     }
+    schedule["predictions-recover"] = {
+        "task": "clinical.predictions_recover",
+        "schedule": float(settings.PREDICTION_SWEEP_SECONDS),
+        "options": {"queue": "default", "expires": float(settings.PREDICTION_SWEEP_SECONDS)},
+    }
     return schedule
 
 

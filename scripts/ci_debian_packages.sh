@@ -9,6 +9,9 @@ test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || need+=(orthanc-dicom
 # Every DICOM SR the tests write is checked by dicom3tools' IOD validator (tests/support/dicom_validation.py).
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v dsrdump >/dev/null 2>&1 || need+=(dcmtk)
+# The broker-fault tests (tests/integration/test_prediction_faults.py) start and stop their
+# own redis-server on a port of their own.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -16,6 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 echo "Debian packages present: chromium=$(command -v chromium || echo missing)" \
   "orthanc=$(command -v Orthanc || ls /usr/sbin/Orthanc 2>/dev/null || echo missing)" \
+  "redis-server=$(command -v redis-server || echo missing)" \
   "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)" \
   "dciodvfy=$(command -v dciodvfy || echo missing)" \
   "dsrdump=$(command -v dsrdump || echo missing)"

@@ -197,10 +197,17 @@ class Prediction(models.Model):
     attributions = models.JSONField(default=dict, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its task was last sent (the sweeper re-sends a prediction queued too long), when
+    # the running attempt started (the reaper re-queues one whose worker is gone), and the
+    # Celery task id of that attempt (a duplicate message never runs it twice).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
+        indexes = [models.Index(fields=["status", "queued_at"], name="prediction_status_queued")]
         constraints = [
             models.UniqueConstraint(
                 fields=["image", "model_name", "model_version"], name="one_prediction_per_image_version"

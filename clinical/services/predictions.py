@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Study
+from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
 from clinical.services.triage import study_triage_fields
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
@@ -18,8 +21,20 @@ from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
+log = logging.getLogger(__name__)
+
 # Sent by name (clinical.tasks): see radviewer.lib.tasks.enqueue_on_commit.
 RUN_PREDICTION, RUN_ATTRIBUTION = "clinical.run_prediction", "clinical.run_attribution"
+# clinical.run_prediction's limits (the task declares them; the reaper counts on the hard one).
+RUN_PREDICTION_SOFT_LIMIT_S = 120
+RUN_PREDICTION_HARD_LIMIT_S = RUN_PREDICTION_SOFT_LIMIT_S + 30
+
+
+def _send(prediction_id: int) -> None:
+    """Send the prediction's task once the transaction commits. A broker that refuses it
+    then is logged, not raised: the row is committed as queued, and
+    :func:`predictions_recover` sends it again once its message is overdue."""
+    enqueue_on_commit(RUN_PREDICTION, swept=True, prediction_id=prediction_id)
 
 
 def prediction_request(*, image: Image) -> Prediction:
@@ -41,21 +56,30 @@ def prediction_request(*, image: Image) -> Prediction:
         image=image, model_name=route.name, model_version=route.version, defaults={"arm": route.arm}
     )
     if created or prediction.status == Prediction.Status.FAILED:
-        if not created:
-            Prediction.objects.filter(pk=prediction.pk).update(
-                status=Prediction.Status.QUEUED, failure_reason=""
-            )
-            prediction.refresh_from_db()
-        enqueue_on_commit(RUN_PREDICTION, prediction_id=prediction.pk)
+        # A failed one starts a fresh round of attempts (the reaper counts them).
+        Prediction.objects.filter(pk=prediction.pk).update(
+            status=Prediction.Status.QUEUED, failure_reason="", queued_at=timezone.now(),
+            task_id="", **({} if created else {"attempts": 0}),
+        )
+        prediction.refresh_from_db()
+        _send(prediction.pk)
     return prediction
 
 
 @transaction.atomic
 def prediction_retry(*, image: Image, actor: Any, request: Any = None) -> Prediction:
-    """Re-run triage after a failure. A succeeded prediction is never duplicated."""
+    """Re-run triage after a failure, or of a prediction stuck queued or running past the
+    sweeper's limits (its message or its worker was lost). A succeeded prediction, or one
+    that is legitimately queued or running, is never duplicated."""
     latest = image.latest_prediction()
-    if latest and latest.status in (Prediction.Status.QUEUED, Prediction.Status.RUNNING,
-                                    Prediction.Status.SUCCEEDED):
+    if latest and latest.status in (Prediction.Status.QUEUED, Prediction.Status.RUNNING):
+        stuck = _requeue_if_stuck(latest.pk, fresh_round=True)
+        if stuck is not None:
+            Study.objects.filter(pk=image.study_id).update(status=Study.Status.PROCESSING)
+            audit_event_create(actor=actor, action=AuditAction.PREDICTION_RETRIED, obj=stuck, request=request)
+            return stuck
+        return latest
+    if latest and latest.status == Prediction.Status.SUCCEEDED:
         return latest
     # A failure with no model recorded (no production model then) is replaced by a real try.
     Prediction.objects.filter(image=image, model_version="", status=Prediction.Status.FAILED).delete()
@@ -65,19 +89,108 @@ def prediction_retry(*, image: Image, actor: Any, request: Any = None) -> Predic
     return prediction
 
 
-def prediction_start(*, prediction_id: int) -> Prediction | None:
-    """queued | failed -> running, one more attempt; None when there is nothing to run (the
-    row is gone, or a duplicate delivery of the task finds it succeeded)."""
+def prediction_start(*, prediction_id: int, task_id: str = "") -> Prediction | None:
+    """queued -> running, one more attempt, under the row lock; None when there is nothing
+    to run.
+
+    A prediction can get more than one message (the sweeper re-sends an overdue one; Redis
+    re-delivers an unacknowledged one), so only one delivery runs it: a queued row starts;
+    a running row starts again only for the same message (``task_id``) re-delivered after
+    its worker died, up to ``PREDICTION_MAX_ATTEMPTS``; anything else (succeeded, failed,
+    or running under another message) is a duplicate and returns None.
+    """
     with transaction.atomic():
         prediction = (
             Prediction.objects.select_for_update().select_related("image__study").filter(pk=prediction_id).first()
         )
-        if prediction is None or prediction.status == Prediction.Status.SUCCEEDED:
+        if prediction is None:
+            return None
+        redelivered = (prediction.status == Prediction.Status.RUNNING and bool(task_id)
+                       and prediction.task_id == task_id)
+        if prediction.status != Prediction.Status.QUEUED and not redelivered:
+            return None
+        if redelivered and prediction.attempts >= settings.PREDICTION_MAX_ATTEMPTS:
+            _fail_locked(prediction, f"its worker stopped during each of {prediction.attempts} attempts")
             return None
         prediction.status = Prediction.Status.RUNNING
         prediction.attempts += 1
-        prediction.save(update_fields=["status", "attempts"])
+        prediction.started_at = timezone.now()
+        prediction.task_id = task_id
+        prediction.save(update_fields=["status", "attempts", "started_at", "task_id"])
     return prediction
+
+
+def predictions_recover(*, now: Any = None) -> dict[str, list[int]]:
+    """The sweeper and reaper (beat task ``clinical.predictions_recover``).
+
+    - ``queued`` longer than ``PREDICTION_REQUEUE_AFTER_SECONDS`` since its task was sent:
+      the message evidently never arrived (the broker was down at submission, or lost it);
+      it is sent again. A duplicate in a long backlog is harmless: the first delivery runs
+      it and the others find it no longer queued.
+    - ``running`` longer than ``PREDICTION_STALE_SECONDS`` (the task's hard limit + 60 s):
+      its worker is gone (a worker that lives kills the task at the hard limit and records
+      the failure); re-queued while attempts < ``PREDICTION_MAX_ATTEMPTS``, else failed
+      with the reason.
+
+    Returns the ids ``{"resent": [...], "requeued": [...], "failed": [...]}``.
+    """
+    now = now or timezone.now()
+    done: dict[str, list[int]] = {"resent": [], "requeued": [], "failed": []}
+    for pk in _overdue(now).values_list("pk", flat=True):
+        with transaction.atomic():
+            was = Prediction.objects.filter(pk=pk).values_list("status", flat=True).first()
+            prediction = _requeue_if_stuck(pk, now=now)
+            if prediction is None:
+                continue
+            if prediction.status == Prediction.Status.FAILED:
+                done["failed"].append(pk)
+            else:
+                done["resent" if was == Prediction.Status.QUEUED else "requeued"].append(pk)
+    if any(done.values()):
+        log.warning("predictions recovered: %s", done)
+    return done
+
+
+def _overdue(now: Any) -> Any:
+    queued_cutoff, running_cutoff = prediction_cutoffs(now)
+    queued = Q(status=Prediction.Status.QUEUED) & (
+        Q(queued_at__lt=queued_cutoff) | Q(queued_at__isnull=True, created_at__lt=queued_cutoff))
+    running = Q(status=Prediction.Status.RUNNING) & (
+        Q(started_at__lt=running_cutoff) | Q(started_at__isnull=True, created_at__lt=running_cutoff))
+    return Prediction.objects.filter(queued | running).order_by("pk")
+
+
+def _requeue_if_stuck(prediction_id: int, *, now: Any = None, fresh_round: bool = False) -> Prediction | None:
+    """Under the row lock: re-send an overdue queued prediction, re-queue (or fail, after
+    the last attempt) an overdue running one; None when it is not stuck (any more).
+    ``fresh_round`` (a reader's Retry) resets the attempts instead of failing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        prediction = _overdue(now).select_for_update().filter(pk=prediction_id).first()
+        if prediction is None:
+            return None
+        if (prediction.status == Prediction.Status.RUNNING and not fresh_round
+                and prediction.attempts >= settings.PREDICTION_MAX_ATTEMPTS):
+            _fail_locked(prediction, (
+                f"no result {settings.PREDICTION_STALE_SECONDS} s after attempt {prediction.attempts} "
+                f"of {settings.PREDICTION_MAX_ATTEMPTS} started: its worker stopped"))
+            return prediction
+        prediction.status = Prediction.Status.QUEUED
+        prediction.queued_at = now
+        prediction.task_id = ""
+        if fresh_round:
+            prediction.attempts = 0
+        prediction.save(update_fields=["status", "queued_at", "task_id", "attempts"])
+        _send(prediction.pk)
+    return prediction
+
+
+def _fail_locked(prediction: Prediction, reason: str) -> None:
+    prediction.status = Prediction.Status.FAILED
+    prediction.failure_reason = reason[:2000]
+    prediction.completed_at = timezone.now()
+    prediction.save(update_fields=["status", "failure_reason", "completed_at"])
+    _study_refresh(prediction.image.study)
 
 
 def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Prediction:

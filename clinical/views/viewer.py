@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.models import Image, Prediction, Study
+from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.worklist import worklist_next_uid
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
 from mlcore.services.inference import ATTRIBUTION_METHODS
@@ -90,6 +91,7 @@ def study_context(
         "image": active,
         "prediction": prediction,
         "running": active is not None and (prediction is None or prediction.status in RUNNING),
+        "stuck": prediction_is_stuck(prediction),
         "probabilities": probabilities,
         "probability_groups": probability_groups(prediction),
         "ood_statement": ood_statement(prediction),

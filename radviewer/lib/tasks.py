@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 QUEUES = ("default", "inference", "training")
@@ -40,6 +41,11 @@ def house_task(
     hard = time_limit if time_limit is not None else soft_time_limit + 30
     if hard <= soft_time_limit:
         raise ValueError("time_limit must exceed soft_time_limit so the task can clean up")
+    if hard > settings.TASK_HARD_TIME_LIMIT_MAX_S:
+        # The Redis visibility timeout is derived from this maximum: a longer task would be
+        # handed to a second worker while the first still runs it.
+        raise ValueError(f"time_limit {hard} s exceeds TASK_HARD_TIME_LIMIT_MAX_S "
+                         f"({settings.TASK_HARD_TIME_LIMIT_MAX_S} s); raise that setting with it")
 
     def decorate(fn: Callable[..., Any]) -> Any:
         options: dict[str, Any] = {
@@ -68,15 +74,19 @@ def house_task(
     return decorate
 
 
-def enqueue_on_commit(task: Any, /, **kwargs: Any) -> None:
+def enqueue_on_commit(task: Any, /, *, swept: bool = False, **kwargs: Any) -> None:
     """Send ``task`` (a task, or the name it was declared with) with keyword arguments once
     the current transaction commits.
 
     A task sent before commit can run before its row is visible to the worker, or for a
     row that is then rolled back. Services send tasks by name: tasks are adapters that call
     services, so a service importing its task would point the layers the wrong way.
+
+    ``swept=True`` is for tasks whose rows a sweeper re-sends when their message never
+    arrived (predictions): a broker that refuses the message after the commit is then
+    logged, not raised, so the request that committed the row still answers as accepted.
     """
-    transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs))
+    transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs), robust=swept)
 
 
 def task_by_name(task: Any) -> Any:

@@ -214,12 +214,29 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # The filesystem transport has no fanout exchange, which remote control (pidbox),
     # gossip and mingle need; they are off in the embedded profile.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+# The longest hard time limit a task may declare (radviewer.lib.tasks.house_task refuses a
+# longer one): the training queue's 6 h soft limit plus its 30 s to clean up.
+TASK_HARD_TIME_LIMIT_MAX_S = 6 * 3600 + 30
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged message to another worker after the visibility timeout.
+    # Shorter than a task's hard limit, a slow task would run twice; kombu's default is 1 h,
+    # below a training job's 6 h. A worker that dies is covered sooner by the reapers
+    # (predictions: clinical.predictions_recover; training: mlcore.stale_work_reap).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_HARD_TIME_LIMIT_MAX_S + 600}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("RADVIEWER_WORKER_HEARTBEAT_SECONDS", 30, minimum=5)
 # A running training job stamps its row this often; the reaper (beat, every minute) fails a
 # job whose stamp is older than the stale limit: its worker died (SIGKILL, OOM, power).
 TRAINING_HEARTBEAT_SECONDS = env_int("RADVIEWER_TRAINING_HEARTBEAT_SECONDS", 10, minimum=1)
 TRAINING_STALE_SECONDS = env_int("RADVIEWER_TRAINING_STALE_SECONDS", 120, minimum=2)
+# Predictions (clinical.predictions_recover, beat, every PREDICTION_SWEEP_SECONDS): one still
+# queued this long after its task was sent is sent again (the broker was down, or lost it);
+# one running longer than its task's hard limit (150 s) plus 60 s lost its worker and is
+# re-queued, or failed once it has had PREDICTION_MAX_ATTEMPTS attempts.
+PREDICTION_SWEEP_SECONDS = env_int("RADVIEWER_PREDICTION_SWEEP_SECONDS", 30, minimum=1)
+PREDICTION_REQUEUE_AFTER_SECONDS = env_int("RADVIEWER_PREDICTION_REQUEUE_AFTER_SECONDS", 60, minimum=1)
+PREDICTION_STALE_SECONDS = env_int("RADVIEWER_PREDICTION_STALE_SECONDS", 150 + 60, minimum=1)
+PREDICTION_MAX_ATTEMPTS = env_int("RADVIEWER_PREDICTION_MAX_ATTEMPTS", 3, minimum=1)
 
 # --- ML ---------------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = env_str(

@@ -166,3 +166,31 @@ def test_next_goes_to_the_following_study_in_worklist_order(production_model, ra
     assert response.status_code == 302 and response["Location"] == reverse("clinical:study", args=[b.uid])
     last = radiologist_client.get(reverse("clinical:study_next", args=[b.uid]))
     assert last["Location"] == reverse("clinical:worklist")
+
+
+def test_a_stuck_running_prediction_offers_retry_and_retry_requeues_it(
+        production_model, radiologist_client, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    image = upload_png(radiologist_client, seed=5)
+    prediction = image.predictions.get()
+    Prediction.objects.filter(pk=prediction.pk).update(status="running", attempts=1, task_id="gone",
+                                                       started_at=timezone.now() - timedelta(hours=1))
+    body = _page(radiologist_client, image).content.decode()
+    assert "longer than expected" in body and ">Retry<" in body
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = radiologist_client.post(reverse("clinical:prediction_retry", args=[image.study.uid, image.pk]),
+                                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "longer than expected" not in response.content.decode()
+    assert len(callbacks) == 1
+    prediction.refresh_from_db()
+    assert (prediction.status, prediction.attempts, prediction.task_id) == ("queued", 0, "")
+    # A prediction that is running within its limits is left alone.
+    Prediction.objects.filter(pk=prediction.pk).update(status="running", started_at=timezone.now())
+    assert ">Retry<" not in _page(radiologist_client, image).content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        radiologist_client.post(reverse("clinical:prediction_retry", args=[image.study.uid, image.pk]),
+                                HTTP_HX_REQUEST="true")
+    assert callbacks == [] and Prediction.objects.get(pk=prediction.pk).status == "running"

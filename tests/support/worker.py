@@ -33,10 +33,12 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, *, queues: str, broker_url: str | None = None, extra_env: dict | None = None):
+    def __init__(self, *, queues: str, broker_url: str | None = None, extra_env: dict | None = None,
+                 beat: bool = False):
         self.queues = queues
         self.broker_url = broker_url
         self.extra_env = extra_env or {}
+        self.beat = beat  # embed Celery beat (-B), so the periodic reapers run as in production
         self.proc: subprocess.Popen | None = None
         self.log_path = REPO / "var" / f"test-worker-{os.getpid()}-{queues.replace(',', '_')}.log"
 
@@ -59,7 +61,8 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "radviewer", "worker", "-Q", self.queues,
              "-c", "1", "--pool", "solo", "-l", "INFO", "--without-gossip", "--without-mingle",
-             "-n", f"test-{os.getpid()}@%h"],
+             "-n", f"test-{os.getpid()}@%h",
+             *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else [])],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self.wait_for_log("ready.", timeout=60)

@@ -1,6 +1,6 @@
 """`make run`'s last process: waits until the web server answers and both workers consume
 their queues, then prints where to log in and the demo password in a box -- the last thing
-on the screen, not buried under start-up logs. Then it idles (honcho stops every process
+on the screen, not buried under start-up logs. Then it idles (a Procfile runner such as honcho stops every process
 when one exits)."""
 
 import signal
