@@ -20,7 +20,7 @@ from django.urls import reverse
 from PIL import Image
 
 from mlcore.models import ChangeRecord, Evaluation, ModelAlias, ModelVersion, TrainingJob
-from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, _shot
+from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, _shot, log_in, watch_errors
 from tests.support.registry import registry_fixture  # noqa: F401 (the `registry` fixture)
 from tests.support.worker import WorkerProcess
 
@@ -57,15 +57,8 @@ def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry,
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
         page.set_default_timeout(30_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        # A blocked inline script or style is no page error, only a console message.
-        page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}") if "Content Security Policy" in msg.text
-                or "Permissions-Policy" in msg.text else None)
-        page.goto(live_server.url + reverse("accounts:login"))
-        page.fill("#id_username", ml_admin.username)
-        page.fill("#id_password", "pw-for-tests-123")
-        page.click("button[type=submit]")
+        errors = watch_errors(page)
+        log_in(page, live_server, ml_admin.username)
 
         # 1. Import the folder as a training dataset version; the table follows the import.
         page.goto(live_server.url + reverse("mlcore:data"))

@@ -55,6 +55,24 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(REPO / "var" / f"e2e-{name}.png"), full_page=True, caret="initial")
 
 
+def watch_errors(page) -> list[str]:
+    """Page errors and CSP / Permissions-Policy violations of ``page``, as they happen (a
+    blocked inline script or style is no page error, only a console message)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}")
+            if "Content Security Policy" in msg.text or "Permissions-Policy" in msg.text else None)
+    return errors
+
+
+def log_in(page, live_server, username: str) -> None:
+    """Sign in through the login form (test users have the password ``pw-for-tests-123``)."""
+    page.goto(live_server.url + reverse("accounts:login"))
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-for-tests-123")
+    page.click("button[type=submit]")
+
+
 def test_radiologist_flow(live_server, production_model, radiologist, monkeypatch):
     chromium = _chromium()
     require((REPO / "static" / "vendor" / "htmx.min.js").exists(), "static/vendor/htmx.min.js (make setup-dev)")
@@ -71,17 +89,8 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
         context = browser.new_context(viewport={"width": 1400, "height": 950})
         page = context.new_page()
         page.set_default_timeout(20_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        # A blocked inline script or style is no page error, only a console message.
-        page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}") if "Content Security Policy" in msg.text
-                or "Permissions-Policy" in msg.text else None)
-
-        # Log in.
-        page.goto(live_server.url + reverse("accounts:login"))
-        page.fill("#id_username", radiologist.username)
-        page.fill("#id_password", "pw-for-tests-123")
-        page.click("button[type=submit]")
+        errors = watch_errors(page)
+        log_in(page, live_server, radiologist.username)
         expect(page.locator("nav[aria-label=Main]")).to_contain_text("Worklist")
 
         # Upload a PNG and a DICOM in one go through the file input; each gets its own row.
