@@ -58,6 +58,10 @@ class Study(models.Model):
     priority_hint = models.CharField(max_length=16, blank=True)
     top_class = models.CharField(max_length=40, blank=True)  # denormalised for worklist filters
     out_of_scope = models.BooleanField(default=False)
+    # A blinded read (a configurable share, chosen at ingest): the AI stays hidden from readers
+    # until a verdict is saved, then is revealed (``ai_revealed_at``).
+    blinded_read = models.BooleanField(default=False)
+    ai_revealed_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.UPLOAD)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -245,6 +249,8 @@ class Review(models.Model):
     label = models.CharField(max_length=40, blank=True)  # the confirmed class key, if any
     note = models.TextField(blank=True)
     amendment = models.BooleanField(default=False)
+    # Saved with the AI hidden (the first verdict of a blinded read).
+    blinded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

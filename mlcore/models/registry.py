@@ -59,8 +59,25 @@ class RolloutPolicy(models.Model):
     """How studies are routed between production and canary for one registered model."""
 
     name = models.CharField(max_length=100, unique=True)
-    canary_percent = models.PositiveSmallIntegerField(default=0)
+    canary_percent = models.PositiveSmallIntegerField(default=0)  # 0..50, set from the console
+    # When the canary alias last moved onto its version (the guard counts reads from here).
+    canary_started_at = models.DateTimeField(null=True, blank=True)
     shadow_candidate = models.BooleanField(default=False)
+    # Share of studies (1..100) the shadow candidate predicts, after production.
+    shadow_percent = models.PositiveSmallIntegerField(default=100)
+    shadow_started_at = models.DateTimeField(null=True, blank=True)
+    # Share of studies read with the AI hidden until the reader saves a verdict (automation bias).
+    blinded_percent = models.FloatField(default=3.0)
+    # The canary guard's sequential test: false-rollback rate, power to detect ``guard_drop``
+    # (an agreement drop, 0..1), the minimum reads per arm before it decides, and the
+    # operations limits (error rate, p95 latency) that roll back on their own.
+    guard_enabled = models.BooleanField(default=True)
+    guard_alpha = models.FloatField(default=0.05)
+    guard_power = models.FloatField(default=0.8)
+    guard_drop = models.FloatField(default=0.10)
+    guard_min_reads = models.PositiveIntegerField(default=30)
+    guard_max_error_rate = models.FloatField(default=0.05)
+    guard_max_latency_ratio = models.FloatField(default=2.0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -80,10 +97,18 @@ class ReviewOutcome(models.Model):
     predicted_class = models.CharField(max_length=40)
     confirmed_class = models.CharField(max_length=40, blank=True)  # "" for uncertain etc.
     verdict = models.CharField(max_length=16)
+    # Which arm made the prediction (production | canary | shadow); ``case_ref`` (opaque, the
+    # same for every prediction on one image) pairs a shadow outcome with production's.
+    arm = models.CharField(max_length=16, default="production")
+    case_ref = models.CharField(max_length=64, blank=True, db_index=True)
+    # The reader saved the verdict with the AI hidden (a blinded read).
+    blinded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["model_name", "model_version"])]
+        indexes = [models.Index(fields=["model_name", "model_version"]),
+                   models.Index(fields=["model_name", "arm", "created_at"])]
         constraints = [
             models.UniqueConstraint(fields=["prediction_ref"], name="one_outcome_per_prediction")
         ]
@@ -183,3 +208,61 @@ class AcceptanceCriteria(models.Model):
 
     def __str__(self) -> str:
         return f"acceptance criteria for {self.name}"
+
+
+class GuardRun(models.Model):
+    """One run of the canary guard (a beat task): the sequential test's state and decision."""
+
+    class Decision(models.TextChoices):
+        WAITING = "waiting", "Waiting for reads"
+        CONTINUE = "continue", "Continue"
+        ACCEPT = "accept", "Canary no worse (boundary crossed)"
+        ROLLBACK = "rollback", "Rolled back"
+        IDLE = "idle", "No canary"
+
+    name = models.CharField(max_length=100)
+    canary_version = models.CharField(max_length=20, blank=True)
+    production_version = models.CharField(max_length=20, blank=True)
+    ran_at = models.DateTimeField(auto_now_add=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+    # {"n_canary", "n_production", "agree_canary", "agree_production", "llr", "upper", "lower",
+    #  "error_rate", "latency_p95_ms", ...}: the figures the decision was made on.
+    stats = models.JSONField(default=dict, blank=True)
+    change_record = models.ForeignKey(ChangeRecord, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+")
+
+    class Meta:
+        ordering = ("-ran_at", "-id")
+        indexes = [models.Index(fields=["name", "ran_at"])]
+
+    def __str__(self) -> str:
+        return f"guard {self.name} canary v{self.canary_version or '-'}: {self.decision}"
+
+
+class OperatingPoint(models.Model):
+    """A per-class decision threshold for a version: the point that keeps the champion's
+    sensitivity on the locked set. Proposed in the comparison; ``applied_at`` set (and the
+    change record linked) when a promotion applies it; the worklist's urgency uses the
+    applied points of the version in production."""
+
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=20)
+    class_key = models.CharField(max_length=40)
+    threshold = models.FloatField()
+    target_sensitivity = models.FloatField()  # the champion's, on the locked set
+    sensitivity = models.FloatField()  # this version's at ``threshold`` on the same set
+    specificity = models.FloatField(null=True, blank=True)
+    set_hash = models.CharField(max_length=64, blank=True)
+    champion_version = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    change_record = models.ForeignKey(ChangeRecord, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="operating_points")
+
+    class Meta:
+        ordering = ("name", "version", "class_key", "-created_at")
+        indexes = [models.Index(fields=["name", "version", "class_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} {self.class_key} >= {self.threshold:.3f}"
