@@ -18,13 +18,16 @@ from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
 CACHE_CONTROL = "private, max-age=3600"
+# One ``image.viewed`` per reader and image per opening: the display image, its heat map and
+# attribution maps fetched within this window are the same view (the first fetch's kind is kept).
+VIEW_COALESCE_S = 600
 
 
 def _png_response(request: HttpRequest, image: Image, name: str, kind: str) -> FileResponse:
     if not name or not default_storage.exists(name):
         raise Http404(f"No {kind} image stored")
     audit_event_create(actor=request.user, action=AuditAction.IMAGE_VIEWED, obj=image, request=request,
-                       details={"study": image.study.uid, "kind": kind})
+                       details={"study": image.study.uid, "kind": kind}, coalesce_s=VIEW_COALESCE_S)
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
     response["Cache-Control"] = CACHE_CONTROL
     return response

@@ -46,6 +46,8 @@ class AuditAction(models.TextChoices):
     MODEL_GATE_OVERRIDDEN = "model.gate_overridden", "Promotion gate overridden with a justification"
     MODEL_CRITERIA_CHANGED = "model.criteria_changed", "Acceptance criteria changed"
     CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
+    # the audit log itself
+    AUDIT_EXPORTED = "audit.exported", "Audit log exported (CSV)"
     # the ML admin's console
     DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
     DATASET_IMPORTED = "dataset.imported", "Dataset imported"

@@ -62,3 +62,52 @@ def test_audit_list_htmx_returns_partial(ml_admin_client, radiologist):
     response = ml_admin_client.get(reverse("audit:list"), HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert 'id="events"' in body and "<html" not in body
+
+
+def test_audit_list_shows_details_as_key_value_lines(ml_admin_client, radiologist):
+    audit_event_create(actor=radiologist, action="study.viewed", object_type="clinical.study", object_id="A",
+                       details={"uid": "2.25.7", "kinds": ["display", "heatmap"], "gate": {"passed": False}})
+    body = ml_admin_client.get(reverse("audit:list")).content.decode()
+    assert "<dt>uid</dt><dd>2.25.7</dd>" in body
+    assert "<dt>kinds</dt><dd>display, heatmap</dd>" in body
+    assert "<dd>{&quot;passed&quot;: false}</dd>" in body
+    assert "{&#x27;uid&#x27;" not in body  # no Python dict repr
+
+
+def test_audit_export_streams_filtered_csv_and_is_audited(ml_admin_client, radiologist, ml_admin):
+    import csv
+    import io
+
+    audit_event_create(actor=radiologist, action="study.viewed", object_type="clinical.study", object_id="A",
+                       details={"note": "=HYPERLINK(\"x\")"})
+    audit_event_create(actor=radiologist, action="review.created", object_type="clinical.review", object_id="B")
+    response = ml_admin_client.get(reverse("audit:export"), {"action": "study."})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["time_utc", "actor", "action"]
+    assert [r[2] for r in rows[1:]] == ["study.viewed"]
+    assert rows[1][1] == radiologist.get_username() and rows[1][4] == "A"
+    event = AuditEvent.objects.get(action="study.viewed")
+    assert rows[1][-1] == event.hash and rows[1][-2] == event.prev_hash
+    assert '"note": "=HYPERLINK' in rows[1][6]  # inside JSON, not at the cell start
+    exported = AuditEvent.objects.get(action="audit.exported")
+    assert exported.actor == ml_admin and exported.details == {"action": "study."}
+
+
+def test_audit_export_refuses_bad_filters(ml_admin_client):
+    bad = ml_admin_client.get(reverse("audit:export"), {"action": "nonsense.", "since": "yesterday"})
+    assert bad.status_code == 400 and "action" in bad.content.decode() and "since" in bad.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()
+
+
+def test_audit_export_is_not_for_readers(radiologist_client):
+    assert radiologist_client.get(reverse("audit:export")).status_code == 403
+
+
+def test_csv_cells_that_a_spreadsheet_would_evaluate_are_neutralised(radiologist):
+    from radviewer.audit.selectors import AuditFilters, audit_csv_rows
+
+    audit_event_create(actor=None, actor_label="=cmd|' /C calc'!A0", action="study.submitted")
+    rows = list(audit_csv_rows(filters=AuditFilters()))
+    assert rows[1][1] == "'=cmd|' /C calc'!A0"
