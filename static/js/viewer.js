@@ -213,9 +213,11 @@
   /* Overlay sources are announced by the server's partials as [data-overlay-source]; they
      appear when the triage (or an attribution) finishes, without a page reload. */
   function scanSources() {
-    document.querySelectorAll("[data-overlay-source]").forEach((el) => {
+    // Only announcements carry a URL: the canvas mirrors its drawn source in its own
+    // data-overlay-source attribute, which is state, not a source.
+    document.querySelectorAll("[data-overlay-source][data-overlay-url]").forEach((el) => {
       const source = el.dataset.overlaySource;
-      if (overlays.has(source)) return;
+      if (!source || !el.dataset.overlayUrl || overlays.has(source)) return;
       const entry = { label: el.dataset.overlayLabel || source, url: el.dataset.overlayUrl, image: null };
       overlays.set(source, entry);
       if (sourceSelect) sourceSelect.add(new Option(entry.label, source));

@@ -90,6 +90,8 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
         page = context.new_page()
         page.set_default_timeout(20_000)
         errors = watch_errors(page)
+        not_found: list[str] = []
+        page.on("response", lambda r: not_found.append(r.url) if r.status == 404 else None)
         log_in(page, live_server, radiologist.username)
         expect(page.locator("nav[aria-label=Main]")).to_contain_text("Worklist")
 
@@ -123,6 +125,10 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
         canvas = page.locator("#viewer-canvas")
         expect(canvas).to_have_attribute("data-overlay-visible", "true")
         expect(page.locator("#study-status")).to_have_text("Awaiting review")
+        # The result arrived live: the overlay list holds real sources only (the canvas's own
+        # data-overlay-source state attribute is not one), and nothing asked for ".../undefined".
+        assert page.locator("#overlay-source option").evaluate_all("os => os.map(o => o.value)") == ["attention"]
+        assert not not_found, not_found
 
         # Opacity: the slider changes what the canvas shows.
         page.locator("#overlay-opacity").fill("10")
