@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import BooleanField, Case, Count, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from clinical.models import Image, Prediction, Study
+from clinical.models import Image, Prediction, Review, Study
 
 OPEN_STATUSES = (
     Study.Status.PROCESSING,
@@ -73,6 +73,9 @@ def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
 class WorklistRowDetails:
     image_count: int
     top_probability: float | None  # the AI's probability for the study's top_class
+    # The final reading: each image's latest review, as (verdict, label) pairs, distinct,
+    # in image order (empty until someone has read it).
+    final_readings: tuple[tuple[str, str], ...] = ()
 
 
 def worklist_row_details(*, study_ids: Iterable[int]) -> dict[int, WorklistRowDetails]:
@@ -92,7 +95,24 @@ def worklist_row_details(*, study_ids: Iterable[int]) -> dict[int, WorklistRowDe
         )
         .order_by()
     )
-    return {r["study_id"]: WorklistRowDetails(r["n"], r["p"]) for r in rows}
+    readings = _final_readings(study_ids=[r["study_id"] for r in rows])
+    return {r["study_id"]: WorklistRowDetails(r["n"], r["p"], readings.get(r["study_id"], ())) for r in rows}
+
+
+def _final_readings(*, study_ids: list[int]) -> dict[int, tuple[tuple[str, str], ...]]:
+    """Each study's final reading (the latest review of each image), in one query."""
+    latest: dict[int, tuple[int, str, str]] = {}  # image id -> (study id, verdict, label)
+    reviews = (Review.objects.filter(image__study_id__in=study_ids)
+               .order_by("image_id", "-created_at", "-id")
+               .values_list("image_id", "image__study_id", "verdict", "label"))
+    for image_id, study_id, verdict, label in reviews:
+        latest.setdefault(image_id, (study_id, verdict, label))
+    out: dict[int, list[tuple[str, str]]] = {}
+    for _image_id, (study_id, verdict, label) in sorted(latest.items()):
+        readings = out.setdefault(study_id, [])
+        if (verdict, label) not in readings:
+            readings.append((verdict, label))
+    return {study_id: tuple(r) for study_id, r in out.items()}
 
 
 def worklist_next_uid(*, after_uid: str) -> str | None:

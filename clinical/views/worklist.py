@@ -32,6 +32,7 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
         row = details.get(study.pk)
         study.image_count = row.image_count if row else 0
         study.top_probability = row.top_probability if row else None
+        study.final_readings = row.final_readings if row else ()
     query = request.GET.copy()
     query.pop("page", None)
     tab_query = query.copy()

@@ -79,6 +79,28 @@ def test_done_tab_lists_signed_off_studies_only(radiologist_client, radiologist)
     assert _uids(radiologist_client.get(URL, {"done": "1"})) == [done.uid]
 
 
+def test_done_tab_shows_the_final_reading_not_the_ai_label(radiologist_client, radiologist):
+    from clinical.models import Review
+
+    amended = study_row(status=Study.Status.SIGNED_OFF, top_class="lung-covid", confidence=0.558)
+    Study.objects.filter(pk=amended.pk).update(signed_off_at=timezone.now(), signed_off_by=radiologist)
+    image = amended.images.get()
+    prediction = image.predictions.get()
+    Review.objects.create(image=image, prediction=prediction, reader=radiologist, verdict="agree", label="lung-covid")
+    Review.objects.create(image=image, prediction=prediction, reader=radiologist, verdict="corrected",
+                          label="lung-opacity", note="consolidation, not COVID", amendment=True)
+    unread = study_row(status=Study.Status.SIGNED_OFF)
+    Study.objects.filter(pk=unread.pk).update(signed_off_at=timezone.now(), signed_off_by=radiologist)
+    body = radiologist_client.get(URL, {"done": "1"}).content.decode()
+    rows = dict(re.findall(r'<tr class="[^"]*" data-uid="([^"]+)">(.*?)</tr>', body, re.S))
+    final = re.search(r'<td class="final-reading">(.*?)</td>', rows[amended.uid], re.S).group(1)
+    assert final == "Lung opacity (non-COVID)"
+    assert "COVID-19 pneumonia" in rows[amended.uid]  # the AI's label stays, in its own column
+    assert "no reading" in rows[unread.uid]
+    assert "<th>Final reading</th>" in body
+    assert "Final reading" not in radiologist_client.get(URL).content.decode()
+
+
 def test_htmx_refresh_returns_the_table_partial_that_polls(radiologist_client):
     study_row()
     body = radiologist_client.get(URL, {"modality": "DX"}, HTTP_HX_REQUEST="true").content.decode()
