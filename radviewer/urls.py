@@ -18,6 +18,8 @@ urlpatterns = [
     path("dicomweb/", include("clinical.api.dicomweb_urls")),
     path("", include("clinical.urls")),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico whatever the page says: point them at the static icon.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),

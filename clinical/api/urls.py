@@ -1,9 +1,10 @@
 """/api/: the versioned REST API, its OpenAPI schema and the (locally served) Swagger UI."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from clinical.api import views
+from clinical.api.schema import SchemaView
 
 app_name = "api"
 urlpatterns = [
@@ -15,6 +16,6 @@ urlpatterns = [
     path("v1/studies/<str:uid>/images/<str:image_id>/heatmap.png", views.ImageHeatmapView.as_view(),
          name="image-heatmap"),
     path("v1/studies/<str:uid>/feedback/", views.FeedbackView.as_view(), name="study-feedback"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -132,7 +132,7 @@ LOGIN_IP_FAILURE_LIMIT = env_int("RADVIEWER_LOGIN_IP_FAILURE_LIMIT", 20, minimum
 LOGIN_FAILURE_WINDOW_S = env_int("RADVIEWER_LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
 LOGIN_LOCKOUT_S = env_int("RADVIEWER_LOGIN_LOCKOUT_S", 900, minimum=1)
 # URL names (or prefixes) reachable without login; everything else needs it.
-LOGIN_EXEMPT_PREFIXES = ("/accounts/login/", "/healthz", "/readyz", "/metrics", "/static/")
+LOGIN_EXEMPT_PREFIXES = ("/accounts/login/", "/favicon.ico", "/healthz", "/readyz", "/metrics", "/static/")
 
 # --- browser policies (radviewer.lib.middleware.SecurityHeadersMiddleware) -----------------
 # Same origin only, no inline script or style (the templates have none: a test walks them);
