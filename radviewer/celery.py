@@ -22,8 +22,19 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 QUEUES = ("default", "inference", "training")
 
+
+
+def make_queue(name: str, *, quorum: bool) -> Queue:
+    """A durable queue; a quorum queue on RabbitMQ (settings.CELERY_QUORUM_QUEUES). Every
+    process using a broker must declare its queues alike: RabbitMQ refuses a classic
+    declaration of a quorum queue's name."""
+    if quorum:
+        return Queue(name, routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"})
+    return Queue(name, routing_key=name)
+
+
 app.conf.update(
-    task_queues=[Queue(name, routing_key=name) for name in QUEUES],
+    task_queues=[make_queue(name, quorum=settings.CELERY_QUORUM_QUEUES) for name in QUEUES],
     task_default_queue="default",
     task_default_routing_key="default",
     task_routes=("radviewer.lib.tasks.route_task",),

@@ -223,6 +223,14 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # below a training job's 6 h. A worker that dies is covered sooner by the reapers
     # (predictions: clinical.predictions_recover; training: mlcore.stale_work_reap).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_HARD_TIME_LIMIT_MAX_S + 600}
+# RabbitMQ: quorum queues (replicated, durable; Celery turns off global QoS for them, which
+# quorum queues refuse) and publisher confirms, so an accepted study's message is on the broker
+# before the request answers. RabbitMQ closes a consumer's channel when a message stays unacked
+# longer than its consumer_timeout (30 min by default): a 6 h training task needs the broker's
+# rabbitmq.conf `consumer_timeout` raised above TASK_HARD_TIME_LIMIT_MAX_S (docs/kubernetes.md).
+CELERY_QUORUM_QUEUES = CELERY_BROKER_URL.startswith(("amqp://", "amqps://"))
+if CELERY_QUORUM_QUEUES:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("RADVIEWER_WORKER_HEARTBEAT_SECONDS", 30, minimum=5)
 # A running training job stamps its row this often; the reaper (beat, every minute) fails a

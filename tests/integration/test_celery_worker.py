@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from radviewer.lib.tasks import enqueue_on_commit
 from radviewer.ops.models import WorkerHeartbeat
 from radviewer.ops.tasks import record_heartbeat
-from tests.support.services import IN_CI, require_redis
+from tests.support.services import IN_CI, require_rabbitmq, require_redis
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -24,11 +24,15 @@ def _send_on_commit(broker_url: str, queue: str) -> None:
     from django.conf import settings
     from kombu import Connection
 
+    from radviewer.celery import make_queue
+
     options = settings.TEST_FILESYSTEM_TRANSPORT_OPTIONS if broker_url.startswith("filesystem") else {}
+    # Declared as the worker on that broker declares it (a quorum queue on RabbitMQ).
+    target = make_queue(queue, quorum=broker_url.startswith("amqp"))
 
     def send():
         with Connection(broker_url, transport_options=options) as conn:
-            record_heartbeat.apply_async(kwargs={"queue": queue}, queue=queue, connection=conn)
+            record_heartbeat.apply_async(kwargs={"queue": queue}, queue=target, connection=conn)
 
     with transaction.atomic():
         transaction.on_commit(send)
@@ -58,6 +62,27 @@ def test_redis_broker_worker_writes_database():
             timeout=30, what="two heartbeats",
         )
         assert hb.hostname
+
+
+def test_rabbitmq_broker_worker_writes_database_through_quorum_queues():
+    """RabbitMQ as the scale-out broker: a real worker consumes from a quorum queue."""
+    amqp_url = require_rabbitmq()
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection, Queue
+
+    with WorkerProcess(queues="training", broker_url=amqp_url) as worker:
+        # The worker declared `training` as a quorum queue: the same declaration is accepted,
+        # a classic one of the same name is refused.
+        with Connection(amqp_url) as conn:
+            Queue("training", routing_key="training", durable=True,
+                  queue_arguments={"x-queue-type": "quorum"}, channel=conn.channel()).declare()
+        with Connection(amqp_url) as conn, pytest.raises(PreconditionFailed, match="x-queue-type"):
+            Queue("training", routing_key="training", channel=conn.channel()).declare()
+        _send_on_commit(amqp_url, "training")
+        _send_on_commit(amqp_url, "training")
+        hb = wait_until(lambda: WorkerHeartbeat.objects.filter(queue="training", beats=2).first(),
+                        timeout=30, what="two heartbeats over RabbitMQ")
+        assert hb.hostname and "amqp://" in worker.log()
 
 
 def test_enqueue_on_commit_sends_after_commit_and_never_after_rollback(monkeypatch):

@@ -38,6 +38,13 @@ def require_redis() -> str:
     return url
 
 
+def require_rabbitmq() -> str:
+    """RabbitMQ (CI's machines run it at 127.0.0.1:5672, guest/guest)."""
+    url = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    require(port_open("127.0.0.1", 5672), "RabbitMQ at 127.0.0.1:5672")
+    return url
+
+
 def require_binary(name: str, *, hint: str) -> str:
     path = shutil.which(name) or (name if os.path.exists(name) else None)
     require(path is not None, f"{name} ({hint})")
