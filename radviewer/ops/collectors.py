@@ -181,8 +181,8 @@ class DatabaseCollector(Collector):
                 return hit[1], hit[2]
         try:
             families, ok = fn(), True
-        except Exception:  # a scrape reports what it can; the source is marked down
-            log.warning("metrics source %s could not be read", name, exc_info=True)
+        except Exception as exc:  # a scrape reports what it can; the source is marked down
+            log.warning("metrics source %s could not be read: %s: %s", name, type(exc).__name__, exc)
             families, ok = [], False
         with self._lock:
             self._cache[name] = (now, families, ok)
