@@ -67,8 +67,10 @@ def prediction_succeeded(*, model_version: str, arm: str, predicted_class: str, 
     try:
         version, arm_label = _label(model_version, "unknown"), _label(arm, "production")
         PREDICTIONS.labels(version, arm_label, _label(predicted_class, "none")).inc()
-        if out_of_scope:
-            OUT_OF_SCOPE.labels(version, arm_label).inc()
+        # The out-of-scope and failure series of a version exist (at 0) from its first
+        # prediction, so their shares read 0 rather than "no data".
+        OUT_OF_SCOPE.labels(version, arm_label).inc(1 if out_of_scope else 0)
+        PREDICTION_FAILURES.labels(version, arm_label)
         if confidence is not None:
             CONFIDENCE.labels(version, arm_label).observe(float(confidence))
         if latency_ms is not None:
