@@ -140,10 +140,9 @@ def _metrics(url: str) -> dict[str, list]:
 
 
 def _samples(families: dict[str, list], sample_name: str, **labels: str) -> list:
-    family = re.sub(r"_(total|bucket|count|sum|created)$", "", sample_name)
-    found = [s for s in families.get(family, []) + families.get(sample_name, [])
-             if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items())]
-    return found
+    names = {sample_name, re.sub(r"_(total|bucket|count|sum|created)$", "", sample_name)}
+    return [s for name in names for s in families.get(name, [])
+            if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items())]
 
 
 def _traffic(web: WebProcess, worker: WorkerProcess, version: str) -> dict:
