@@ -68,7 +68,7 @@ def _broker_queues() -> list[Metric]:
     family = GaugeMetricFamily("radviewer_queue_messages",
                                "Messages in the broker per Celery queue (ready, not yet taken by a worker)",
                                labels=["queue"])
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+    with app.connection_for_write() as conn:  # the broker the services send to
         conn.ensure_connection(max_retries=1, timeout=2)
         for queue in QUEUES:
             channel = conn.channel()

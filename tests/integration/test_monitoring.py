@@ -216,7 +216,6 @@ def stack(production_model, tmp_path, request):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.services
 @pytest.mark.slow
 def test_metrics_show_every_family_with_labels_after_real_traffic(stack):
     families = _metrics(stack["web"].url)

@@ -195,3 +195,32 @@ def test_supervise_empties_the_multiprocess_folder_and_names_it_to_its_processes
     supervise.prepare_metrics_dir(folder)
     assert not list(folder.glob("*.db")) and (folder / "keep.txt").exists()
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder.resolve())
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("broker", ["redis", "filesystem"])
+def test_broker_queue_depth_counts_the_messages_of_each_queue(broker, tmp_path):
+    from radviewer.celery import app
+    from tests.support.brokers import OwnRedis, celery_broker
+
+    redis = OwnRedis(tmp_path) if broker == "redis" else None
+    if redis:
+        redis.start()
+    try:
+        with celery_broker(redis.url if redis else "filesystem://"):
+            with app.connection_for_write() as conn:
+                for queue in ("default", "inference", "training"):
+                    conn.default_channel.queue_purge(queue)
+            for queue in ("inference", "inference", "training"):
+                app.send_task("radviewer.ops.tasks.record_heartbeat", kwargs={"queue": queue}, queue=queue)
+            try:
+                [family] = collectors._broker_queues()
+                depth = {s.labels["queue"]: s.value for s in family.samples}
+                assert depth == {"default": 0, "inference": 2, "training": 1}
+            finally:
+                with app.connection_for_write() as conn:
+                    for queue in ("inference", "training"):
+                        conn.default_channel.queue_purge(queue)
+    finally:
+        if redis:
+            redis.stop()
