@@ -52,7 +52,8 @@ demo: migrate
 # scripts/supervise.py restarts a process that crashes (honcho stopped them all).
 run: demo
 	@echo "starting web, workers and beat at http://127.0.0.1:$(PORT)/ (the login box follows when all are up)"
-	@RADVIEWER_PORT=$(PORT) $(PY) scripts/supervise.py deploy/Procfile.embedded
+	@RADVIEWER_PORT=$(PORT) $(PY) scripts/supervise.py deploy/Procfile.embedded \
+		--metrics-dir "$${RADVIEWER_VAR_DIR:-var}/prometheus-multiproc"
 
 demo-model: migrate
 	$(PY) manage.py ensure_demo_model

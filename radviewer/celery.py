@@ -6,9 +6,11 @@ reliability options, and enqueued from services with ``transaction.on_commit``.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from django.conf import settings
 from kombu import Queue
 
@@ -90,3 +92,24 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
 @app.on_after_finalize.connect
 def _setup_periodic(sender: Celery, **_: object) -> None:
     sender.conf.beat_schedule = beat_schedule(settings.CELERY_WORKER_HEARTBEAT_SECONDS)
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**_: object) -> None:
+    """A worker on a host of its own serves its metrics (its pool children's too, through the
+    multiprocess folder) on ``RADVIEWER_WORKER_METRICS_PORT``; 0 = off (docs/operations.md)."""
+    port = settings.WORKER_METRICS_PORT
+    if not port:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = REGISTRY
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    try:
+        start_http_server(port, addr=settings.WORKER_METRICS_ADDR, registry=registry)
+    except OSError as exc:  # the worker still works; its metrics are missing and say why
+        logging.getLogger(__name__).error("worker metrics: cannot listen on %s:%s: %s",
+                                          settings.WORKER_METRICS_ADDR, port, exc)

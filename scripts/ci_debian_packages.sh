@@ -12,6 +12,9 @@ command -v dsrdump >/dev/null 2>&1 || need+=(dcmtk)
 # The broker-fault tests (tests/integration/test_prediction_faults.py) start and stop their
 # own redis-server on a port of their own.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The monitoring tests (tests/integration/test_monitoring.py) run promtool on the alert rules
+# and start a real Prometheus that scrapes a running RadViewer.
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -22,4 +25,6 @@ echo "Debian packages present: chromium=$(command -v chromium || echo missing)" 
   "redis-server=$(command -v redis-server || echo missing)" \
   "orthanc-dicomweb=$(ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so 2>/dev/null || echo missing)" \
   "dciodvfy=$(command -v dciodvfy || echo missing)" \
-  "dsrdump=$(command -v dsrdump || echo missing)"
+  "dsrdump=$(command -v dsrdump || echo missing)" \
+  "prometheus=$(command -v prometheus || echo missing)" \
+  "promtool=$(command -v promtool || echo missing)"

@@ -4,11 +4,12 @@
 honcho stops every process when one dies, so a worker killed by the OOM killer took the
 web server with it. Here a process that crashes (non-zero exit, or killed by a signal) is
 restarted after a back-off (1 s, doubling to 30 s; back to 1 s once it has run a minute);
-one that exits 0 (say, ``announce_ready --exit``) is left stopped. SIGINT/SIGTERM are
+one that exits 0 (say, ``announce_ready --exit``) is left stopped. ``--metrics-dir`` empties
+prometheus_client's multiprocess folder and sets ``PROMETHEUS_MULTIPROC_DIR`` for every process. SIGINT/SIGTERM are
 forwarded to every main process, whose process group gets SIGKILL after 10 s. Output lines are
 prefixed with the process name, as honcho did. Standard library only.
 
-    python scripts/supervise.py deploy/Procfile.embedded [--min-backoff 1]
+    python scripts/supervise.py deploy/Procfile.embedded [--min-backoff 1] [--metrics-dir var/prometheus-multiproc]
 """
 
 from __future__ import annotations
@@ -87,11 +88,26 @@ def signal_group(p: Proc, sig: int) -> None:
             os.killpg(p.proc.pid, sig)
 
 
+def prepare_metrics_dir(path: Path) -> None:
+    """Empty the multiprocess metrics folder (samples of an earlier run's processes would be
+    summed with this run's) and name it to every process started from here."""
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.db"):
+        leftover.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("procfile", type=Path)
     parser.add_argument("--min-backoff", type=float, default=1.0, help="first restart delay, seconds")
+    parser.add_argument("--metrics-dir", type=Path, default=None,
+                        help="prometheus_client multiprocess folder: emptied now and given to every process "
+                             "as PROMETHEUS_MULTIPROC_DIR (docs/operations.md)")
     args = parser.parse_args(argv)
+    if args.metrics_dir is not None:
+        prepare_metrics_dir(args.metrics_dir)
     procs = read_procfile(args.procfile)
     width = max(len(p.name) for p in procs)
     stopping = threading.Event()

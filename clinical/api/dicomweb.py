@@ -40,6 +40,7 @@ from clinical.selectors.results import absolute
 from clinical.selectors.studies import client_dicom_results, study_owners
 from clinical.services.ingest import image_ingest, ingest_prepare
 from radviewer.audit.actions import AuditAction
+from radviewer.lib import metrics
 from radviewer.lib.http import read_body
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class StowView(ApiView):
                 failure.update(_sop_uids(data))  # name the refused instance as far as it can be read
                 raise
             if result.dicom is None:
+                metrics.ingest_refused(reason="unsupported_type")
                 raise IngestError("unsupported_type", f"content is {result.format.upper()}, expected DICOM")
             original = result.dicom.original_uids
             failure.update(sop_class=original.get("sop_class", ""), sop=original["sop"])

@@ -22,6 +22,7 @@ from clinical.models import Image, OriginalIdentifiers, Study, new_uid
 from clinical.services.predictions import prediction_request
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
+from radviewer.lib import metrics
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,20 @@ def image_ingest(
 
 
 def ingest_prepare(*, data: bytes, filename: str) -> IngestResult:
-    """The pure ingest core with this installation's key and limits (no storage, no rows)."""
-    return ingest_bytes(
-        data,
-        filename=filename,
-        pseudonym_key=settings.PSEUDONYM_KEY.encode(),
-        max_bytes=settings.MAX_UPLOAD_BYTES,
-        max_pixels=settings.MAX_IMAGE_PIXELS,
-    )
+    """The pure ingest core with this installation's key and limits (no storage, no rows).
+
+    A refusal is counted by its reason (``radviewer_ingest_refusals_total``)."""
+    try:
+        return ingest_bytes(
+            data,
+            filename=filename,
+            pseudonym_key=settings.PSEUDONYM_KEY.encode(),
+            max_bytes=settings.MAX_UPLOAD_BYTES,
+            max_pixels=settings.MAX_IMAGE_PIXELS,
+        )
+    except IngestError as exc:
+        metrics.ingest_refused(reason=exc.code)
+        raise
 
 
 def _extension(fmt: str) -> str:

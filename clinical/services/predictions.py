@@ -19,6 +19,7 @@ from clinical.services.triage import study_triage_fields
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
+from radviewer.lib import metrics
 from radviewer.lib.tasks import enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,12 @@ def _fail_locked(prediction: Prediction, reason: str) -> None:
     prediction.completed_at = timezone.now()
     prediction.save(update_fields=["status", "failure_reason", "completed_at"])
     _study_refresh(prediction.image.study)
+    _count_failure(prediction)
+
+
+def _count_failure(prediction: Prediction) -> None:
+    version, arm = prediction.model_version, prediction.arm
+    transaction.on_commit(lambda: metrics.prediction_failed(model_version=version, arm=arm))
 
 
 def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Prediction:
@@ -231,6 +238,9 @@ def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Pred
             prediction.completed_at = timezone.now()
             prediction.save()
             _study_refresh(prediction.image.study)
+            transaction.on_commit(lambda: metrics.prediction_succeeded(
+                model_version=prediction.model_version, arm=prediction.arm, predicted_class=output.top_class,
+                confidence=output.confidence, out_of_scope=prediction.out_of_scope, latency_ms=output.latency_ms))
         return prediction
     except _AlreadyDone as done:
         for name in saved:
@@ -259,6 +269,7 @@ def prediction_mark_failed(*, prediction_id: int, reason: str) -> None:
         prediction.completed_at = timezone.now()
         prediction.save(update_fields=["status", "failure_reason", "completed_at"])
         _study_refresh(prediction.image.study)
+        _count_failure(prediction)
 
 
 def _study_refresh(study: Study) -> None:

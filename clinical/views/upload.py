@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinical.ingest import IngestError, sanitize_filename
 from clinical.services.ingest import image_ingest
+from radviewer.lib import metrics
 from radviewer.lib.auth import permission_required_403
 from radviewer.lib.http import multipart_error_message
 
@@ -52,6 +53,7 @@ def upload_file(request: HttpRequest) -> HttpResponse:
             f"{settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB per file",
             details={"size": length, "max_bytes": settings.MAX_UPLOAD_BYTES},
         )
+        metrics.ingest_refused(reason=error.code)
         return _result(request, filename="", error=error)
     # Parsed here, before the CSRF check reads it: a malformed body gets a reason, not Django's
     # bare "Bad Request (400)". Nothing is stored either way.

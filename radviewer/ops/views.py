@@ -7,7 +7,8 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.views.decorators.cache import never_cache
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from radviewer.ops.checks import check_broker, check_database, check_storage, worker_heartbeats
 
@@ -48,4 +49,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden(
             "metrics are served only to RADVIEWER_METRICS_ALLOWED_CIDRS"
         )
-    return ExportToDjangoView(request)
+    return HttpResponse(metrics_page(), content_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_page() -> bytes:
+    """Every process's event metrics, then the database and broker metrics (read here only).
+
+    In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, docs/operations.md) the first part sums
+    the files of every gunicorn and Celery process on this host; otherwise it is this process's.
+    """
+    from radviewer.ops.collectors import database_collector
+
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        processes = CollectorRegistry()
+        MultiProcessCollector(processes, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    else:
+        processes = REGISTRY
+    read_here = CollectorRegistry(auto_describe=False)
+    read_here.register(database_collector)
+    return generate_latest(processes) + generate_latest(read_here)

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from radviewer.settings.env import (
+    ConfigError,
     env_bool,
     env_cidrs,
     env_db,
@@ -269,6 +270,25 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- observability ----------------------------------------------------------------------------
 # /metrics is served only to these networks (Prometheus scrapes from inside the cluster).
 METRICS_ALLOWED_NETWORKS = env_cidrs("RADVIEWER_METRICS_ALLOWED_CIDRS", ["127.0.0.0/8", "::1/128"])
+# Multiprocess metrics (docs/operations.md): every gunicorn and Celery process of this host
+# writes its samples under this folder and /metrics sums them. prometheus_client reads the
+# variable itself when it is imported, so it must be in the environment before Python starts
+# (scripts/supervise.py sets it to var/prometheus-multiproc for `make run` and empties it on
+# start); it is only checked here. Unset = each process exports only its own samples.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    try:
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Environment variable PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} "
+                          f"is not a folder that can be created: {exc.strerror or exc}") from None
+# Queue, heartbeat, agreement, drift and job metrics are read from the database (and the
+# broker) at most this often per web process.
+METRICS_CACHE_SECONDS = env_int("RADVIEWER_METRICS_CACHE_SECONDS", 10, minimum=0)
+# A Celery worker on a host of its own serves its metrics on this port (0 = off: on one host
+# the web process's /metrics already includes the workers' samples).
+WORKER_METRICS_PORT = env_int("RADVIEWER_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+WORKER_METRICS_ADDR = env_str("RADVIEWER_WORKER_METRICS_ADDR", "127.0.0.1")
 LOG_LEVEL = env_str("RADVIEWER_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,

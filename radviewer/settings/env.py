@@ -45,7 +45,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"Environment variable {name}={raw!r} is malformed: expected true or false")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = env.str(name, default="")
     if raw == "":
         return default
@@ -57,6 +57,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         ) from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"Environment variable {name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"Environment variable {name}={raw!r} must be at most {maximum}")
     return value
 
 

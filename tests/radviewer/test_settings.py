@@ -57,6 +57,9 @@ def test_production_refuses_embedded_broker():
         ("DJANGO_DEBUG", "maybe", "expected true or false"),
         ("RADVIEWER_MAX_UPLOAD_BYTES", "lots", "expected an integer"),
         ("RADVIEWER_METRICS_ALLOWED_CIDRS", "10.0.0.0/99", "CIDR"),
+        ("RADVIEWER_WORKER_METRICS_PORT", "70000", "must be at most 65535"),
+        ("RADVIEWER_METRICS_CACHE_SECONDS", "soon", "expected an integer"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/dev/null/metrics", "is not a folder that can be created"),
     ],
 )
 def test_malformed_value_stops_startup_with_message(name, value, expected):
