@@ -219,3 +219,19 @@ def guard_alert_payload(*, run_id: int) -> dict:
         "decision": run.decision, "reason": run.reason, "ran_at": run.ran_at.isoformat(),
         "change_record": run.change_record_id, "stats": run.stats,
     }
+
+
+def shadow_versions(*, name: str, candidate: str = "") -> list[str]:
+    """Versions with shadow reads, and the candidate (in shadow or about to be)."""
+    versions = set(ReviewOutcome.objects.filter(model_name=name, arm="shadow")
+                   .values_list("model_version", flat=True).distinct())
+    if candidate:
+        versions.add(candidate)
+    return sorted(versions, key=lambda v: (len(v), v))
+
+
+def read_volume(*, name: str, since: datetime) -> int:
+    """Studies read since ``since`` (decisive or not; shadow reads are of studies already
+    counted): the daily volume the operating characteristic assumes."""
+    return (ReviewOutcome.objects.filter(model_name=name, created_at__gte=since)
+            .exclude(arm="shadow").count())
