@@ -14,9 +14,10 @@ detect) on that motion has the log-likelihood ratio
 Roll back when ``llr >= log(1 / alpha)`` (a likelihood ratio is a martingale under H0, so by
 Ville's inequality it ever reaches ``1 / alpha`` with probability at most ``alpha``, however
 often it is looked at); accept the canary as no worse when
-``llr <= log((1 - power) / (1 - power * alpha))`` (the lower boundary that gives exactly
-``power`` at ``delta`` for the Brownian approximation; at alpha 0.05 it rolls an equal canary
-back with probability 0.040); continue in between. No decision before ``min_reads`` reads in each arm.
+``llr <= log((1 - u) / (1 - u * alpha))`` with ``u = (1 + power) / 2`` (the lower boundary
+that rolls a canary ``delta`` worse back with probability ``u`` in the end for the Brownian
+approximation, so that it has done so with probability ``power`` within a finite number of
+studies: the number the rollout page states); continue in between. No decision before ``min_reads`` reads in each arm.
 ``benchmarks/rollout_guard.py`` measures the real error rates with discrete reads.
 
 The operating characteristic treats the llr as Brownian motion with drift
@@ -65,10 +66,18 @@ class GuardDesign:
         return math.log(1 / self.alpha)
 
     @property
+    def ultimate_power(self) -> float:
+        """The probability of ever rolling back a canary ``drop`` worse: halfway from
+        ``power`` to 1, so that ``power`` is reached within a finite number of studies (the
+        figure the rollout page states) rather than only in the limit."""
+        return 1 - (1 - self.power) / 2
+
+    @property
     def lower(self) -> float:
-        # Chosen so that, for the Brownian approximation, a canary exactly ``drop`` worse is
-        # rolled back with probability ``power`` given the upper boundary log(1 / alpha).
-        return math.log((1 - self.power) / (1 - self.power * self.alpha))
+        # For the Brownian approximation, a canary exactly ``drop`` worse is rolled back with
+        # probability ``ultimate_power`` given the upper boundary log(1 / alpha).
+        u = self.ultimate_power
+        return math.log((1 - u) / (1 - u * self.alpha))
 
 
 @dataclass(frozen=True)
@@ -189,7 +198,7 @@ def _p_upper_by_from(t: float, x: np.ndarray, mu: float, var: float, a: float, b
                      terms: int = SERIES_TERMS) -> np.ndarray:
     """P(from ``x``, reach ``a`` before ``b`` and by time ``t``): the first-passage density at
     the upper barrier is ``pi*var/w**2 * exp(mu*(a-x)/var - mu**2*s/(2*var)) *
-    sum_k k*sin(k*pi*(x-b)/w) * exp(-k**2*pi**2*var*s/(2*w**2))`` (``w = a - b``); integrated
+    sum_k k*sin(k*pi*(a-x)/w) * exp(-k**2*pi**2*var*s/(2*w**2))`` (``w = a - b``); integrated
     term by term and written as P(upper) minus the part after ``t``."""
     x = np.atleast_1d(np.asarray(x, dtype=float))
     if t <= 0:
@@ -198,7 +207,7 @@ def _p_upper_by_from(t: float, x: np.ndarray, mu: float, var: float, a: float, b
     k = np.arange(1, terms + 1, dtype=float)
     c = mu ** 2 / (2 * var) + (k * math.pi) ** 2 * var / (2 * w ** 2)
     weights = k * np.exp(-c * t) / c
-    sines = np.sin(np.outer(x - b, k) * math.pi / w)
+    sines = np.sin(np.outer(a - x, k) * math.pi / w)
     tail = math.pi * var / w ** 2 * np.exp(mu * (a - x) / var) * (sines @ weights)
     return np.clip(_p_upper_from(x, mu, var, a, b) - tail, 0.0, 1.0)
 
