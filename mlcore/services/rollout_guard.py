@@ -74,6 +74,11 @@ def _ops_findings(ops: dict[str, Any] | None, policy: RolloutPolicy) -> tuple[li
 
 def _record(*, name: str, window: CanaryWindow | None, decision: str, reason: str, stats: dict,
             change_record: ChangeRecord | None = None) -> GuardRun:
+    if decision == GuardRun.Decision.IDLE:
+        # Idle is the usual state between canaries: one row per idle spell, not one a minute.
+        last = GuardRun.objects.filter(name=name).first()
+        if last is not None and last.decision == decision and last.reason == reason:
+            return last
     return GuardRun.objects.create(
         name=name, canary_version=window.canary_version if window else "",
         production_version=window.production_version if window else "",

@@ -102,8 +102,8 @@ def rollout_page(request: HttpRequest) -> HttpResponse:
     measured_volume = read_volume(name=name, since=timezone.now() - timedelta(days=VOLUME_DAYS)) / VOLUME_DAYS
     volume = volume_in or measured_volume or 0.0
     prod_row = next((a for a in arms if a.arm == "production" and a.version == production), None)
-    baseline = (prod_row.overall.rate if prod_row and prod_row.overall.n >= 30 and 0 < prod_row.overall.rate < 1
-                else FALLBACK_AGREEMENT)
+    measured = bool(prod_row and prod_row.overall.n >= 30 and 0 < prod_row.overall.rate < 1)
+    baseline = prod_row.overall.rate if measured else FALLBACK_AGREEMENT
     oc = []
     if design is not None:
         oc = [operating_characteristic(drop=d, share=share, daily_studies=volume, baseline=baseline, design=design)
@@ -114,7 +114,7 @@ def rollout_page(request: HttpRequest) -> HttpResponse:
         "design": design, "arms": arms, "shadow_tables": shadow_tables, "unpaired": unpaired, "window": window,
         "runs": runs, "plot": plot, "plot_window": plot_window, "oc": oc, "design_row": design_row,
         "share": share, "volume": volume, "measured_volume": measured_volume, "volume_days": VOLUME_DAYS,
-        "baseline": baseline, "baseline_measured": baseline != FALLBACK_AGREEMENT or bool(prod_row),
+        "baseline": baseline, "baseline_measured": measured,
         "errors": errors, "guard_alert": guard_alert(name=name),
         "class_names": {k: c.display_name for k, c in CLASS_BY_KEY.items()},
         "share_percent": round(share * 100, 1),

@@ -112,9 +112,11 @@ def test_bad_canary_is_rolled_back_routing_stops_and_admins_are_told(canary, que
         assert AuditEvent.objects.filter(action="webhook.delivered", object_type="clinical.webhookdelivery").exists()
     finally:
         receiver.close()
-    # The next minute: nothing left to watch, nothing sent again.
-    assert rollout_guard_check(name=NAME).decision == GuardRun.Decision.IDLE
-    assert WebhookDelivery.objects.count() == 1
+    # The next minute: nothing left to watch, nothing sent again; one idle row, not one a minute.
+    idle = rollout_guard_check(name=NAME)
+    assert idle.decision == GuardRun.Decision.IDLE and idle.reason == "no version holds canary"
+    assert rollout_guard_check(name=NAME).pk == idle.pk
+    assert WebhookDelivery.objects.count() == 1 and GuardRun.objects.count() == 2
 
 
 def test_good_canary_is_left_alone_and_accepted_without_promotion(canary, queued):
