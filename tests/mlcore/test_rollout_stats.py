@@ -171,3 +171,15 @@ def test_fixed_sample_sizes_by_hand():
     assert fixed_sample_paired(discordant=0.2, drop=0.1, alpha=0.025) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError):
         fixed_sample_paired(discordant=0.05, drop=0.1)
+
+
+def test_boundary_plot_is_csp_safe_and_thins_long_paths():
+    from mlcore.ml.plots.rollout import MAX_POINTS, guard_boundary_svg
+
+    llr = list(np.cumsum(np.random.default_rng(0).normal(0.01, 0.1, 5 * MAX_POINTS)))
+    svg = guard_boundary_svg(llr=llr, ready=[i >= 60 for i in range(len(llr))], upper=3.0, lower=-2.26,
+                             title="canary v2 vs production v1")
+    assert svg.startswith("<svg") and ' style="' not in svg and "<style" not in svg
+    assert "roll back (3.00)" in svg and "accept (-2.26)" in svg
+    empty = guard_boundary_svg(llr=[], ready=[], upper=3.0, lower=-2.26)
+    assert "no reads of the canary or production yet" in empty

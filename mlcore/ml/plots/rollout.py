@@ -7,14 +7,20 @@ from collections.abc import Sequence
 
 from mlcore.ml.plots._svg import PALETTE, svg_figure
 
+MAX_POINTS = 2000  # a longer path is thinned (every k-th read and the last) to keep the SVG small
+
 
 def guard_boundary_svg(*, llr: Sequence[float], ready: Sequence[bool], upper: float, lower: float,
                        title: str = "") -> str:
     """``llr[i]`` after read ``i + 1``; ``ready[i]``: both arms had their minimum reads (the
     test decides only from there; earlier points are drawn faded)."""
+    reads = list(range(1, len(llr) + 1))
+    if len(reads) > MAX_POINTS:
+        step = -(-len(reads) // MAX_POINTS)
+        keep = list(range(0, len(reads), step)) + ([len(reads) - 1] if (len(reads) - 1) % step else [])
+        reads, llr, ready = [reads[i] for i in keep], [llr[i] for i in keep], [ready[i] for i in keep]
     with svg_figure(6.4, 3.4) as (fig, out):
         ax = fig.add_subplot()
-        reads = list(range(1, len(llr) + 1))
         ax.axhline(upper, color=PALETTE[1], linewidth=1.2, linestyle="--", label=f"roll back ({upper:.2f})")
         ax.axhline(lower, color=PALETTE[2], linewidth=1.2, linestyle="--", label=f"accept ({lower:.2f})")
         ax.axhline(0, color="#999999", linewidth=0.6)
