@@ -17,6 +17,7 @@ from clinical.services.predictions import (
     predictions_recover,
 )
 from clinical.services.reviews import review_export_feedback
+from clinical.services.rollout import rollout_guard_check
 from clinical.services.webhooks import MAX_ATTEMPTS, WebhookRetryableError, webhook_attempt
 from mlcore.services.inference import ModelRoute, attribution_png, triage_image
 from radviewer.lib.tasks import house_task
@@ -80,3 +81,10 @@ def recover_predictions() -> None:
     """Re-send predictions whose message never arrived and re-queue (or fail) those whose
     worker is gone (beat, every ``PREDICTION_SWEEP_SECONDS``)."""
     predictions_recover()
+
+
+@house_task(queue="default", soft_time_limit=60, name="clinical.rollout_guard")
+def rollout_guard() -> None:
+    """The canary guard (beat, every minute): agreement, errors and latency of the canary
+    against production; rolls a worse canary back (``clinical.services.rollout``)."""
+    rollout_guard_check()

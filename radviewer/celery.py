@@ -59,6 +59,7 @@ app.autodiscover_tasks()
 REGISTRY_REFRESH_SECONDS = 300.0
 # A killed training worker's job is failed within this plus RADVIEWER_TRAINING_STALE_SECONDS.
 TRAINING_REAP_SECONDS = 60.0
+ROLLOUT_GUARD_SECONDS = 60.0
 
 
 def beat_schedule(heartbeat_seconds: int) -> dict:
@@ -80,6 +81,12 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "task": "mlcore.stale_work_reap",
         "schedule": TRAINING_REAP_SECONDS,
         "options": {"queue": "default", "expires": TRAINING_REAP_SECONDS},
+    }
+    # The canary guard: a worse canary stops receiving studies within a minute.
+    schedule["rollout-guard"] = {
+        "task": "clinical.rollout_guard",
+        "schedule": ROLLOUT_GUARD_SECONDS,
+        "options": {"queue": "default", "expires": ROLLOUT_GUARD_SECONDS},
     }
     schedule["predictions-recover"] = {
         "task": "clinical.predictions_recover",

@@ -21,6 +21,8 @@ class ApiClient(models.Model):
         SUBMIT = "submit", "Submit studies (REST, STOW-RS)"
         READ = "read", "Read results (JSON, FHIR, SR, heat maps)"
         FEEDBACK = "feedback", "Send readings back"
+        # Webhooks about the models rather than a study (the canary guard's rollback).
+        ML_ALERTS = "ml_alerts", "Receive model alerts (canary rolled back)"
 
     # Also the HTTP Basic user name (Orthanc's DICOMweb client) and the audit label api:<name>.
     name = models.CharField(
@@ -76,7 +78,9 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Failed"
 
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="deliveries")
-    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="webhook_deliveries")
+    # Empty for an event about the models (``model.canary_rolled_back``), not a study.
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="webhook_deliveries", null=True,
+                              blank=True)
     event = models.CharField(max_length=40, default="study.ready")
     url = models.URLField(max_length=500)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)

@@ -27,3 +27,29 @@ def prediction_is_stuck(prediction: Prediction | None, *, now: datetime | None =
     if prediction.status == Prediction.Status.RUNNING:
         return (prediction.started_at or prediction.created_at) < running_cutoff
     return False
+
+
+def arm_operations(*, model_name: str, versions: dict[str, str], since: datetime | None) -> dict[str, dict]:
+    """Per arm (``versions``: arm -> model version), the predictions made since ``since``:
+    how many finished, how many failed, and the p95 latency of the succeeded ones (what the
+    canary guard weighs besides agreement)."""
+    out: dict[str, dict] = {}
+    for arm, version in versions.items():
+        qs = Prediction.objects.filter(model_name=model_name, model_version=version, arm=arm,
+                                       status__in=(Prediction.Status.SUCCEEDED, Prediction.Status.FAILED))
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        failed = qs.filter(status=Prediction.Status.FAILED).count()
+        latencies = sorted(qs.filter(status=Prediction.Status.SUCCEEDED, latency_ms__isnull=False)
+                           .values_list("latency_ms", flat=True))
+        out[arm] = {"version": version, "predictions": qs.count(), "failed": failed, "latencies": len(latencies),
+                    "latency_p95_ms": _percentile(latencies, 95) if latencies else None}
+    return out
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -14,6 +14,10 @@ Delivery is at least once. 2xx = delivered; 5xx, 408, 429, timeouts and connecti
 retried with jittered exponential backoff (house_task: 1 s, 2 s, 4 s ... capped at 10 min,
 ``MAX_ATTEMPTS`` in all, about an hour); other answers (3xx - redirects are never followed -
 and 4xx) fail at once. Every attempt is recorded on the row; the admin can redeliver.
+
+Events about the models rather than a study (``model.canary_rolled_back``, when the canary
+guard rolls a canary back) go the same way, signed the same, to every active client with the
+``ml_alerts`` scope at its default callback URL (``ml_alert_schedule``); such rows have no study.
 """
 
 from __future__ import annotations
@@ -85,6 +89,23 @@ def webhook_schedule(*, study_id: int) -> WebhookDelivery | None:
     return delivery
 
 
+def ml_alert_schedule(*, event: str, body: dict[str, Any]) -> list[WebhookDelivery]:
+    """One delivery of ``{"event": event, **body}`` per active ``ml_alerts`` client with a
+    default callback URL, queued on commit."""
+    payload = json.dumps({"event": event, **body}, sort_keys=True, separators=(",", ":"), default=str).encode()
+    digest = hashlib.sha256(payload).hexdigest()
+    deliveries = []
+    for client in ApiClient.objects.filter(active=True).exclude(default_callback_url="").order_by("pk"):
+        if not client.has_scope(ApiClient.Scope.ML_ALERTS):
+            continue
+        delivery = WebhookDelivery.objects.create(
+            client=client, study=None, url=client.default_callback_url.strip(), payload=payload.decode(),
+            payload_sha256=digest, event=event)
+        enqueue_on_commit(DELIVER_TASK, delivery_id=delivery.pk)
+        deliveries.append(delivery)
+    return deliveries
+
+
 def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: str) -> None:
     now = timezone.now()
     delivery.status, delivery.response_code, delivery.error = status, code, error[:2000]
@@ -92,9 +113,11 @@ def _finish(delivery: WebhookDelivery, *, status: str, code: int | None, error: 
     if status == WebhookDelivery.Status.DELIVERED:
         delivery.delivered_at = now
     delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at", "delivered_at"])
+    subject: dict[str, Any] = ({"obj": delivery.study} if delivery.study_id else
+                               {"object_type": "clinical.webhookdelivery", "object_id": delivery.pk})
     audit_event_create(
         actor=None, actor_label=delivery.client.actor_label, action=AuditAction(f"webhook.{status}"),
-        obj=delivery.study,
+        **subject,
         details={"delivery": delivery.pk, "url": delivery.url, "attempts": delivery.attempts, "response_code": code,
                  "error": error[:500]},
     )
@@ -167,7 +190,9 @@ def webhook_redeliver(*, delivery: WebhookDelivery, actor: Any = None) -> Webhoo
     if delivery.status == WebhookDelivery.Status.FAILED:
         delivery.status, delivery.attempts, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, 0, None
         delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-        audit_event_create(actor=actor, action=AuditAction.WEBHOOK_REDELIVERY_REQUESTED, obj=delivery.study,
+        subject: dict[str, Any] = ({"obj": delivery.study} if delivery.study_id else
+                                   {"object_type": "clinical.webhookdelivery", "object_id": delivery.pk})
+        audit_event_create(actor=actor, action=AuditAction.WEBHOOK_REDELIVERY_REQUESTED, **subject,
                            details={"delivery": delivery.pk})
         enqueue_on_commit(DELIVER_TASK, delivery_id=delivery.pk)
     return delivery

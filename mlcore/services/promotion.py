@@ -247,9 +247,10 @@ def production_rollback(*, actor: Any, reason: str, name: str | None = None,
 
 
 def alias_remove(*, actor: Any, alias: str, reason: str, name: str | None = None,
-                 expected_current: str | None = None) -> ChangeRecord:
+                 expected_current: str | None = None, kind: str = ChangeRecord.Kind.REMOVAL) -> ChangeRecord:
     """Take ``canary`` or ``candidate`` off its version (production is rolled back or
-    replaced, never left empty)."""
+    replaced, never left empty). ``kind``: ``system`` when no person decided it (the
+    canary guard)."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
     reason = (reason or "").strip()
     _validate_alias(alias)
@@ -265,13 +266,13 @@ def alias_remove(*, actor: Any, alias: str, reason: str, name: str | None = None
             if not current:
                 raise PromotionError(f"no version holds {alias}: nothing to remove")
             record = _record_move(actor=actor, name=name, alias=alias, from_version=current, to_version="",
-                                  kind=ChangeRecord.Kind.REMOVAL, verdict=None, reason=reason,
+                                  kind=kind, verdict=None, reason=reason,
                                   override_justification="", overridden=False)
             user, label = _actor_fields(actor)
             audit_event_create(actor=user, actor_label=label, action=AuditAction.MODEL_ALIAS_REMOVED,
                                object_type="mlcore.modelversion", object_id=f"{name}/{current}",
                                details={"alias": alias, "previous_version": current, "change_record": record.pk,
-                                        "reason": reason})
+                                        "reason": reason, "kind": kind})
             _apply_in_mlflow(name=name, alias=alias, to_version="")
             return record
     except _mlflow_errors() as exc:

@@ -55,3 +55,28 @@ def classname(key: str) -> str:
 @register.filter
 def get(mapping: Any, key: Any) -> Any:
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def prop(p: Any, digits: int = 3) -> str:
+    """A ``Proportion`` (rollout agreement): ``0.870 [0.810, 0.915] (87/100)``; no reads -> –."""
+    if p is None or not getattr(p, "n", 0):
+        return "–"
+    lo, hi = p.interval
+    return f"{p.rate:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] ({p.k}/{p.n})"
+
+
+@register.filter
+def diff_ci(d: Any, digits: int = 3) -> str:
+    """A difference with ``difference``/``low``/``high`` attributes: ``-0.120 [-0.210, -0.030]``."""
+    if d is None or getattr(d, "difference", None) is None:
+        return "–"
+    return f"{d.difference:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
+
+
+@register.filter
+def diff_class(d: Any) -> str:
+    """CSS class of such a difference: interval above 0 (better), below 0 (worse), else none."""
+    if d is None or getattr(d, "low", None) is None:
+        return ""
+    return "diff-better" if d.low > 0 else "diff-worse" if d.high < 0 else ""

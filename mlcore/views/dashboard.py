@@ -6,6 +6,7 @@ from django.shortcuts import render
 from mlcore.ml.classes import CLASS_BY_KEY
 from mlcore.selectors import agreement_by_version, alias_map, model_versions
 from mlcore.selectors.promotion import alias_timeline, production_rollback_target
+from mlcore.selectors.rollout import guard_alert
 from radviewer.lib.auth import permission_required_403
 
 ALIAS_ORDER = ("production", "canary", "candidate")
@@ -45,6 +46,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "production": holders.get("production", ""),
         "rollback_to": production_rollback_target(name=name),
         "timeline": list(alias_timeline(name=name, limit=20)),
+        "guard_alert": guard_alert(name=name),
         **registry_context(name),
     }
     template = "mlcore/dashboard.html#timeline" if request.htmx else "mlcore/dashboard.html"
