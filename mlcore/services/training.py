@@ -22,6 +22,14 @@ def train_config(**fields: Any):
     (``mlcore.ml.training.config``). ``ValueError`` names any bad field."""
     from mlcore.ml.training import TrainConfig  # torch: see module note
 
+    # Where training runs (local Lightning, or a Ray cluster) is the deployment's choice.
+    fields.setdefault("backend", settings.TRAINING_BACKEND)
+    if fields["backend"] == "ray":
+        fields.setdefault("ray_address", settings.RAY_ADDRESS)
+        fields.setdefault("ray_storage_path", settings.RAY_STORAGE_PATH)
+        fields.setdefault("num_workers_ray", settings.RAY_WORKERS)
+        fields.setdefault("ray_use_gpu", settings.RAY_USE_GPU)
+        fields.setdefault("ray_max_failures", settings.RAY_MAX_FAILURES)
     fields.setdefault("store_uri", str(settings.DATASET_STORE_URI))
     fields.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
     fields.setdefault("registered_model_name", settings.MLFLOW_REGISTERED_MODEL)

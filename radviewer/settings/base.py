@@ -258,6 +258,18 @@ MLFLOW_REGISTERED_MODEL = env_str("RADVIEWER_REGISTERED_MODEL", "radviewer-triag
 # to it; empty = no UI, the console then names the store without showing its path.
 MLFLOW_UI_URL = env_str("MLFLOW_UI_URL", "").rstrip("/")
 DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", str(VAR_DIR / "datasets" / "current"))
+# Where training jobs run: "local" (Lightning in the training worker) or "ray" (Ray Train:
+# a local Ray in the worker's process tree, or the cluster at RADVIEWER_RAY_ADDRESS, whose
+# checkpoints go to RADVIEWER_RAY_STORAGE, a folder or s3:// URI every node sees; a group that
+# loses a node restarts from its last checkpoint up to RADVIEWER_RAY_MAX_FAILURES times).
+TRAINING_BACKEND = env_str("RADVIEWER_TRAINING_BACKEND", "local")
+if TRAINING_BACKEND not in ("local", "ray"):
+    raise ConfigError(f"RADVIEWER_TRAINING_BACKEND must be 'local' or 'ray', got {TRAINING_BACKEND!r}")
+RAY_ADDRESS = env_str("RADVIEWER_RAY_ADDRESS", "")
+RAY_STORAGE_PATH = env_str("RADVIEWER_RAY_STORAGE", "")
+RAY_WORKERS = env_int("RADVIEWER_RAY_WORKERS", 2, minimum=1)
+RAY_USE_GPU = env_bool("RADVIEWER_RAY_USE_GPU", False)
+RAY_MAX_FAILURES = env_int("RADVIEWER_RAY_MAX_FAILURES", 2, minimum=0)
 
 # --- clinical ---------------------------------------------------------------------------------
 PSEUDONYM_KEY = env_str("RADVIEWER_PSEUDONYM_KEY", "") or local_secret(VAR_DIR / "pseudonym_key")

@@ -61,8 +61,10 @@ class Command(BaseCommand):
         parser.add_argument("--max-time", type=float,
                             help="wall-clock cap for fitting, seconds (a safety stop only: results "
                                  "then depend on the machine's speed; epochs are the recipe)")
-        parser.add_argument("--backend", choices=("local", "ray"), default="local")
-        parser.add_argument("--ray-workers", type=int, default=2)
+        parser.add_argument("--backend", choices=("local", "ray"), default=None,
+                            help="default: RADVIEWER_TRAINING_BACKEND (local)")
+        parser.add_argument("--ray-workers", type=int, default=None,
+                            help="default: RADVIEWER_RAY_WORKERS (2)")
         parser.add_argument("--alias", help="alias to point at the new version, e.g. candidate or production")
         parser.add_argument("--include-feedback", action="store_true", help="add the feedback split to train")
         parser.add_argument("--run-name", default=None)
@@ -90,7 +92,9 @@ class Command(BaseCommand):
                 augment=not o["no_augment"], augment_noise=o["augment_noise"],
                 augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
                 ema_decay=o["ema_decay"], precision=o["precision"], seed=o["seed"],
-                max_time_s=o["max_time"], backend=o["backend"], num_workers_ray=o["ray_workers"],
+                max_time_s=o["max_time"],
+                **{k: v for k, v in (("backend", o["backend"]), ("num_workers_ray", o["ray_workers"]))
+                   if v is not None},
                 alias=o["alias"], register=not o["no_register"],
                 include_feedback=o["include_feedback"], run_name=o["run_name"],
                 output_dir=o["output_dir"], progress=True,

@@ -41,6 +41,13 @@ class TrainConfig:
     backend: Literal["local", "ray"] = "local"
     num_workers_ray: int = 2
     ray_use_gpu: bool = False
+    # A Ray cluster to join ("127.0.0.1:6379", "auto"); empty = a local one in this process
+    # tree. With a cluster, checkpoints go to ``ray_storage_path`` (a store every node sees:
+    # a shared folder or s3://), and a worker group that loses a node is restarted up to
+    # ``ray_max_failures`` times from its last checkpoint (one per epoch).
+    ray_address: str = ""
+    ray_storage_path: str = ""
+    ray_max_failures: int = 0
     registered_model_name: str = DEFAULT_REGISTERED_MODEL
     experiment: str = DEFAULT_EXPERIMENT
     register: bool = True
@@ -109,6 +116,11 @@ class TrainConfig:
             problems.append(f"monitor_min_support must be >= 1, got {self.monitor_min_support}")
         if self.backend == "ray" and self.num_workers_ray < 1:
             problems.append(f"num_workers_ray must be >= 1, got {self.num_workers_ray}")
+        if self.ray_max_failures < 0:
+            problems.append(f"ray_max_failures must be >= 0, got {self.ray_max_failures}")
+        if self.backend == "ray" and self.ray_address and not self.ray_storage_path:
+            problems.append("a Ray cluster (ray_address) needs ray_storage_path: a folder or s3:// URI "
+                            "every node sees, where checkpoints survive a lost node")
         if self.max_train_batches is not None and self.max_train_batches < 1:
             problems.append(f"max_train_batches must be None or >= 1, got "
                             f"{self.max_train_batches}")

@@ -5,6 +5,13 @@ boundary: workers read the manifest and images themselves), runs Lightning with
 RayDDPStrategy, logs per-epoch metrics to the driver's MLflow run (rank 0) and reports a
 checkpoint per epoch to Ray, which keeps the best by ``val_macro_f1``. The driver then loads
 that checkpoint and runs the same calibrate/evaluate/register tail as local training.
+
+On a cluster (``config.ray_address``) the checkpoints live in ``config.ray_storage_path``, a
+store every node sees. When a node dies, Ray restarts the worker group (up to
+``config.ray_max_failures`` times) and each worker resumes Lightning from the last reported
+checkpoint, so a lost node costs at most the epoch in flight. Each (re)start of rank 0 is
+recorded in the storage folder and returned in ``fit_info["ray_starts"]`` (the epoch it
+started from).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs in every Ray worker process."""
     # Imported in the Ray worker, which gets this function by reference: Ray is an optional extra
     import lightning as L
+    import ray.train
     import torch
     from ray.train.lightning import (
         RayDDPStrategy,
@@ -64,13 +72,37 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                             plugins=[RayLightningEnvironment()], callbacks=callbacks,
                             enable_checkpointing=False, **kw)
         trainer = prepare_trainer(trainer)
-        trainer.fit(system, datamodule=dm)
+        checkpoint = ray.train.get_checkpoint()  # set when the group restarts after a failure
+        if checkpoint is None:
+            _record_start(loop_config, 0)
+            trainer.fit(system, datamodule=dm)
+            return
+        with checkpoint.as_directory() as ckpt_dir:
+            path = os.path.join(ckpt_dir, "checkpoint.ckpt")
+            # Reported at the end of an epoch: Lightning goes on with the next one.
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+            _record_start(loop_config, int(saved["epoch"]) + 1)
+            trainer.fit(system, datamodule=dm, ckpt_path=path)
 
 
-def _ensure_ray(num_workers: int) -> None:
+def _record_start(loop_config: dict[str, Any], epoch: int) -> None:
+    """Rank 0 notes the epoch the loop (re)starts at (0 = from scratch)."""
+    import ray.train
+
+    starts = loop_config.get("starts_file")
+    if starts and ray.train.get_context().get_world_rank() == 0:
+        with open(starts, "a") as fh:
+            fh.write(f"{epoch}\n")
+
+
+def _ensure_ray(num_workers: int, address: str = "") -> None:
     import ray  # the optional ray extra: only for --backend ray
 
     if ray.is_initialized():
+        return
+    if address:  # join the cluster; its nodes bring their own CPUs and GPUs
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=True, runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}})
         return
     ray.init(
         num_cpus=max(2, num_workers),
@@ -84,7 +116,7 @@ def _ensure_ray(num_workers: int) -> None:
 
 def train_with_ray(config: TrainConfig) -> TrainResult:
     # ray is the optional ray extra (only for --backend ray); the rest as in _train_loop_per_worker
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from mlcore.ml.data import open_store
@@ -105,15 +137,18 @@ def train_with_ray(config: TrainConfig) -> TrainResult:
     accelerator = "gpu" if config.ray_use_gpu else "cpu"
     precision = resolve_precision(config.precision, accelerator)
 
-    _ensure_ray(config.num_workers_ray)
+    _ensure_ray(config.num_workers_ray, config.ray_address)
     tracking.configure(config.tracking_uri)
     with tracking.start_run(
         experiment=config.experiment, run_name=config.run_name,
         tags={"radviewer.backend": "ray", "radviewer.model_name": config.model_name,
               **config.run_tags},
         log_system_metrics=config.log_system_metrics,
-    ) as run, tempfile.TemporaryDirectory(prefix="radviewer-ray-") as storage:
+    ) as run, tempfile.TemporaryDirectory(prefix="radviewer-ray-") as local_storage:
         run_id = run.info.run_id
+        storage = config.ray_storage_path or local_storage
+        starts_file = (os.path.join(storage, f"radviewer-{run_id}.starts")
+                       if "://" not in storage else None)
         params = run_params(config, dm=dm, store=store, backbone=backbone, precision=precision,
                             accelerator=accelerator)
         params["ray.num_workers"] = str(config.num_workers_ray)
@@ -127,6 +162,7 @@ def train_with_ray(config: TrainConfig) -> TrainResult:
                 "precision": precision,
                 "accelerator": accelerator,
                 "torch_threads": max(1, cpus // config.num_workers_ray),
+                "starts_file": starts_file,
             },
             scaling_config=ScalingConfig(num_workers=config.num_workers_ray,
                                          use_gpu=config.ray_use_gpu,
@@ -134,9 +170,11 @@ def train_with_ray(config: TrainConfig) -> TrainResult:
             run_config=RunConfig(
                 name=f"radviewer-{run_id}",
                 storage_path=storage,
+                # The best by the monitor for the result, and the latest for a resume.
                 checkpoint_config=CheckpointConfig(
-                    num_to_keep=1, checkpoint_score_attribute=MONITOR,
+                    num_to_keep=2, checkpoint_score_attribute=MONITOR,
                     checkpoint_score_order="max"),
+                failure_config=FailureConfig(max_failures=config.ray_max_failures),
             ),
         )
         result = trainer.fit()
@@ -151,7 +189,11 @@ def train_with_ray(config: TrainConfig) -> TrainResult:
             "best_val_macro_f1": _best_score(result),
             "precision": precision,
             "ray_workers": config.num_workers_ray,
+            "ray_cluster": bool(config.ray_address),
         }
+        if starts_file and os.path.exists(starts_file):
+            with open(starts_file) as fh:
+                fit_info["ray_starts"] = [int(line) for line in fh if line.strip()]
         return finalize_training(config=config, backbone=backbone, best_state=best_state, dm=dm,
                                  store=store, run_id=run_id, fit_info=fit_info)
 
