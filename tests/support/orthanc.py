@@ -81,7 +81,7 @@ class OrthancProcess:
             raise RuntimeError(f"Orthanc exited: {self.log()[-3000:]}")
         try:
             return requests.get(f"{self.url}/system", timeout=2).ok
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer in time
             return False
 
     def log(self) -> str:

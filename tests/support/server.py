@@ -49,7 +49,7 @@ class GunicornServer:
             raise RuntimeError(f"gunicorn exited:\n{self.log()[-3000:]}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=2).status_code < 500
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer in time
             return False
 
     def log(self) -> str:
