@@ -67,7 +67,7 @@ class OrthancProcess:
         }
         config_path = self.folder / "orthanc.json"
         config_path.write_text(json.dumps(config))
-        self._log = open(self.log_path, "a")  # noqa: SIM115 (closed in __exit__)
+        self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen([binary, str(config_path)], stdout=self._log, stderr=subprocess.STDOUT)
         try:
             wait_until(self._up, timeout=60, what="Orthanc /system")

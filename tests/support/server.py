@@ -30,7 +30,7 @@ class GunicornServer:
     def __enter__(self) -> GunicornServer:
         env = child_process_env(self.extra_env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in __exit__)
+        self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "radviewer.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--timeout", "120",
