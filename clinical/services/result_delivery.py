@@ -19,6 +19,7 @@ the admin lists the log and redelivers failed ones.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import uuid
@@ -74,10 +75,8 @@ def _ae_title_check(value: str, field: str, errors: dict[str, str]) -> None:
                          "no leading or trailing space")
 
 
-def result_destination_save(*, destination: ResultDestination, secret: str | None = None,
-                            actor: Any = None, request: Any = None) -> ResultDestination:
-    """Validate and save a destination; ``secret`` (password or bearer token) replaces the sealed
-    one when given, ``""`` clears it, ``None`` keeps it. Raises ValidationError, saving nothing."""
+def result_destination_check(*, destination: ResultDestination, secret: str | None = None) -> None:
+    """Raise ValidationError (by field) unless ``destination`` can be used as configured."""
     errors: dict[str, str] = {}
     kind = destination.kind
     if kind not in ResultDestination.Kind.values:
@@ -99,6 +98,13 @@ def result_destination_save(*, destination: ResultDestination, secret: str | Non
         _ae_title_check(destination.calling_ae, "calling_ae", errors)
     if errors:
         raise ValidationError(errors)
+
+
+def result_destination_save(*, destination: ResultDestination, secret: str | None = None,
+                            actor: Any = None, request: Any = None) -> ResultDestination:
+    """Validate and save a destination; ``secret`` (password or bearer token) replaces the sealed
+    one when given, ``""`` clears it, ``None`` keeps it. Raises ValidationError, saving nothing."""
+    result_destination_check(destination=destination, secret=secret)
     with transaction.atomic():
         if secret is not None:
             destination.secret_sealed = seal(secret, purpose=SECRET_PURPOSE)
@@ -248,15 +254,15 @@ def _stow(destination: ResultDestination, sr: bytes) -> str:
             + f"\r\n--{boundary}--\r\n".encode())
     headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
                "Accept": "application/dicom+json", "User-Agent": USER_AGENT}
-    auth = None
     secret = unseal(destination.secret_sealed, purpose=SECRET_PURPOSE)
-    if destination.auth == ResultDestination.Auth.BASIC:
-        auth = (destination.username, secret)
+    if destination.auth == ResultDestination.Auth.BASIC:  # UTF-8, as RFC 7617 recommends (requests: latin-1)
+        credentials = base64.b64encode(f"{destination.username}:{secret}".encode()).decode()
+        headers["Authorization"] = f"Basic {credentials}"
     elif destination.auth == ResultDestination.Auth.BEARER:
         headers["Authorization"] = f"Bearer {secret}"
     url = destination.url.rstrip("/") + "/studies"
     try:
-        answer = requests.post(url, data=body, headers=headers, auth=auth, timeout=HTTP_TIMEOUT,
+        answer = requests.post(url, data=body, headers=headers, timeout=HTTP_TIMEOUT,
                                allow_redirects=False)
     except requests.RequestException as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
