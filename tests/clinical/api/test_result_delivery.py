@@ -198,8 +198,9 @@ def test_sign_off_and_each_amendment_push_again(pacs, production_model, stow_rec
     assert queued == [r.pk for r in rows]
     assert len(set(uids)) == 3  # each pushed SR is a new instance (the content changed each time)
     final = pydicom.dcmread(io.BytesIO(receiver.instances(-1)[0]))
-    assert final.VerificationFlag == "VERIFIED" or final.CompletionFlag == "COMPLETE"
-    assert "lung-normal" in str(final) or "Normal" in str(final)
+    first = pydicom.dcmread(io.BytesIO(receiver.instances(0)[0]))
+    assert (first.PreliminaryFlag, final.PreliminaryFlag) == ("PRELIMINARY", "FINAL")
+    assert "lung-normal" in str(final)  # the amended reader label (private equivalent code)
 
 
 def test_server_errors_are_retried_with_backoff_then_delivered(pacs, production_model, stow_receiver,
