@@ -64,7 +64,8 @@ def test_the_sr_reaches_orthanc_over_stow_rs_and_c_store(tmp_path, production_mo
     _pynetdicom()
     issued = api_client_create(name="orthanc-push", scopes="submit,read")
     with OrthancProcess(tmp_path / "stow", extra={"AuthenticationEnabled": True,
-                                                  "RegisteredUsers": {"radviewer": "orthanc-pw-1"}}) as web, \
+                                                  "RegisteredUsers": {"radviewer": "orthanc-pw-1"}},
+                        auth=("radviewer", "orthanc-pw-1")) as web, \
             OrthancProcess(tmp_path / "dimse") as dimse:
         stow_dest = result_destination_save(destination=ResultDestination(
             client=issued.client, name="orthanc-stow", kind="dicomweb", url=f"{web.url}/dicom-web/",
@@ -74,9 +75,9 @@ def test_the_sr_reaches_orthanc_over_stow_rs_and_c_store(tmp_path, production_mo
             called_ae="ORTHANC", calling_ae="RADVIEWER"))
         original = "1.2.826.0.1.3680043.8.498.9901"
         with WorkerProcess(queues="inference,default") as worker:
-            _submit(issued.token, original)
-            by_stow = _delivered(original, stow_dest)
-            by_store = _delivered(original, store_dest)
+            uid = _submit(issued.token, original)  # RadViewer's own (pseudonymous) study UID
+            by_stow = _delivered(uid, stow_dest)
+            by_store = _delivered(uid, store_dest)
         assert (by_stow.status, by_stow.response) == ("delivered", "HTTP 200"), (by_stow.last_error, worker.log()[-3000:])
         assert (by_store.status, by_store.response) == ("delivered", "C-STORE 0x0000"), by_store.last_error
         assert by_stow.trigger == by_store.trigger == "triage_done"
@@ -94,16 +95,16 @@ def test_a_peer_that_is_down_is_retried_with_backoff_and_served_once_up(tmp_path
         client=issued.client, name="orthanc-down", kind="dimse", host="127.0.0.1", port=port, called_ae="ORTHANC"))
     original = "1.2.826.0.1.3680043.8.498.9902"
     with WorkerProcess(queues="inference,default") as worker:
-        _submit(issued.token, original)
+        uid = _submit(issued.token, original)
 
         def retrying():
-            row = ResultDelivery.objects.filter(study__uid=original, destination=dest).first()
+            row = ResultDelivery.objects.filter(study__uid=uid, destination=dest).first()
             return row if row and row.status == "retrying" and row.attempts >= 2 else None
 
         row = wait_until(retrying, timeout=180, interval=0.5, what="a retried delivery to the peer that is down")
         assert row.next_attempt_at is not None and "no association" in row.last_error
         with OrthancProcess(tmp_path / "late", dicom_port=port) as pacs:
-            delivery = _delivered(original, dest, timeout=240)
+            delivery = _delivered(uid, dest, timeout=240)
             assert delivery.status == "delivered", (delivery.last_error, worker.log()[-3000:])
             assert delivery.attempts > row.attempts
             _assert_sr_in(pacs, original, delivery)

@@ -43,9 +43,10 @@ class OrthancProcess:
     """``with OrthancProcess(folder, extra={...}) as pacs:`` -> ``pacs.url``, ``pacs.dicom_port``."""
 
     def __init__(self, folder: Path, *, extra: dict[str, Any] | None = None, http_port: int | None = None,
-                 dicom_port: int | None = None) -> None:
+                 dicom_port: int | None = None, auth: tuple[str, str] | None = None) -> None:
         self.folder = folder
         self.extra = extra or {}
+        self.auth = auth  # for this helper's own REST calls, when the test turned authentication on
         self.http_port = http_port or free_port()
         self.dicom_port = dicom_port or free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -80,7 +81,7 @@ class OrthancProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"Orthanc exited: {self.log()[-3000:]}")
         try:
-            return requests.get(f"{self.url}/system", timeout=2).ok
+            return requests.get(f"{self.url}/system", auth=self.auth, timeout=2).ok
         except requests.RequestException:  # not listening yet, or too busy to answer in time
             return False
 
@@ -90,9 +91,11 @@ class OrthancProcess:
     def instances_of_study(self, study_uid: str) -> list[dict[str, Any]]:
         """The simplified tags of every instance Orthanc holds of ``study_uid``."""
         found = requests.post(f"{self.url}/tools/find",
-                              json={"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}}, timeout=30)
+                              json={"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}}, auth=self.auth,
+                              timeout=30)
         found.raise_for_status()
-        return [requests.get(f"{self.url}/instances/{i}/simplified-tags", timeout=30).json() for i in found.json()]
+        return [requests.get(f"{self.url}/instances/{i}/simplified-tags", auth=self.auth, timeout=30).json()
+                for i in found.json()]
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc is not None and self.proc.poll() is None:
