@@ -84,7 +84,7 @@ def review_create(
             study.save(update_fields=["status"])
         if label:
             enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
-        if amendment:  # the amended SR goes to the client's result destinations
+        if amendment and study.status == Study.Status.SIGNED_OFF:  # the amended SR goes to the result destinations
             result_deliveries_schedule(study_id=study.pk, trigger=ResultDelivery.Trigger.AMENDED,
                                        event_key=f"review:{review.pk}")
     return review
