@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from clinical.api.sr import client_study_sr
 from clinical.services.display import image_display_pixels
 from clinical.services.predictions import (
     RUN_PREDICTION_HARD_LIMIT_S,
@@ -16,6 +17,7 @@ from clinical.services.predictions import (
     prediction_store_result,
     predictions_recover,
 )
+from clinical.services.result_delivery import ResultDeliveryRetryableError, result_delivery_attempt
 from clinical.services.reviews import review_export_feedback
 from clinical.services.rollout import rollout_guard_check
 from clinical.services.webhooks import MAX_ATTEMPTS, WebhookRetryableError, webhook_attempt
@@ -74,6 +76,15 @@ def deliver_webhook(*, delivery_id: int) -> None:
     """One signed POST of a study's result; retried with backoff while the receiver may
     still take it (``clinical.services.webhooks``)."""
     webhook_attempt(delivery_id=delivery_id)
+
+
+@house_task(queue="default", soft_time_limit=120, name="clinical.deliver_result",
+            retry_on=(ResultDeliveryRetryableError,), max_retries=MAX_ATTEMPTS - 1)
+def deliver_result(*, delivery_id: int) -> None:
+    """One push of a study's SR to a result destination (STOW-RS or C-STORE); retried with
+    the webhooks' backoff while the destination may still take it
+    (``clinical.services.result_delivery``)."""
+    result_delivery_attempt(delivery_id=delivery_id, render_sr=client_study_sr)
 
 
 @house_task(queue="default", soft_time_limit=60, name="clinical.predictions_recover")

@@ -129,8 +129,10 @@ class StowView(ApiView):
             raise ApiError(status_code=400, code="malformed_multipart",
                            detail="the Content-Type has no boundary parameter")
         if length == 0 and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # radviewer.wsgi gives a de-chunked body its Content-Length (gunicorn); only an
+            # app not served through it (a test server) gets here with a body it cannot read.
             raise ApiError(status_code=411, code="length_required",
-                           detail="send a Content-Length (Orthanc: set ChunkedTransfers to false for this server)")
+                           detail="this server cannot read a chunked request body; send a Content-Length")
         body = read_body(request._request, settings.MAX_UPLOAD_BYTES)
         if len(body) > settings.MAX_UPLOAD_BYTES:
             raise ApiError(status_code=413, code="too_large", detail="the request body is larger than the maximum")

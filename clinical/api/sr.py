@@ -38,7 +38,8 @@ from django.core.files.storage import default_storage
 from pydicom.sr.codedict import codes
 
 from clinical.api.codes import PRIVATE_SCHEME, PRIVATE_SCHEME_NAME, standard_code
-from clinical.models import Image, Study
+from clinical.models import ApiClient, Image, Study
+from clinical.selectors.results import study_queryset, study_result
 
 SCHEME = PRIVATE_SCHEME
 UID_NAMESPACE = uuid.UUID("6f1c0a52-6f86-4f53-9a3c-52a7f4d3c1e0")
@@ -265,3 +266,10 @@ def study_sr(study: Study, result: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     sr.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def client_study_sr(study: Study, client: ApiClient) -> bytes:
+    """The SR of ``study`` as its sender gets it (re-identified), for a result destination;
+    raises SrUnavailable when none can be made."""
+    study = study_queryset().get(pk=study.pk)
+    return study_sr(study, study_result(study, client=client, include_patient=True))

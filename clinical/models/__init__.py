@@ -1,7 +1,7 @@
 """Clinical models, split by subdomain: ``domain`` (studies, images, predictions, reviews),
-``api`` (integration clients and their webhook deliveries)."""
+``api`` (integration clients, their webhook deliveries and result destinations)."""
 
-from clinical.models.api import ApiClient, WebhookDelivery
+from clinical.models.api import ApiClient, ResultDelivery, ResultDestination, WebhookDelivery
 from clinical.models.domain import Image, OriginalIdentifiers, Prediction, Review, Study, new_uid
 
 __all__ = [
@@ -9,6 +9,8 @@ __all__ = [
     "Image",
     "OriginalIdentifiers",
     "Prediction",
+    "ResultDelivery",
+    "ResultDestination",
     "Review",
     "Study",
     "WebhookDelivery",

@@ -106,3 +106,98 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} {self.event} -> {self.url} ({self.status})"
+
+
+class ResultDestination(models.Model):
+    """Where a client's results are pushed as a DICOM SR: a DICOMweb STOW-RS service or a
+    DICOM C-STORE peer (``clinical.services.result_delivery``).
+
+    The password or bearer token is kept sealed (``radviewer.lib.sealed``: Fernet under a key
+    derived from the Django secret key); it is never shown back, only replaced.
+    """
+
+    class Kind(models.TextChoices):
+        DICOMWEB = "dicomweb", "DICOMweb STOW-RS"
+        DIMSE = "dimse", "DICOM C-STORE"
+
+    class Auth(models.TextChoices):
+        NONE = "none", "None"
+        BASIC = "basic", "HTTP Basic (user name + password)"
+        BEARER = "bearer", "Bearer token"
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="result_destinations")
+    name = models.CharField(max_length=64, validators=[RegexValidator(CLIENT_NAME_PATTERN,
+                                                                      "letters, digits, '.', '_' and '-' only")])
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    enabled = models.BooleanField(default=True)
+    # DICOMweb: the service root (the SR is POSTed to <url>/studies), its authentication.
+    url = models.URLField(max_length=500, blank=True, help_text="DICOMweb root, e.g. https://pacs/dicom-web/")
+    auth = models.CharField(max_length=10, choices=Auth.choices, default=Auth.NONE)
+    username = models.CharField(max_length=128, blank=True)
+    secret_sealed = models.TextField(blank=True, editable=False)
+    # C-STORE: the peer (host, port, its AE title) and the AE title RadViewer calls from.
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    called_ae = models.CharField(max_length=16, blank=True, help_text="the peer's AE title")
+    calling_ae = models.CharField(max_length=16, blank=True, default="RADVIEWER",
+                                  help_text="RadViewer's AE title towards this peer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("client__name", "name")
+        constraints = [models.UniqueConstraint(fields=["client", "name"], name="result_destination_name_per_client")]
+
+    def __str__(self) -> str:
+        return f"{self.client.name}/{self.name}"
+
+    @property
+    def target(self) -> str:
+        """Where it goes, without credentials (for logs and the admin)."""
+        if self.kind == self.Kind.DIMSE:
+            return f"{self.called_ae}@{self.host}:{self.port}"
+        return self.url
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_sealed)
+
+
+class ResultDelivery(models.Model):
+    """One push of a study's SR to one destination, for one trigger; every attempt recorded."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        TRIAGE_DONE = "triage_done", "Triage done"
+        SIGNED_OFF = "signed_off", "Signed off"
+        AMENDED = "amended", "Amended"
+
+    destination = models.ForeignKey(ResultDestination, on_delete=models.PROTECT, related_name="deliveries")
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="result_deliveries")
+    trigger = models.CharField(max_length=12, choices=Trigger.choices)
+    # What made this delivery (the predictions, the sign-off, the amendment): a trigger that
+    # fires again for the same event does not send twice.
+    event_key = models.CharField(max_length=200)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response = models.CharField(max_length=200, blank=True, help_text="HTTP status or DIMSE status of the last attempt")
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "result deliveries"
+        indexes = [models.Index(fields=["destination", "-created_at"], name="result_dest_created_idx")]
+        constraints = [models.UniqueConstraint(fields=["destination", "study", "trigger", "event_key"],
+                                               name="result_delivery_once_per_event")]
+
+    def __str__(self) -> str:
+        return f"Result delivery {self.pk} {self.trigger} -> {self.destination} ({self.status})"

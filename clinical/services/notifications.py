@@ -1,6 +1,7 @@
 """Side effects when a study's triage result is ready.
 
-``study_ready`` is a signal so that delivery mechanisms (the PACS webhooks) subscribe to it
+``study_ready`` is a signal so that delivery mechanisms (the PACS webhooks, the SR pushed to
+result destinations) subscribe to it
 without the prediction code knowing about them. Their receivers are here, beside the
 signal, so whatever imports the signal has them connected.
 """
@@ -13,6 +14,8 @@ from typing import Any
 import django.dispatch
 from django.dispatch import receiver
 
+from clinical.models import ResultDelivery
+from clinical.services.result_delivery import result_deliveries_schedule
 from clinical.services.webhooks import webhook_schedule
 
 log = logging.getLogger(__name__)
@@ -33,3 +36,12 @@ def webhook_on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
         webhook_schedule(study_id=study_id)
     except Exception:
         log.exception("could not schedule the webhook of study %s", study_id)
+
+
+@receiver(study_ready_signal, dispatch_uid="clinical.services.notifications.result_on_study_ready")
+def result_on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
+    """Push the SR to the client's result destinations; like the webhook, never fails triage."""
+    try:
+        result_deliveries_schedule(study_id=study_id, trigger=ResultDelivery.Trigger.TRIAGE_DONE)
+    except Exception:
+        log.exception("could not schedule the result deliveries of study %s", study_id)

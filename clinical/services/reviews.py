@@ -8,8 +8,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from clinical.models import Image, Prediction, Review, Study
+from clinical.models import Image, Prediction, ResultDelivery, Review, Study
 from clinical.services.display import image_display_bytes
+from clinical.services.result_delivery import result_deliveries_schedule
 from clinical.services.triage import study_triage_fields
 from mlcore.selectors import class_keys
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
@@ -83,6 +84,9 @@ def review_create(
             study.save(update_fields=["status"])
         if label:
             enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
+        if amendment and study.status == Study.Status.SIGNED_OFF:  # the amended SR goes to the result destinations
+            result_deliveries_schedule(study_id=study.pk, trigger=ResultDelivery.Trigger.AMENDED,
+                                       event_key=f"review:{review.pk}")
     return review
 
 
@@ -130,4 +134,7 @@ def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
         study.save(update_fields=["status", "signed_off_by", "signed_off_at"])
         audit_event_create(actor=user, action=AuditAction.STUDY_SIGNED_OFF, obj=study, request=request,
                            details={"uid": study.uid})
+        # The final SR goes to the client's result destinations (queued when this commits).
+        result_deliveries_schedule(study_id=study.pk, trigger=ResultDelivery.Trigger.SIGNED_OFF,
+                                   event_key=f"signed-off:{study.signed_off_at.isoformat()}")
     return study

@@ -53,6 +53,12 @@ class WebhookRetryableError(Exception):
     """The receiver may succeed later (5xx, 408, 429, network): the task retries."""
 
 
+def backoff_bound_s(attempts: int) -> int:
+    """The longest wait before the next attempt after ``attempts`` attempts: house_task's
+    retries use Celery's full-jitter backoff, a random time up to this bound (1, 2, 4 ... 600 s)."""
+    return min(600, 2 ** max(attempts - 1, 0))
+
+
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
@@ -128,8 +134,7 @@ def _retry_or_fail(delivery: WebhookDelivery, *, code: int | None, error: str) -
         _finish(delivery, status=WebhookDelivery.Status.FAILED, code=code,
                 error=f"gave up after {delivery.attempts} attempts: {error}")
         return
-    # Celery's full-jitter backoff waits a random time up to this bound.
-    bound = min(600, 2 ** (delivery.attempts - 1))
+    bound = backoff_bound_s(delivery.attempts)
     delivery.status, delivery.response_code, delivery.error = WebhookDelivery.Status.RETRYING, code, error[:2000]
     delivery.next_attempt_at = timezone.now() + timedelta(seconds=bound)
     delivery.save(update_fields=["status", "response_code", "error", "next_attempt_at"])

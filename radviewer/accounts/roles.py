@@ -32,12 +32,15 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 # Django model permissions of other apps, as ``app_label.codename``: what a role may do in
 # /admin/. The ML admin manages the integration clients (issue, rotate, revoke; never
 # delete: the admin refuses it) and reads their webhook deliveries (redelivering failed
-# ones), and reads the model registry mirror, the alias timeline and the change records
+# ones), configures where their SR is pushed (result destinations) and reads that log,
+# and reads the model registry mirror, the alias timeline and the change records
 # (those change only through the audited console services).
 ROLE_MODEL_PERMISSIONS: dict[str, tuple[str, ...]] = {
     ML_ADMIN: (
         "clinical.view_apiclient", "clinical.add_apiclient", "clinical.change_apiclient",
         "clinical.view_webhookdelivery",
+        "clinical.view_resultdestination", "clinical.add_resultdestination", "clinical.change_resultdestination",
+        "clinical.view_resultdelivery",
         "mlcore.view_modelversion", "mlcore.view_modelalias", "mlcore.view_rolloutpolicy",
         "mlcore.view_aliasevent", "mlcore.view_changerecord", "mlcore.view_acceptancecriteria",
         "mlcore.view_datasetversion", "mlcore.view_trainingjob", "mlcore.view_evaluation",

@@ -37,6 +37,11 @@ class AuditAction(models.TextChoices):
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed"
     WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested", "Webhook redelivery requested"
+    # results pushed to PACS destinations (DICOM SR over STOW-RS or C-STORE)
+    RESULT_DESTINATION_SAVED = "result_destination.saved", "Result destination created or changed"
+    RESULT_DELIVERED = "result_delivery.delivered", "SR delivered to a result destination"
+    RESULT_DELIVERY_FAILED = "result_delivery.failed", "SR delivery to a result destination failed"
+    RESULT_REDELIVERY_REQUESTED = "result_delivery.redelivery_requested", "SR redelivery requested"
     # models
     MODEL_REGISTERED = "model.registered", "Model version registered"
     MODEL_ALIAS_SET = "model.alias_set", "Model alias moved"

@@ -32,6 +32,22 @@ def test_database_url() -> str:
     raise RuntimeError(f"no worker URL for database vendor {connection.vendor}")
 
 
+def child_process_env(extra_env: dict | None = None) -> dict[str, str]:
+    """The environment of a process a test starts (worker, gunicorn): this session's database,
+    MLflow store and dataset store, the test settings."""
+    from django.conf import settings
+
+    extra_env = extra_env or {}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "DJANGO_SETTINGS_MODULE": "radviewer.settings.test",
+            "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
+            # Not MLflow's own MLFLOW_TRACKING_URI: MLflow would read that by itself and
+            # hide a worker that forgets to configure it (make run sets no such variable).
+            "RADVIEWER_TEST_MLFLOW_URI": settings.MLFLOW_TRACKING_URI,
+            "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
+            **{k: v for k, v in extra_env.items() if k != "MLFLOW_TRACKING_URI"}}
+
+
 class WorkerProcess:
     def __init__(self, *, queues: str, broker_url: str | None = None, extra_env: dict | None = None,
                  beat: bool = False):
@@ -43,17 +59,7 @@ class WorkerProcess:
         self.log_path = REPO / "var" / f"test-worker-{os.getpid()}-{queues.replace(',', '_')}.log"
 
     def __enter__(self) -> WorkerProcess:
-        from django.conf import settings
-
-        # The worker must use this session's database, MLflow store and dataset store.
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        env = {**env, "DJANGO_SETTINGS_MODULE": "radviewer.settings.test",
-               "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
-               # Not MLflow's own MLFLOW_TRACKING_URI: MLflow would read that by itself and
-               # hide a worker that forgets to configure it (make run sets no such variable).
-               "RADVIEWER_TEST_MLFLOW_URI": settings.MLFLOW_TRACKING_URI,
-               "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
-               **{k: v for k, v in self.extra_env.items() if k != "MLFLOW_TRACKING_URI"}}
+        env = child_process_env(self.extra_env)
         if self.broker_url:
             env["CELERY_BROKER_URL"] = self.broker_url
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
