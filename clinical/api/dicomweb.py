@@ -24,13 +24,14 @@ from typing import Any
 import pydicom
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from clinical.api.authentication import DicomWebAuthentication
-from clinical.api.base import ApiView
+from clinical.api.base import ApiView, error_responses
 from clinical.api.errors import ApiError
 from clinical.api.multipart import MultipartError, parse_content_type, split_multipart
 from clinical.api.renderers import DicomJSONRenderer, DicomXMLRenderer
@@ -65,13 +66,44 @@ def _sop_uids(data: bytes) -> dict[str, str]:
         return {"sop_class": "", "sop": ""}
 
 
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+
+
+def _dicom_errors(*codes: int) -> dict:
+    """Error statuses as the API documents them, for both JSON media types a DICOMweb client
+    may have asked for (the body is the same ErrorSerializer object)."""
+    plain = error_responses(*codes)
+    return {**plain, **{(code, DICOM_JSON): response for (code, _), response in plain.items()}}
+
+
+_STOW_RESPONSE = OpenApiResponse(OpenApiTypes.OBJECT, description=(
+    "PS3.18 Store Instances Response Module as DICOM JSON (or XML with Accept: application/dicom+xml): "
+    "RetrieveURL (0008,1190), ReferencedSOPSequence (0008,1199) of stored instances, FailedSOPSequence "
+    "(0008,1198) with a FailureReason (0008,1197) per refused instance"))
+_STOW_SCHEMA = {
+    "request": {"multipart/related": OpenApiTypes.BINARY},
+    "responses": {
+        **{(code, media): _STOW_RESPONSE for code in (200, 202, 409) for media in (DICOM_JSON, DICOM_XML)},
+        **_dicom_errors(400, 401, 403, 411, 413, 415, 429),
+    },
+    "description": (
+        'Body: multipart/related; type="application/dicom"; boundary=..., one DICOM Part 10 instance per part. '
+        "200: every instance stored; 202: some stored, some refused; 409: none stored. Each stored instance "
+        "is de-identified and triaged asynchronously (poll RetrieveURL or receive a webhook). Chunked bodies "
+        "are accepted under the production server (gunicorn). Authenticate with Bearer <token> or HTTP Basic "
+        "(user = the client's name, password = its token), as PACS such as Orthanc send."),
+}
+
+
 class StowView(ApiView):
     authentication_classes = [DicomWebAuthentication]
     required_scope = "submit"
     renderer_classes = [DicomJSONRenderer, DicomXMLRenderer, JSONRenderer]
     parser_classes: list = []  # the body is read raw, below
 
-    @extend_schema(exclude=True)
+    @extend_schema(operation_id="dicomweb_stow_study", tags=["DICOMweb"],
+                   summary="STOW-RS: store instances of the study named in the URL", **_STOW_SCHEMA)
     def post(self, request, study_uid: str | None = None):
         body = self._body(request)
         parts = self._parts(request, body)
@@ -185,7 +217,27 @@ class DicomWebStudiesView(StowView):
 
     required_scope = {"GET": "read", "POST": "submit"}
 
-    @extend_schema(exclude=True)
+    @extend_schema(operation_id="dicomweb_stow", tags=["DICOMweb"],
+                   summary="STOW-RS: store instances (of one or more studies)", **_STOW_SCHEMA)
+    def post(self, request, study_uid: str | None = None):
+        return super().post(request, study_uid)
+
+    @extend_schema(
+        operation_id="dicomweb_qido_studies", tags=["DICOMweb"],
+        summary="QIDO-RS: this client's DICOM studies that have an AI result",
+        parameters=[
+            OpenApiParameter("StudyInstanceUID", str, description="the original Study Instance UID, exact"),
+            OpenApiParameter("AccessionNumber", str, description="the sender's accession number, exact"),
+            OpenApiParameter("limit", int, description="1-1000, default 100"),
+            OpenApiParameter("offset", int, description=">= 0, default 0"),
+        ],
+        responses={
+            (200, DICOM_JSON): OpenApiResponse({"type": "array", "items": {"type": "object"}}, description=(
+                "A JSON array of DICOM JSON datasets: StudyInstanceUID, AccessionNumber, ModalitiesInStudy, "
+                "NumberOfStudyRelatedInstances, RetrieveURL (the study's result in the REST API)")),
+            **_dicom_errors(400, 401, 403, 406, 429),
+        },
+    )
     def get(self, request):
         if isinstance(request.accepted_renderer, DicomXMLRenderer):
             raise NotAcceptable("QIDO-RS answers application/dicom+json here")

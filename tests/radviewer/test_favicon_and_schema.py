@@ -26,3 +26,16 @@ def test_schema_displays_in_a_browser_and_stays_yaml_for_tools(client):
     tool = client.get("/api/schema/", HTTP_ACCEPT="*/*")
     assert tool["Content-Type"].startswith("application/vnd.oai.openapi")
     assert tool.content == shown.content
+
+
+def test_dicomweb_is_in_the_schema(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/", HTTP_ACCEPT="*/*").content)
+    qido = schema["paths"]["/dicomweb/studies"]["get"]
+    stow = schema["paths"]["/dicomweb/studies"]["post"]
+    stow_study = schema["paths"]["/dicomweb/studies/{study_uid}"]["post"]
+    assert "multipart/related" in stow["requestBody"]["content"]
+    assert {"200", "202", "409", "413", "415"} <= set(stow["responses"]) == set(stow_study["responses"])
+    assert {p["name"] for p in qido["parameters"]} >= {"StudyInstanceUID", "AccessionNumber", "limit", "offset"}
+    assert "application/dicom+json" in qido["responses"]["200"]["content"]

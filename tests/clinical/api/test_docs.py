@@ -11,7 +11,7 @@ def test_schema_is_public_and_documents_the_api(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = response.json()
-    assert "/api/v1/studies/" in schema["paths"] and "/dicomweb/studies" not in schema["paths"]
+    assert "/api/v1/studies/" in schema["paths"] and "/dicomweb/studies" in schema["paths"]
     assert schema["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "API client token from `manage.py create_api_client`."}
 
