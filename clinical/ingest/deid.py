@@ -19,16 +19,12 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from clinical.ingest.deid_profile import (
-    BASIC_PROFILE,
-    EXTRA_REMOVALS,
-    STANDARD_UID_KEYWORDS,
-)
+from clinical.ingest.deid_profile import ALLOWED, STANDARD_UID_KEYWORDS
 
 DICOM_UID_ROOT = "1.2.840.10008."
 MIN_KEY_BYTES = 16
 MAX_UID_LENGTH = 64
-DEIDENTIFICATION_METHOD = "PS3.15 Basic Profile; keyed pseudonym; keyed UID remap"
+DEIDENTIFICATION_METHOD = "Basic Profile allow-list; keyed pseudonym; keyed UID remap"
 BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
 # Dummy values per VR for action D: valid for the VR, obviously not real.
@@ -47,6 +43,10 @@ _DUMMY: dict[str, Any] = {
     "FD": 0.0,
 }
 _DUMMY_TEXT = "ANONYMIZED"
+BURNED_IN_WARNING = (
+    "Burned In Annotation is YES: text in the pixels may identify the patient and is "
+    "not removed by de-identification"
+)
 _UID_ROOT_PATTERN = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -93,17 +93,14 @@ def remap_uid(uid: str, *, pseudonym_key: bytes, uid_root: str = "2.25") -> str:
 
 
 def deidentify(ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: str = "2.25") -> list[str]:
-    """Apply the Basic Profile to ``ds`` (in place, nested sequences included).
+    """Reduce ``ds`` (in place, every sequence at every depth) to the allow-list of
+    ``clinical.ingest.deid_profile``, applying the Basic Profile action of what is kept.
 
     Returns warnings that need a human (e.g. burned-in annotation the profile cannot remove).
     """
     warnings: list[str] = []
-    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
-        warnings.append(
-            "Burned In Annotation is YES: text in the pixels may identify the patient and is "
-            "not removed by de-identification"
-        )
-    ds.remove_private_tags()
+    if burned_in_annotation(ds):
+        warnings.append(BURNED_IN_WARNING)
     _clean(ds, pseudonym_key=pseudonym_key, uid_root=uid_root)
 
     ds.PatientName = pseudonym
@@ -118,31 +115,33 @@ def deidentify(ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: s
     return warnings
 
 
+def burned_in_annotation(ds: Dataset) -> bool:
+    """True when the object says text that may identify the patient is burned into the pixels."""
+    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+
+
 def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str) -> None:
     for elem in list(ds):
         tag = elem.tag
-        if _remove_whole_group(tag.group) or elem.keyword in EXTRA_REMOVALS:
+        action = None if tag.is_private else ALLOWED.get(int(tag))
+        if action is None:
+            # Not on the allow-list: private, curve/overlay, retired, unknown, or an
+            # identifying attribute of Table E.1-1 -- removed.
             del ds[tag]
             continue
-        action = BASIC_PROFILE.get(elem.keyword)
-        if action == "X":
+        if elem.VR == "UN":
+            # A value we cannot interpret is one we cannot vouch for.
             del ds[tag]
         elif action == "Z":
             elem.value = Sequence() if elem.VR == "SQ" else None
-        elif action == "D":
+        elif action == "D" and elem.VR not in ("SQ", "UI"):
             elem.value = _dummy(elem)
         elif elem.VR == "UI":
-            if action == "U" or _is_instance_uid(elem):
+            if action in ("U", "D") or _is_instance_uid(elem):
                 elem.value = _remap_values(elem.value, pseudonym_key, uid_root)
         elif elem.VR == "SQ":
             for item in elem.value:
                 _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root)
-
-
-def _remove_whole_group(group: int) -> bool:
-    # Command group 0000 has no place in a stored object; 50xx curves and 60xx overlays are
-    # removed as whole planes, since keeping rows/columns without data would be invalid.
-    return group == 0x0000 or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF
 
 
 def _is_instance_uid(elem: DataElement) -> bool:
