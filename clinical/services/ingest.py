@@ -22,6 +22,7 @@ from clinical.models import Image, OriginalIdentifiers, Study, new_uid
 from clinical.services.predictions import prediction_request
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
+from radviewer.lib.phi_crypto import phi_lookup_hmac
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _existing_image(result: IngestResult) -> Image | None:
     if image is None and result.dicom is not None:
         image = (
             Image.objects.select_related("study")
-            .filter(original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
+            .filter(original_ids__sop_uid_hmac=phi_lookup_hmac(result.dicom.original_uids["sop"]))
             .first()
         )
     return image
