@@ -101,3 +101,16 @@ class EncryptedTextField(models.TextField):
                 "(filter on its keyed-hash column)"
             )
         return super().get_lookup(lookup_name)
+
+
+def phi_rotate(token: str) -> str:
+    """``token`` re-encrypted under the first key (the plain text never leaves MultiFernet)."""
+    if token == "":
+        return ""
+    try:
+        return _fernet(_keys()).rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeEncodeError) as exc:
+        raise PhiDecryptionError(
+            "a protected value cannot be decrypted with any key in RADVIEWER_PHI_KEY; keep the "
+            "old key in the list (after the new one) until the rotation has run"
+        ) from exc
