@@ -80,7 +80,7 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
         outcome = image_ingest(data=data, filename=upload.name or "", actor=request.user, request=request)
     except IngestError as error:
         return _result(request, filename=sanitize_filename(upload.name or ""), error=error)
-    return _result(request, filename=outcome.image.original_name, outcome=outcome,
+    return _result(request, filename=outcome.image.display_name, outcome=outcome,
                    status=201 if outcome.created else 200)
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
+from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.worklist import worklist_next_uid
@@ -87,6 +88,7 @@ def study_context(
     signed_off = study.is_signed_off
     return {
         "study": study,
+        "burned_in_warning": BURNED_IN_WARNING,
         "images": images,
         "image": active,
         "prediction": prediction,

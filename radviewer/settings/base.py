@@ -282,6 +282,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # highdicom names the source instance (its original SOP Instance UID, PHI here) at
+        # INFO while building the SR from the protected mapping.
+        "highdicom": {"level": "WARNING"},
         # Django's own console handler (DEBUG only) and mail_admins (no ADMINS here) replaced:
         # its records reach the root's console once, not twice under DJANGO_DEBUG=true.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
