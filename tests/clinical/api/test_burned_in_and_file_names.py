@@ -85,7 +85,10 @@ def test_upload_page_shows_the_warning(radiologist_client, production_model):
                                        HTTP_HX_REQUEST="true")
     assert response.status_code == 201
     html = response.content.decode()
-    assert "Burned-in annotation" in html and "image 1" in html and "MRN-55521" not in html
+    assert "Burned-in annotation" in html
+    assert NAME in html  # the uploader's own file name, echoed; the study page shows "image 1"
+    study = Study.objects.get()
+    assert NAME not in radiologist_client.get(f"/studies/{study.uid}/").content.decode()
 
 
 def test_refused_by_policy_on_the_rest_api_with_nothing_saved(pacs, settings):
