@@ -3,7 +3,8 @@
 The protected mapping is encrypted at rest: its columns become text, existing rows are
 encrypted under the first RADVIEWER_PHI_KEY and given keyed lookup hashes, then the columns
 are declared encrypted (same database type, no table rewrite). The sender's SOP Instance UID
-stays unique through its hash. Images and studies record Burned In Annotation YES.
+stays unique through its hash. Images and studies record Burned In Annotation YES, read back
+from the stored copies of images received before.
 """
 
 from django.db import migrations, models
@@ -35,6 +36,24 @@ def decrypt_rows(apps, schema_editor):
         rows.objects.filter(pk=row.pk).update(**{name: phi_decrypt(getattr(row, name)) for name in ENCRYPTED})
 
 
+def flag_burned_in(apps, schema_editor):
+    """Images stored before this migration: their stored copies kept Burned In Annotation."""
+    import pydicom
+    from django.core.files.storage import default_storage
+
+    images = apps.get_model("clinical", "Image")
+    studies = apps.get_model("clinical", "Study")
+    for image in images.objects.filter(format="dicom").only("pk", "file", "study_id").iterator(chunk_size=500):
+        try:
+            with default_storage.open(image.file.name, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=["BurnedInAnnotation"])
+        except (OSError, ValueError, EOFError):
+            continue  # a missing or unreadable file says nothing either way
+        if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+            images.objects.filter(pk=image.pk).update(burned_in_annotation=True)
+            studies.objects.filter(pk=image.study_id).update(burned_in_annotation=True)
+
+
 def _text(name: str, **kwargs):
     return migrations.AlterField(model_name="originalidentifiers", name=name, field=models.TextField(**kwargs))
 
@@ -55,6 +74,7 @@ class Migration(migrations.Migration):
                             field=models.BooleanField(default=False)),
         migrations.AddField(model_name="study", name="burned_in_annotation",
                             field=models.BooleanField(default=False)),
+        migrations.RunPython(flag_burned_in, migrations.RunPython.noop),
         # 1. Plain text columns wide enough for tokens; hash columns, not yet unique.
         *[_text(name, blank=name not in ("study_instance_uid", "series_instance_uid", "sop_instance_uid"))
           for name in ENCRYPTED],

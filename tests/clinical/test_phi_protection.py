@@ -12,7 +12,7 @@ from django.core.exceptions import FieldError, PermissionDenied
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from clinical.models import Image, OriginalIdentifiers
+from clinical.models import Image, OriginalIdentifiers, Study
 from clinical.selectors.phi import original_identifiers_read
 from clinical.selectors.studies import studies_holding
 from clinical.services.ingest import image_ingest, ingest_prepare
@@ -154,6 +154,9 @@ def test_the_data_migration_encrypts_rows_written_before_it(settings):
         executor.migrate([("clinical", target)])
 
     image = _ingest()
+    burned = _ingest(sop_uid="1.2.826.0.1.3680043.8.498.4799", study_uid="1.2.826.0.1.3680043.8.498.4798",
+                     extra={"BurnedInAnnotation": "YES"})
+    assert burned.burned_in_annotation
     OriginalIdentifiers.objects.all().delete()
     try:
         migrate("0008_blinded_reads")
@@ -171,6 +174,10 @@ def test_the_data_migration_encrypts_rows_written_before_it(settings):
         migrate("0009_phi_protection")
     stored = str(_raw_rows())
     assert [p for p in PLAIN if p in stored] == []
+    # Burned In Annotation of images received before the migration, read from their stored copies
+    assert Image.objects.get(pk=burned.pk).burned_in_annotation
+    assert Study.objects.get(pk=burned.study_id).burned_in_annotation
+    assert not Image.objects.get(pk=image.pk).burned_in_annotation
     ids = OriginalIdentifiers.objects.get(image=image)
     assert (ids.patient_name, ids.sop_instance_uid) == ("Doe^Jane", ORIGINAL["sop_uid"])
     assert ids.study_uid_hmac == phi_lookup_hmac(ORIGINAL["study_uid"])
