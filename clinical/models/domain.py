@@ -150,6 +150,14 @@ class Image(models.Model):
             return self.original_name
         return f"image {self.ordinal}"
 
+    @staticmethod
+    def number_in_study(images: list[Image]) -> list[Image]:
+        """Give every image of one study (all of them, in arrival order) its ordinal without a
+        query each: pages and API answers list whole studies."""
+        for position, image in enumerate(images, start=1):
+            image.__dict__["_ordinal"] = position
+        return images
+
     @property
     def ordinal(self) -> int:
         if "_ordinal" not in self.__dict__:

@@ -154,7 +154,7 @@ def study_result(study: Study, *, client: Any, request: Any = None, include_pati
     """
     images = []
     source_study = None
-    for image in study.images.all():
+    for image in Image.number_in_study(list(study.images.all())):  # prefetched in arrival order
         source = _source_ids(image, client=client, request=request, include_patient=include_patient)
         if source and source_study is None:
             source_study = {"study_instance_uid": source["study_instance_uid"],

@@ -71,7 +71,8 @@ def study_context(
 ) -> dict[str, Any]:
     """Everything the study page and its partials show, from three queries (study rows,
     predictions, reviews with readers), whatever the number of images."""
-    images: list[Image] = list(study.images.prefetch_related("predictions", "reviews__reader"))
+    images: list[Image] = Image.number_in_study(
+        list(study.images.order_by("id").prefetch_related("predictions", "reviews__reader")))
     # The study row was read before its predictions; a result committed in between would show
     # as done while the status badge still said "running" (and polling stops). The worker
     # commits the prediction and the study status together, so reading the study again
