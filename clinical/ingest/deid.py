@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from clinical.ingest.deid_profile import ALLOWED, STANDARD_UID_KEYWORDS
+from clinical.ingest.deid_profile import ALLOWED, KEPT_PRIVATE_TAGS, STANDARD_UID_KEYWORDS
 
 DICOM_UID_ROOT = "1.2.840.10008."
 MIN_KEY_BYTES = 16
@@ -92,16 +92,22 @@ def remap_uid(uid: str, *, pseudonym_key: bytes, uid_root: str = "2.25") -> str:
     return f"{uid_root}.{int.from_bytes(digest, 'big') % 10**digits}"
 
 
-def deidentify(ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: str = "2.25") -> list[str]:
+def deidentify(
+    ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: str = "2.25",
+    kept_private: frozenset[tuple[str, int]] = KEPT_PRIVATE_TAGS,
+) -> list[str]:
     """Reduce ``ds`` (in place, every sequence at every depth) to the allow-list of
     ``clinical.ingest.deid_profile``, applying the Basic Profile action of what is kept.
+
+    ``kept_private``: (Private Creator, element offset) pairs kept as they are (sequences among
+    them cleaned like any other); every other private tag is removed.
 
     Returns warnings that need a human (e.g. burned-in annotation the profile cannot remove).
     """
     warnings: list[str] = []
     if burned_in_annotation(ds):
         warnings.append(BURNED_IN_WARNING)
-    _clean(ds, pseudonym_key=pseudonym_key, uid_root=uid_root)
+    _clean(ds, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
 
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym
@@ -120,10 +126,18 @@ def burned_in_annotation(ds: Dataset) -> bool:
     return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
 
 
-def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str) -> None:
+def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str, kept_private: frozenset[tuple[str, int]]) -> None:
     for elem in list(ds):
         tag = elem.tag
-        action = None if tag.is_private else ALLOWED.get(int(tag))
+        if tag.is_private:
+            action = "K" if _private_kept(ds, elem, kept_private) else None
+            if action is not None and elem.VR == "SQ":
+                for item in elem.value:
+                    _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
+            if action is not None:
+                continue
+        else:
+            action = ALLOWED.get(int(tag))
         if action is None:
             # Not on the allow-list: private, curve/overlay, retired, unknown, or an
             # identifying attribute of Table E.1-1 -- removed.
@@ -141,7 +155,17 @@ def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str) -> None:
                 elem.value = _remap_values(elem.value, pseudonym_key, uid_root)
         elif elem.VR == "SQ":
             for item in elem.value:
-                _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root)
+                _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
+
+
+def _private_kept(ds: Dataset, elem: DataElement, kept: frozenset[tuple[str, int]]) -> bool:
+    if not kept:
+        return False
+    tag = elem.tag
+    if tag.is_private_creator:  # (gggg,00xx): kept when an element of its block may be
+        return str(elem.value or "").strip() in {creator for creator, _ in kept}
+    creator = ds.get((tag.group << 16) | (tag.element >> 8))
+    return creator is not None and (str(creator.value or "").strip(), tag.element & 0xFF) in kept
 
 
 def _is_instance_uid(elem: DataElement) -> bool:

@@ -154,8 +154,8 @@ IMAGE_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )
 
-# (Private Creator, element offset) pairs that would be kept; none is, and nothing in this
-# code keeps a private tag that is not named here.
+# (Private Creator, element offset) pairs kept (``deidentify(kept_private=...)``); none is by
+# default, and no private tag that is not named here is ever kept.
 KEPT_PRIVATE_TAGS: frozenset[tuple[str, int]] = frozenset()
 
 # UIDs that name a standard thing, not an instance: kept (values under the DICOM root

@@ -104,3 +104,34 @@ def test_own_corpus_of_phi_bearing_attributes_private_tags_and_nested_sequences(
     code = stored.AnatomicRegionSequence[0]  # kept, its private tag and person name not
     assert (code.CodeValue, code.CodingSchemeDesignator) == ("51185008", "SCT")
     assert [e.keyword for e in code] == ["CodeValue", "CodingSchemeDesignator", "CodeMeaning"]
+
+
+def test_a_private_tag_is_kept_only_when_named_with_its_creator() -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from clinical.ingest.deid import deidentify
+
+    ds = read(make_cxr_dicom(rows=16, cols=16))
+    block = ds.private_block(0x0019, "ACME SAFE 1.0", create=True)
+    block.add_new(0x10, "DS", "1.5")  # a technical value the site chose to keep
+    block.add_new(0x11, "LO", "PHI0001 about Jane Doe")  # same block, not named: removed
+    item = Dataset()
+    item.PersonName = "Doe^Jane"
+    item.KVP = "70"
+    block.add_new(0x12, "SQ", Sequence([item]))  # kept, its items cleaned
+    other = ds.private_block(0x0021, "ACME OTHER", create=True)
+    other.add_new(0x10, "DS", "1.5")  # same offset, other creator: removed
+
+    kept = frozenset({("ACME SAFE 1.0", 0x10), ("ACME SAFE 1.0", 0x12)})
+    deidentify(ds, pseudonym_key=KEY, pseudonym="pt-1", kept_private=kept)
+    private = {(e.tag.group, e.tag.element & 0xFF): e.value for e in ds if e.tag.is_private and not e.tag.is_private_creator}
+    assert set(private) == {(0x0019, 0x10), (0x0019, 0x12)}
+    assert private[(0x0019, 0x10)] == "1.5"
+    assert [e.keyword for e in private[(0x0019, 0x12)][0]] == ["KVP"]
+    assert ds[0x00190010].value == "ACME SAFE 1.0" and 0x00210010 not in ds
+
+    default = read(make_cxr_dicom(rows=16, cols=16))
+    default.private_block(0x0019, "ACME SAFE 1.0", create=True).add_new(0x10, "DS", "1.5")
+    deidentify(default, pseudonym_key=KEY, pseudonym="pt-1")
+    assert not any(e.tag.is_private for e in default.iterall())
