@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 PROCESSING_FAILURE, NOT_AUTHORIZED, SOP_CLASS_NOT_SUPPORTED = 0x0110, 0x0124, 0x0122
 OUT_OF_RESOURCES, STUDY_MISMATCH, CANNOT_UNDERSTAND = 0xA700, 0xA900, 0xC000
 _REASONS = {"too_large": OUT_OF_RESOURCES, "too_many_pixels": OUT_OF_RESOURCES,
-            "dicom_no_pixels": SOP_CLASS_NOT_SUPPORTED}
+            "dicom_no_pixels": SOP_CLASS_NOT_SUPPORTED,
+            # refused by this installation's policy, not because it is malformed
+            "burned_in_annotation": NOT_AUTHORIZED}
 
 
 def _el(vr: str, *values: Any) -> dict[str, Any]:

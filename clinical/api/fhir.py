@@ -61,7 +61,7 @@ def _observations(image: dict[str, Any], *, status: str, device_ref: str, subjec
                               "system": "http://unitsofmeasure.org", "code": "1"},
             "device": {"reference": device_ref},
             "method": {"text": "AI triage, calibrated probability"},
-            "note": [{"text": f"image {image['name']}"}],
+            "note": [{"text": image["name"]}],  # "image N", or the file name where shown
         }
         if finding["key"] == top and finding["urgent"]:
             obs["interpretation"] = [{

@@ -76,6 +76,9 @@ class StudySummarySerializer(serializers.Serializer):
     top_class_display = serializers.CharField(allow_blank=True)
     triage_priority = serializers.FloatField()
     out_of_scope = serializers.BooleanField()
+    burned_in_annotation = serializers.BooleanField(
+        help_text="An image is marked Burned In Annotation YES: text in the pixels may identify the patient.")
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Scope and burned-in warnings.")
     links = LinksSerializer()
 
 

@@ -170,9 +170,10 @@ class StudyListCreateView(ApiView):
         study, request = submission.study, self.request
         if submission.replayed:
             self.audit(AuditAction.STUDY_SUBMISSION_REPLAYED, study, idempotency_key=key)
-            images = [{"id": img.pk, "name": img.original_name, "created": False} for img in study.images.all()]
+            images = [{"id": img.pk, "name": img.display_name, "created": False} for img in study.images.all()]
         else:
-            images = [{"id": o.image.pk, "name": name, "created": o.created} for name, o in submission.outcomes]
+            images = [{"id": o.image.pk, "name": o.image.display_name, "created": o.created}
+                      for _, o in submission.outcomes]
         body = {**study_summary(study, request=request), "replayed": submission.replayed,
                 "images": images, "warnings": submission.warnings}
         headers = {"Location": body["links"]["self"]}

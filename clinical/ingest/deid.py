@@ -19,16 +19,12 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from clinical.ingest.deid_profile import (
-    BASIC_PROFILE,
-    EXTRA_REMOVALS,
-    STANDARD_UID_KEYWORDS,
-)
+from clinical.ingest.deid_profile import ALLOWED, KEPT_PRIVATE_TAGS, STANDARD_UID_KEYWORDS
 
 DICOM_UID_ROOT = "1.2.840.10008."
 MIN_KEY_BYTES = 16
 MAX_UID_LENGTH = 64
-DEIDENTIFICATION_METHOD = "PS3.15 Basic Profile; keyed pseudonym; keyed UID remap"
+DEIDENTIFICATION_METHOD = "Basic Profile allow-list; keyed pseudonym; keyed UID remap"
 BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
 # Dummy values per VR for action D: valid for the VR, obviously not real.
@@ -47,6 +43,10 @@ _DUMMY: dict[str, Any] = {
     "FD": 0.0,
 }
 _DUMMY_TEXT = "ANONYMIZED"
+BURNED_IN_WARNING = (
+    "Burned In Annotation is YES: text in the pixels may identify the patient and is "
+    "not removed by de-identification"
+)
 _UID_ROOT_PATTERN = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -92,19 +92,22 @@ def remap_uid(uid: str, *, pseudonym_key: bytes, uid_root: str = "2.25") -> str:
     return f"{uid_root}.{int.from_bytes(digest, 'big') % 10**digits}"
 
 
-def deidentify(ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: str = "2.25") -> list[str]:
-    """Apply the Basic Profile to ``ds`` (in place, nested sequences included).
+def deidentify(
+    ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: str = "2.25",
+    kept_private: frozenset[tuple[str, int]] = KEPT_PRIVATE_TAGS,
+) -> list[str]:
+    """Reduce ``ds`` (in place, every sequence at every depth) to the allow-list of
+    ``clinical.ingest.deid_profile``, applying the Basic Profile action of what is kept.
+
+    ``kept_private``: (Private Creator, element offset) pairs kept as they are (sequences among
+    them cleaned like any other); every other private tag is removed.
 
     Returns warnings that need a human (e.g. burned-in annotation the profile cannot remove).
     """
     warnings: list[str] = []
-    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
-        warnings.append(
-            "Burned In Annotation is YES: text in the pixels may identify the patient and is "
-            "not removed by de-identification"
-        )
-    ds.remove_private_tags()
-    _clean(ds, pseudonym_key=pseudonym_key, uid_root=uid_root)
+    if burned_in_annotation(ds):
+        warnings.append(BURNED_IN_WARNING)
+    _clean(ds, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
 
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym
@@ -118,31 +121,51 @@ def deidentify(ds: Dataset, *, pseudonym_key: bytes, pseudonym: str, uid_root: s
     return warnings
 
 
-def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str) -> None:
+def burned_in_annotation(ds: Dataset) -> bool:
+    """True when the object says text that may identify the patient is burned into the pixels."""
+    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+
+
+def _clean(ds: Dataset, *, pseudonym_key: bytes, uid_root: str, kept_private: frozenset[tuple[str, int]]) -> None:
     for elem in list(ds):
         tag = elem.tag
-        if _remove_whole_group(tag.group) or elem.keyword in EXTRA_REMOVALS:
+        if tag.is_private:
+            action = "K" if _private_kept(ds, elem, kept_private) else None
+            if action is not None and elem.VR == "SQ":
+                for item in elem.value:
+                    _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
+            if action is not None:
+                continue
+        else:
+            action = ALLOWED.get(int(tag))
+        if action is None:
+            # Not on the allow-list: private, curve/overlay, retired, unknown, or an
+            # identifying attribute of Table E.1-1 -- removed.
             del ds[tag]
             continue
-        action = BASIC_PROFILE.get(elem.keyword)
-        if action == "X":
+        if elem.VR == "UN":
+            # A value we cannot interpret is one we cannot vouch for.
             del ds[tag]
         elif action == "Z":
             elem.value = Sequence() if elem.VR == "SQ" else None
-        elif action == "D":
+        elif action == "D" and elem.VR not in ("SQ", "UI"):
             elem.value = _dummy(elem)
         elif elem.VR == "UI":
-            if action == "U" or _is_instance_uid(elem):
+            if action in ("U", "D") or _is_instance_uid(elem):
                 elem.value = _remap_values(elem.value, pseudonym_key, uid_root)
         elif elem.VR == "SQ":
             for item in elem.value:
-                _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root)
+                _clean(item, pseudonym_key=pseudonym_key, uid_root=uid_root, kept_private=kept_private)
 
 
-def _remove_whole_group(group: int) -> bool:
-    # Command group 0000 has no place in a stored object; 50xx curves and 60xx overlays are
-    # removed as whole planes, since keeping rows/columns without data would be invalid.
-    return group == 0x0000 or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF
+def _private_kept(ds: Dataset, elem: DataElement, kept: frozenset[tuple[str, int]]) -> bool:
+    if not kept:
+        return False
+    tag = elem.tag
+    if tag.is_private_creator:  # (gggg,00xx): kept when an element of its block may be
+        return str(elem.value or "").strip() in {creator for creator, _ in kept}
+    creator = ds.get((tag.group << 16) | (tag.element >> 8))
+    return creator is not None and (str(creator.value or "").strip(), tag.element & 0xFF) in kept
 
 
 def _is_instance_uid(elem: DataElement) -> bool:

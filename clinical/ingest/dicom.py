@@ -40,7 +40,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from clinical.ingest.deid import check_key, check_uid_root, deidentify, patient_pseudonym
+from clinical.ingest.deid import burned_in_annotation, check_key, check_uid_root, deidentify, patient_pseudonym
 from clinical.ingest.dicom_pixels import check_decodable, decode_frame
 from clinical.ingest.errors import IngestError
 from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope
@@ -116,6 +116,7 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         issuer=str(ds.get("IssuerOfPatientID", "") or ""),
         study_uid=original_uids["study"],
     )
+    burned_in = burned_in_annotation(ds)
     try:
         deid_warnings = deidentify(ds, pseudonym_key=pseudonym_key, pseudonym=pseudonym, uid_root=uid_root)
         deid_bytes = _write(ds, tsyntax)
@@ -134,6 +135,7 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         scope=scope,
         scope_warning=scope_warning,
         deid_warnings=tuple(deid_warnings),
+        burned_in_annotation=burned_in,
     )
 
 

@@ -24,6 +24,12 @@ _CODES: dict[str, tuple[int, str]] = {
     "corrupt_dicom": (422, "the DICOM file is corrupt or truncated and cannot be read"),
     "dicom_no_pixels": (422, "the DICOM object has no Pixel Data (7FE0,0010)"),
     "unsupported_image": (422, "the image's pixel layout is not supported"),
+    "burned_in_annotation": (
+        422,
+        "the image is marked Burned In Annotation YES (text in the pixels may identify the patient) "
+        "and this installation refuses such images (RADVIEWER_REFUSE_BURNED_IN); send a copy without "
+        "burned-in text, or ask the administrator",
+    ),
     "multiframe_not_supported": (
         422,
         "multi-frame chest X-ray objects are not accepted; send one frame per instance",

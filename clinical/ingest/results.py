@@ -79,6 +79,9 @@ class DicomIngestResult:
     scope: Scope
     scope_warning: str | None
     deid_warnings: tuple[str, ...] = field(default=())
+    # Burned In Annotation YES: identifying text may be in the pixels, which no header
+    # de-identification removes (the service warns, or refuses by policy).
+    burned_in_annotation: bool = False
     # Patient module as sent (PatientID, PatientName, IssuerOfPatientID, PatientBirthDate,
     # PatientSex): re-identifying, kept only in the protected mapping so that results returned
     # to the source PACS file under the same patient and study there.

@@ -8,10 +8,13 @@ review history is kept and the latest review counts. Original DICOM identifiers 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from radviewer.lib.phi_crypto import EncryptedTextField, phi_lookup_hmac
 
 
 def new_uid() -> str:
@@ -58,6 +61,8 @@ class Study(models.Model):
     priority_hint = models.CharField(max_length=16, blank=True)
     top_class = models.CharField(max_length=40, blank=True)  # denormalised for worklist filters
     out_of_scope = models.BooleanField(default=False)
+    # Any image of it has Burned In Annotation YES (denormalised for the worklist badge).
+    burned_in_annotation = models.BooleanField(default=False)
     # A blinded read (a configurable share, chosen at ingest): the AI stays hidden from readers
     # until a verdict is saved, then is revealed (``ai_revealed_at``).
     blinded_read = models.BooleanField(default=False)
@@ -125,13 +130,39 @@ class Image(models.Model):
     frame_index = models.PositiveIntegerField(null=True, blank=True)
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
+    # The header said Burned In Annotation YES: text in the pixels may identify the patient
+    # and de-identification cannot remove it.
+    burned_in_annotation = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("id",)
 
     def __str__(self) -> str:
-        return f"{self.original_name} ({self.width}x{self.height} {self.format})"
+        return f"{self.display_name} ({self.width}x{self.height} {self.format})"
+
+    @property
+    def display_name(self) -> str:
+        """What readers and integrations see. A file name often carries the patient's name or
+        MRN, so it is stored but shown only where ``RADVIEWER_SHOW_FILE_NAMES`` is true;
+        otherwise "image N", N counting the study's images in the order they arrived."""
+        if settings.SHOW_FILE_NAMES:
+            return self.original_name
+        return f"image {self.ordinal}"
+
+    @staticmethod
+    def number_in_study(images: list[Image]) -> list[Image]:
+        """Give every image of one study (all of them, in arrival order) its ordinal without a
+        query each: pages and API answers list whole studies."""
+        for position, image in enumerate(images, start=1):
+            image.__dict__["_ordinal"] = position
+        return images
+
+    @property
+    def ordinal(self) -> int:
+        if "_ordinal" not in self.__dict__:
+            self.__dict__["_ordinal"] = Image.objects.filter(study_id=self.study_id, pk__lt=self.pk).count() + 1
+        return self.__dict__["_ordinal"]
 
     def latest_prediction(self) -> Prediction | None:
         preds = [p for p in self.predictions.all() if p.arm != Prediction.Arm.SHADOW]
@@ -142,24 +173,45 @@ class Image(models.Model):
 
 
 class OriginalIdentifiers(models.Model):
-    """Protected re-identification mapping; read only through an audited selector."""
+    """Protected re-identification mapping; read only through an audited selector
+    (``clinical.selectors.phi.original_identifiers_read``), never shown to readers.
+
+    Every identifying value is encrypted at rest (``radviewer.lib.phi_crypto``); the three
+    that are looked up (the sender's Study and SOP Instance UIDs, the accession number) have a
+    keyed hash beside them, filled on save."""
 
     image = models.OneToOneField(Image, on_delete=models.PROTECT, related_name="original_ids")
-    study_instance_uid = models.CharField(max_length=64, db_index=True)
-    series_instance_uid = models.CharField(max_length=64)
-    sop_instance_uid = models.CharField(max_length=64, unique=True)
-    sop_class_uid = models.CharField(max_length=64)
-    accession_number = models.CharField(max_length=64, blank=True)
+    study_instance_uid = EncryptedTextField()
+    series_instance_uid = EncryptedTextField()
+    sop_instance_uid = EncryptedTextField()
+    sop_class_uid = models.CharField(max_length=64)  # a standard UID: names no one
+    accession_number = EncryptedTextField(blank=True)
     # The patient module as the source sent it, so results returned to that PACS file under
-    # the same patient there. Never shown to readers; read only via original_identifiers_read.
-    patient_id = models.CharField(max_length=64, blank=True)
-    patient_name = models.CharField(max_length=324, blank=True)
-    issuer_of_patient_id = models.CharField(max_length=64, blank=True)
-    patient_birth_date = models.CharField(max_length=8, blank=True)
-    patient_sex = models.CharField(max_length=16, blank=True)
+    # the same patient there.
+    patient_id = EncryptedTextField(blank=True)
+    patient_name = EncryptedTextField(blank=True)
+    issuer_of_patient_id = EncryptedTextField(blank=True)
+    patient_birth_date = EncryptedTextField(blank=True)
+    patient_sex = EncryptedTextField(blank=True)
+    study_uid_hmac = models.CharField(max_length=64, db_index=True, editable=False)
+    sop_uid_hmac = models.CharField(max_length=64, unique=True, editable=False)
+    accession_hmac = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+
+    ENCRYPTED_FIELDS = (
+        "study_instance_uid", "series_instance_uid", "sop_instance_uid", "accession_number",
+        "patient_id", "patient_name", "issuer_of_patient_id", "patient_birth_date", "patient_sex",
+    )
 
     def __str__(self) -> str:
         return f"original ids of image {self.image_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.study_uid_hmac = phi_lookup_hmac(self.study_instance_uid)
+        self.sop_uid_hmac = phi_lookup_hmac(self.sop_instance_uid)
+        self.accession_hmac = phi_lookup_hmac(self.accession_number)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "study_uid_hmac", "sop_uid_hmac", "accession_hmac"}
+        super().save(*args, **kwargs)
 
 
 class Prediction(models.Model):

@@ -30,7 +30,7 @@ def study_provenance(*, study: Study, include_shadow: bool) -> list[PredictionPr
         qs = qs.exclude(arm=Prediction.Arm.SHADOW)
     return [
         PredictionProvenance(
-            image_id=p.image_id, image_name=p.image.original_name, model_name=p.model_name,
+            image_id=p.image_id, image_name=p.image.display_name, model_name=p.model_name,
             model_version=p.model_version, arm=p.arm, status=p.status, at=p.created_at,
             production_then=served_at(name=p.model_name, alias="production", at=p.created_at)
             if p.model_name else None,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.urls import reverse
 
+from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Review, Study
 from clinical.selectors.phi import original_identifiers_read
 from mlcore.selectors import class_display_name as display_name
@@ -50,6 +51,14 @@ def study_links(study: Study, *, request: Any = None) -> dict[str, str]:
     }
 
 
+def study_warnings(study: Study) -> list[str]:
+    """What a reader or the sender must know before trusting the de-identified copy."""
+    warnings = [study.scope_warning] if study.scope_warning else []
+    if study.burned_in_annotation:
+        warnings.append(BURNED_IN_WARNING)
+    return warnings
+
+
 def study_summary(study: Study, *, request: Any = None) -> dict[str, Any]:
     """The short form: list items and the 202 acknowledgement."""
     return {
@@ -62,6 +71,8 @@ def study_summary(study: Study, *, request: Any = None) -> dict[str, Any]:
         "top_class_display": display_name(study.top_class) if study.top_class else "",
         "triage_priority": study.triage_priority,
         "out_of_scope": study.out_of_scope,
+        "burned_in_annotation": study.burned_in_annotation,
+        "warnings": study_warnings(study),
         "links": study_links(study, request=request),
     }
 
@@ -143,7 +154,7 @@ def study_result(study: Study, *, client: Any, request: Any = None, include_pati
     """
     images = []
     source_study = None
-    for image in study.images.all():
+    for image in Image.number_in_study(list(study.images.all())):  # prefetched in arrival order
         source = _source_ids(image, client=client, request=request, include_patient=include_patient)
         if source and source_study is None:
             source_study = {"study_instance_uid": source["study_instance_uid"],
@@ -156,7 +167,7 @@ def study_result(study: Study, *, client: Any, request: Any = None, include_pati
                                request)
         images.append({
             "id": image.pk,
-            "name": image.original_name,
+            "name": image.display_name,
             "format": image.format,
             "width": image.width,
             "height": image.height,

@@ -13,6 +13,7 @@ from clinical.ingest import IngestResult
 from clinical.models import Image, OriginalIdentifiers, Study
 from clinical.selectors.phi import original_identifiers_read
 from clinical.selectors.results import SOURCE_PURPOSE
+from radviewer.lib.phi_crypto import phi_lookup_hmac
 
 # The statuses in which a study has an AI result a PACS can fetch.
 RESULT_STATUSES = (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED, Study.Status.SIGNED_OFF)
@@ -42,7 +43,7 @@ def client_studies(
     if accession_number is not None:
         qs = qs.filter(accession_number=accession_number)
     if study_instance_uid is not None:
-        qs = qs.filter(images__original_ids__study_instance_uid=study_instance_uid).distinct()
+        qs = qs.filter(images__original_ids__study_uid_hmac=phi_lookup_hmac(study_instance_uid)).distinct()
     return qs
 
 
@@ -70,9 +71,9 @@ def client_dicom_results(
                                images__format=Image.Format.DICOM)
           .distinct().order_by("received_at", "id"))
     if study_instance_uid:
-        qs = qs.filter(images__original_ids__study_instance_uid=study_instance_uid)
+        qs = qs.filter(images__original_ids__study_uid_hmac=phi_lookup_hmac(study_instance_uid))
     if accession_number:
-        qs = qs.filter(images__original_ids__accession_number=accession_number)
+        qs = qs.filter(images__original_ids__accession_hmac=phi_lookup_hmac(accession_number))
     out = []
     for study in qs[offset:offset + limit]:
         image = study.images.filter(format=Image.Format.DICOM).order_by("id").first()
@@ -87,7 +88,7 @@ def studies_holding(result: IngestResult) -> QuerySet[Study]:
     Instance UID: one query, used for ownership checks and to find a submission's study."""
     match = Q(images__sha256=result.sha256)
     if result.dicom is not None:
-        match |= Q(images__original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
+        match |= Q(images__original_ids__sop_uid_hmac=phi_lookup_hmac(result.dicom.original_uids["sop"]))
         match |= Q(uid=result.dicom.deid_uids["study"])
     return Study.objects.filter(match).order_by()
 

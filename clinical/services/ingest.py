@@ -17,12 +17,14 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from clinical.ingest import IngestError, IngestResult, ingest_bytes
+from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Image, OriginalIdentifiers, Study, new_uid
 from clinical.services.predictions import prediction_request
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib import metrics
+from radviewer.lib.phi_crypto import phi_lookup_hmac
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,21 @@ class ImageIngestOutcome:
     created: bool  # False when the same file (or SOP instance) was already stored
     scope_warning: str
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the sender and the reader should know about this image (labelled "image N")."""
+        out = [self.scope_warning] if self.scope_warning else []
+        if self.image.burned_in_annotation:
+            out.append(BURNED_IN_WARNING)
+        return [f"{self.image.display_name}: {w}" for w in out]
+
 
 def _existing_image(result: IngestResult) -> Image | None:
     image = Image.objects.select_related("study").filter(sha256=result.sha256).first()
     if image is None and result.dicom is not None:
         image = (
             Image.objects.select_related("study")
-            .filter(original_ids__sop_instance_uid=result.dicom.original_uids["sop"])
+            .filter(original_ids__sop_uid_hmac=phi_lookup_hmac(result.dicom.original_uids["sop"]))
             .first()
         )
     return image
@@ -116,20 +126,23 @@ def image_ingest(
 
 
 def ingest_prepare(*, data: bytes, filename: str) -> IngestResult:
-    """The pure ingest core with this installation's key and limits (no storage, no rows).
-
+    """The pure ingest core with this installation's key, limits and burned-in policy (no
+    storage, no rows): every path calls it before storing anything, so a refusal saves nothing.
     A refusal is counted by its reason (``radviewer_ingest_refusals_total``)."""
     try:
-        return ingest_bytes(
+        result = ingest_bytes(
             data,
             filename=filename,
             pseudonym_key=settings.PSEUDONYM_KEY.encode(),
             max_bytes=settings.MAX_UPLOAD_BYTES,
             max_pixels=settings.MAX_IMAGE_PIXELS,
         )
+        if settings.REFUSE_BURNED_IN and result.dicom is not None and result.dicom.burned_in_annotation:
+            raise IngestError("burned_in_annotation", details={"burned_in_annotation": "YES"})
     except IngestError as exc:
         metrics.ingest_refused(reason=exc.code)
         raise
+    return result
 
 
 def _extension(fmt: str) -> str:
@@ -183,7 +196,11 @@ def _image_create(result: IngestResult, *, study: Study, stored_name: str) -> Im
         frame_index=decoded.dicom.frame_index if decoded.dicom else None,
         window_center=decoded.window[0] if decoded.window else None,
         window_width=decoded.window[1] if decoded.window else None,
+        burned_in_annotation=bool(dicom and dicom.burned_in_annotation),
     )
+    if image.burned_in_annotation and not study.burned_in_annotation:
+        Study.objects.filter(pk=study.pk).update(burned_in_annotation=True)
+        study.burned_in_annotation = True
     if dicom is not None:
         OriginalIdentifiers.objects.create(
             image=image,

@@ -123,7 +123,7 @@ def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
         if study.status == Study.Status.SIGNED_OFF:
             return study
         images = list(study.images.prefetch_related("reviews"))
-        unreviewed = [img.original_name for img in images if img.latest_review() is None]
+        unreviewed = [img.display_name for img in images if img.latest_review() is None]
         if not images or unreviewed:
             raise ValidationError(
                 {"study": f"every image needs a review before sign-off; not yet reviewed: {', '.join(unreviewed)}"}

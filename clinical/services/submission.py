@@ -134,8 +134,7 @@ def study_submit(
                 )
                 if outcome.created:
                     created_files.append(outcome.image.file.name)
-                if outcome.scope_warning:
-                    submission.warnings.append(f"{files[i].name}: {outcome.scope_warning}")
+                submission.warnings.extend(outcome.warnings)
                 submission.outcomes.append((files[i].name, outcome))
                 target = outcome.study
             assert target is not None

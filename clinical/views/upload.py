@@ -82,7 +82,9 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
         outcome = image_ingest(data=data, filename=upload.name or "", actor=request.user, request=request)
     except IngestError as error:
         return _result(request, filename=sanitize_filename(upload.name or ""), error=error)
-    return _result(request, filename=outcome.image.original_name, outcome=outcome,
+    # The uploader's own file name, echoed so a drop of several files can be told apart; never
+    # read back from storage (a duplicate's stored name may be another user's).
+    return _result(request, filename=sanitize_filename(upload.name or ""), outcome=outcome,
                    status=201 if outcome.created else 200)
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
+from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.worklist import worklist_next_uid
@@ -70,7 +71,8 @@ def study_context(
 ) -> dict[str, Any]:
     """Everything the study page and its partials show, from three queries (study rows,
     predictions, reviews with readers), whatever the number of images."""
-    images: list[Image] = list(study.images.prefetch_related("predictions", "reviews__reader"))
+    images: list[Image] = Image.number_in_study(
+        list(study.images.order_by("id").prefetch_related("predictions", "reviews__reader")))
     # The study row was read before its predictions; a result committed in between would show
     # as done while the status badge still said "running" (and polling stops). The worker
     # commits the prediction and the study status together, so reading the study again
@@ -87,6 +89,7 @@ def study_context(
     signed_off = study.is_signed_off
     return {
         "study": study,
+        "burned_in_warning": BURNED_IN_WARNING,
         "images": images,
         "image": active,
         "prediction": prediction,

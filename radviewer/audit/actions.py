@@ -26,6 +26,7 @@ class AuditAction(models.TextChoices):
     IMAGE_DUPLICATE_LINKED = "image.duplicate_linked", "Duplicate image linked to its study"
     IMAGE_VIEWED = "image.viewed", "Image viewed"
     PHI_ORIGINAL_IDS_READ = "phi.original_ids_read", "Original DICOM identifiers read"
+    PHI_KEY_ROTATED = "phi.key_rotated", "Protected mapping re-encrypted under the current PHI key"
     DICOMWEB_STOW_REFUSED = "dicomweb.stow_refused", "STOW-RS instances refused"
     DICOMWEB_QIDO = "dicomweb.qido", "QIDO-RS search"
     # AI results and readings

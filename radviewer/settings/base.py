@@ -20,6 +20,7 @@ from radviewer.settings.env import (
     env_list,
     env_str,
     env_url,
+    fernet_keys,
     local_secret,
 )
 
@@ -273,6 +274,15 @@ RAY_MAX_FAILURES = env_int("RADVIEWER_RAY_MAX_FAILURES", 2, minimum=0)
 
 # --- clinical ---------------------------------------------------------------------------------
 PSEUDONYM_KEY = env_str("RADVIEWER_PSEUDONYM_KEY", "") or local_secret(VAR_DIR / "pseudonym_key")
+# Encrypts the protected mapping back to the source (clinical.OriginalIdentifiers) at rest:
+# Fernet keys, comma-separated, the first encrypts and all decrypt (rotate: put a new key
+# first, run `manage.py rotate_phi_key`, then drop the old one). Embedded default: a key
+# generated under var/; production requires the variable.
+PHI_KEYS = fernet_keys("RADVIEWER_PHI_KEY", fallback_file=VAR_DIR / "phi_key")
+# Burned In Annotation YES: warn (default) or refuse the instance.
+REFUSE_BURNED_IN = env_bool("RADVIEWER_REFUSE_BURNED_IN", False)
+# File names often carry PHI: stored, but shown as "image 1", "image 2" unless this is true.
+SHOW_FILE_NAMES = env_bool("RADVIEWER_SHOW_FILE_NAMES", False)
 MAX_UPLOAD_BYTES = env_int("RADVIEWER_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("RADVIEWER_MAX_IMAGE_PIXELS", 80_000_000, minimum=10_000)
 WORKLIST_MAX_WAIT_MINUTES = env_int("RADVIEWER_MAX_WAIT_MINUTES", 240, minimum=1)
@@ -312,6 +322,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # highdicom names the source instance (its original SOP Instance UID, PHI here) at
+        # INFO while building the SR from the protected mapping.
+        "highdicom": {"level": "WARNING"},
         # Django's own console handler (DEBUG only) and mail_admins (no ADMINS here) replaced:
         # its records reach the root's console once, not twice under DJANGO_DEBUG=true.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},

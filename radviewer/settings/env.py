@@ -131,3 +131,35 @@ def local_secret(path: Path, *, nbytes: int = 48) -> str:
     path.write_text(value)
     path.chmod(0o600)
     return value
+
+
+def fernet_keys(name: str, *, fallback_file: Path | None) -> list[str]:
+    """Fernet keys from ``name`` (comma-separated: the first encrypts, all decrypt), or - for
+    the embedded profile only - one generated key kept in ``fallback_file``.
+
+    Each key is 32 bytes, url-safe base64 (``Fernet.generate_key()``); a malformed one stops
+    the start-up rather than failing on the first protected row."""
+    import base64
+    import binascii
+
+    keys = env_list(name, [])
+    if not keys:
+        if fallback_file is None:
+            raise ConfigError(f"Environment variable {name} is required in this profile")
+        fallback_file.parent.mkdir(parents=True, exist_ok=True)
+        if not fallback_file.exists():
+            fallback_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+            fallback_file.chmod(0o600)
+        keys = [fallback_file.read_text().strip()]
+    for i, key in enumerate(keys, start=1):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{name}: key {i} of {len(keys)} is not a Fernet key (32 bytes, url-safe base64); "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            )
+    return keys

@@ -1,7 +1,7 @@
 """Production profile: no secret defaults, secure cookies, HSTS; fails fast on what is missing.
 
 Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL, RADVIEWER_PSEUDONYM_KEY,
-CELERY_BROKER_URL. See README.md for the whole table.
+RADVIEWER_PHI_KEY, CELERY_BROKER_URL. See README.md for the whole table.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from radviewer.settings.env import ConfigError, env_bool, env_int, require
+from radviewer.settings.env import ConfigError, env_bool, env_int, fernet_keys, require
 
 _missing_hint = {
     "DJANGO_SECRET_KEY": (
@@ -18,6 +18,10 @@ _missing_hint = {
     "DJANGO_ALLOWED_HOSTS": "comma-separated host names, e.g. radviewer.hospital.org",
     "DATABASE_URL": "postgres://user:password@host:5432/radviewer",
     "RADVIEWER_PSEUDONYM_KEY": "a long random string used to key patient pseudonyms; never change it",
+    "RADVIEWER_PHI_KEY": (
+        "Fernet key(s) encrypting the protected re-identification mapping, comma-separated "
+        "(first encrypts): python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    ),
     "CELERY_BROKER_URL": "redis://host:6379/0 or amqp://user:password@host:5672//",
 }
 for _name, _hint in _missing_hint.items():
@@ -26,6 +30,7 @@ for _name, _hint in _missing_hint.items():
 from radviewer.settings.base import *  # noqa: E402,F403
 
 PROFILE = "production"
+PHI_KEYS = fernet_keys("RADVIEWER_PHI_KEY", fallback_file=None)  # never a key file under var/
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOW_DEMO_ACCOUNTS = False
 

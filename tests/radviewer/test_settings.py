@@ -26,6 +26,7 @@ PROD = {
     "DJANGO_ALLOWED_HOSTS": "radviewer.example.org",
     "DATABASE_URL": "postgres://radviewer@127.0.0.1:5432/radviewer",
     "RADVIEWER_PSEUDONYM_KEY": secrets.token_urlsafe(32),
+    "RADVIEWER_PHI_KEY": "Y6kUpSiu0ZqW0wJ2oMBbY1hYm1e8W5p3oHqD0y9RZ2w=,2dKQfHfo8O5gq7Xk2gUePpmBN6A1H6e5v7Qm3Qm1c3w=",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
 }
 
@@ -35,13 +36,21 @@ def test_production_check_deploy_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "RADVIEWER_PSEUDONYM_KEY"])
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "RADVIEWER_PSEUDONYM_KEY",
+                                     "RADVIEWER_PHI_KEY"])
 def test_production_names_missing_variable(missing):
     env = {k: v for k, v in PROD.items() if k != missing}
     result = manage("check", env=env)
     assert result.returncode == 2
     assert f"Environment variable {missing} is required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_a_malformed_phi_key_by_position():
+    result = manage("check", env={**PROD, "RADVIEWER_PHI_KEY": PROD["RADVIEWER_PHI_KEY"] + ",not-a-key"})
+    assert result.returncode == 2
+    assert "RADVIEWER_PHI_KEY: key 3 of 3 is not a Fernet key" in result.stderr
+    assert "not-a-key" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_production_refuses_embedded_broker():

@@ -39,7 +39,8 @@ def test_png_submission_is_accepted_and_triage_queued(pacs, production_model, dj
     assert (study.api_client_id, study.source, study.accession_number, study.priority_hint) == (
         pacs.client.pk, "api", "A-1", "stat")
     assert body["status"] == "processing" and body["replayed"] is False
-    assert body["images"] == [{"id": study.images.get().pk, "name": "chest.png", "created": True}]
+    assert body["images"] == [{"id": study.images.get().pk, "name": "image 1", "created": True}]
+    assert study.images.get().original_name == "chest.png"  # stored, shown as "image 1"
     assert response["Location"] == body["links"]["self"] and body["links"]["fhir"].endswith("/fhir/")
     assert len(callbacks) == 1  # the prediction task, sent on commit
     assert Prediction.objects.get(image__study=study).status == Prediction.Status.QUEUED
