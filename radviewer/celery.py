@@ -12,9 +12,9 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 from django.conf import settings
-from kombu import Queue
 
 from radviewer.lib import kombu_fs
+from radviewer.lib.queues import QUEUES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radviewer.settings.base")
 kombu_fs.install()  # atomic writes for the embedded filesystem broker
@@ -22,21 +22,7 @@ kombu_fs.install()  # atomic writes for the embedded filesystem broker
 app = Celery("radviewer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUES = ("default", "inference", "training")
-
-
-
-def make_queue(name: str, *, quorum: bool) -> Queue:
-    """A durable queue; a quorum queue on RabbitMQ (settings.CELERY_QUORUM_QUEUES). Every
-    process using a broker must declare its queues alike: RabbitMQ refuses a classic
-    declaration of a quorum queue's name."""
-    if quorum:
-        return Queue(name, routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"})
-    return Queue(name, routing_key=name)
-
-
 app.conf.update(
-    task_queues=[make_queue(name, quorum=settings.CELERY_QUORUM_QUEUES) for name in QUEUES],
     task_default_queue="default",
     task_default_routing_key="default",
     task_routes=("radviewer.lib.tasks.route_task",),

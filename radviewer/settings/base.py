@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from radviewer.lib.queues import QUEUES, make_queue
 from radviewer.settings.env import (
     ConfigError,
     env_bool,
@@ -233,6 +234,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 CELERY_QUORUM_QUEUES = CELERY_BROKER_URL.startswith(("amqp://", "amqps://"))
 if CELERY_QUORUM_QUEUES:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_TASK_QUEUES = [make_queue(name, quorum=CELERY_QUORUM_QUEUES) for name in QUEUES]
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("RADVIEWER_WORKER_HEARTBEAT_SECONDS", 30, minimum=5)
 # A running training job stamps its row this often; the reaper (beat, every minute) fails a

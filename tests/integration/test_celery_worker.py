@@ -24,7 +24,7 @@ def _send_on_commit(broker_url: str, queue: str) -> None:
     from django.conf import settings
     from kombu import Connection
 
-    from radviewer.celery import make_queue
+    from radviewer.lib.queues import make_queue
 
     options = settings.TEST_FILESYSTEM_TRANSPORT_OPTIONS if broker_url.startswith("filesystem") else {}
     # Declared as the worker on that broker declares it (a quorum queue on RabbitMQ).
