@@ -14,6 +14,7 @@ import django.dispatch
 from django.dispatch import receiver
 
 from clinical.services.webhooks import webhook_schedule
+from mlcore.services.operating_points import operating_points_applied
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +34,15 @@ def webhook_on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
         webhook_schedule(study_id=study_id)
     except Exception:
         log.exception("could not schedule the webhook of study %s", study_id)
+
+
+@receiver(operating_points_applied, dispatch_uid="clinical.services.notifications.rerank_on_operating_points")
+def rerank_on_operating_points(sender: Any, *, name: str, version: str, **_: Any) -> None:
+    """A promotion applied new urgent thresholds to ``version``: re-rank the open studies its
+    predictions triaged (new predictions use them anyway)."""
+    from clinical.services.predictions import triage_refresh_for_version  # it imports this module
+
+    try:
+        triage_refresh_for_version(model_name=name, model_version=version)
+    except Exception:
+        log.exception("could not re-rank the worklist for %s v%s", name, version)

@@ -46,6 +46,10 @@ class AuditAction(models.TextChoices):
     MODEL_GATE_OVERRIDDEN = "model.gate_overridden", "Promotion gate overridden with a justification"
     MODEL_CRITERIA_CHANGED = "model.criteria_changed", "Acceptance criteria changed"
     CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
+    # threshold recalibration and blinded reads (issue 11)
+    MODEL_OPERATING_POINTS_APPLIED = "model.operating_points_applied", "Operating points (urgent thresholds) applied"
+    ROLLOUT_BLINDED_SHARE_CHANGED = "rollout.blinded_share_changed", "Blinded-read share changed"
+    STUDY_AI_REVEALED = "study.ai_revealed", "AI revealed after a blinded read's verdict"
     # the ML admin's console
     DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
     DATASET_IMPORTED = "dataset.imported", "Dataset imported"
