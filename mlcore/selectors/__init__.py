@@ -134,3 +134,32 @@ def operating_points_proposed(*, name: str, version: str, champion_version: str)
                                                 applied_at__isnull=True).order_by("class_key", "-created_at", "-id")):
         newest.setdefault(point.class_key, point)
     return [newest[k] for k in sorted(newest)]
+
+
+# --- blinded reads (issue 11, item 6) ---------------------------------------------------------
+
+DECISIVE_VERDICTS = ("agree", "corrected")
+
+
+def automation_bias_report(*, name: str) -> list[dict[str, Any]]:
+    """Agreement on blinded vs AI-shown reads per version and AI class, with the confirmation
+    inflation (mlcore.ml.evaluation.blinding). A blinded read is scored on its first, blinded
+    verdict (``blinded_verdict``), whatever the reader amended after the reveal; uncertain and
+    non-diagnostic verdicts say nothing about the model and are left out."""
+    from mlcore.ml.evaluation.blinding import automation_bias
+
+    rows = []
+    for version, cls, blinded, verdict, first in (
+            ReviewOutcome.objects.filter(model_name=name)
+            .values_list("model_version", "predicted_class", "blinded", "verdict", "blinded_verdict")):
+        used = (first or verdict) if blinded else verdict
+        if used in DECISIVE_VERDICTS:
+            rows.append((version, cls, blinded, used == "agree"))
+    return automation_bias(rows)
+
+
+def blinded_reads_summary(*, name: str) -> dict[str, int]:
+    """How many blinded outcomes there are and how many changed after the reveal."""
+    qs = ReviewOutcome.objects.filter(model_name=name, blinded=True)
+    changed = sum(1 for v, first in qs.values_list("verdict", "blinded_verdict") if first and v != first)
+    return {"blinded_outcomes": qs.count(), "changed_after_reveal": changed}
