@@ -3,32 +3,14 @@
 import pytest
 from django.urls import reverse
 
-from clinical.models import Review, Study
-from clinical.services.predictions import _study_refresh
+from clinical.models import Review
 from clinical.services.reviews import review_create
 from mlcore.models import ReviewOutcome
 from mlcore.services.blinding import BlindingError, blinded_bucket, blinded_read_chosen, blinded_share_set
 from radviewer.audit.models import AuditEvent
-from tests.clinical.factories import ImageFactory, PredictionFactory, StudyFactory
-from tests.clinical.study_rows import study_row, upload_png
+from tests.clinical.study_rows import blinded_study, study_row, upload_png
 
 pytestmark = pytest.mark.django_db
-COVID = {"lung-covid": 0.91, "lung-normal": 0.09}
-
-
-def blinded_study(*, images: int = 1, minutes_ago: float = 0) -> Study:
-    study = StudyFactory(blinded_read=True, top_class="", triage_priority=0.5)
-    for _ in range(images):
-        PredictionFactory(image=ImageFactory(study=study), top_class="lung-covid", confidence=0.91,
-                          probabilities=COVID)
-    if minutes_ago:
-        from datetime import timedelta
-
-        from django.utils import timezone
-        Study.objects.filter(pk=study.pk).update(received_at=timezone.now() - timedelta(minutes=minutes_ago))
-    _study_refresh(study)
-    study.refresh_from_db()
-    return study
 
 
 def test_choice_is_deterministic_and_follows_the_share():

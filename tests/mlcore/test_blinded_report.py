@@ -9,8 +9,7 @@ from mlcore.ml.evaluation.blinding import newcombe_difference, wilson
 from mlcore.models import RolloutPolicy
 from mlcore.selectors import automation_bias_report
 from radviewer.audit.models import AuditEvent
-from tests.clinical.test_blinded import blinded_study
-from tests.clinical.study_rows import study_row
+from tests.clinical.study_rows import blinded_study, study_row
 
 pytestmark = pytest.mark.django_db
 URL = "/ml/blinded/"

@@ -117,3 +117,9 @@ def test_promotion_form_ticks_apply_by_default_and_the_record_page_lists_points(
     detail = ml_admin_client.get(response["Location"]).content.decode()
     assert "Operating points (urgent-class thresholds)" in detail and "0.3100" in detail
     assert OperatingPoint.objects.get().applied_at <= timezone.now()
+    # (The registry fixture's stored evaluations carry only the gate's figures, not a report to show.)
+    Evaluation.objects.all().delete()
+    version_page = ml_admin_client.get("/ml/versions/2/").content.decode()
+    assert "Operating points (urgent-class thresholds)" in version_page and "0.3100" in version_page
+    assert "applied " in version_page and f'href="{response["Location"]}"' in version_page
+    assert "default rule" in ml_admin_client.get("/ml/versions/3/").content.decode()
