@@ -101,7 +101,7 @@ def test_worklist_shows_no_ai_for_a_blinded_read_and_does_not_order_it_by_ai(rad
     assert "blinded read: AI hidden until you save a verdict" in body
     row = body[body.index(f'data-uid="{blinded.uid}"'):]
     row = row[:row.index("</tr>")]
-    assert "COVID" not in row and "91" not in row and "band blinded" in row
+    assert "COVID-19" not in row and "91.0 %" not in row and "band blinded" in row
     order = [body.index(f'data-uid="{s.uid}"') for s in (urgent_old, blinded, routine)]
     assert order == sorted(order)
     # A filter on the AI's class does not find it either.
