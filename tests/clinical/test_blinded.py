@@ -55,6 +55,8 @@ def test_viewer_hides_every_trace_of_the_ai_until_the_verdict(radiologist_client
     partial = radiologist_client.get(reverse("clinical:study_status", args=[study.uid]), {"image": image.pk}).content
     assert b"lung-covid" not in partial and b"COVID" not in partial and b"AI hidden" in partial
     assert radiologist_client.get(reverse("clinical:image_heatmap", args=[study.uid, image.pk])).status_code == 404
+    assert radiologist_client.get(reverse("clinical:image_attribution", args=[study.uid, image.pk,
+                                                                              "integrated_gradients"])).status_code == 404
     assert radiologist_client.post(reverse("clinical:attribution", args=[study.uid, image.pk, "integrated_gradients"])
                                    ).status_code in (404, 409)
 

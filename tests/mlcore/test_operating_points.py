@@ -25,9 +25,18 @@ pytestmark = pytest.mark.django_db
 URGENT_CXR = ("lung-covid", "lung-opacity", "lung-tuberculosis", "lung-viral-pneumonia")
 
 
-def test_a_comparison_proposes_points_that_keep_the_champions_sensitivity(two_versions, eval_dataset):  # noqa: F811
+def test_a_comparison_proposes_points_that_keep_the_champions_sensitivity(two_versions, eval_dataset,  # noqa: F811
+                                                                          ml_admin_client):
     champion, challenger = two_versions
     result = comparison_compute(champion=champion, challenger=challenger, dataset_version=eval_dataset)
+    page = ml_admin_client.get("/ml/compare/", {"a": champion.version, "b": challenger.version,
+                                                "dataset": eval_dataset.slug}).content.decode()
+    assert "Operating points for the urgent classes" in page
+    for p in result["operating_points"].values():
+        if p["threshold"] is not None:
+            assert f'<td class="threshold">{p["threshold"]:.4f}</td>' in page
+        else:
+            assert p["error"].replace("'", "&#x27;") in page
     proposals = result["operating_points"]
     assert set(URGENT_CXR) <= set(proposals)
     # OCT classes have no images in this CXR set: no point, and the reason.
