@@ -14,6 +14,7 @@ from mlcore.models import (
     Evaluation,
     ModelAlias,
     ModelVersion,
+    OperatingPoint,
     RolloutPolicy,
     TrainingJob,
 )
@@ -81,3 +82,12 @@ class EvaluationAdmin(ReadOnlyAdmin):
     list_display = ("pk", "model_version", "dataset_version", "set_name", "status", "n", "finished_at")
     list_filter = ("status", "set_name")
     exclude = ("report", "plots")  # large; shown on the console's version page
+
+
+@admin.register(OperatingPoint)
+class OperatingPointAdmin(ReadOnlyAdmin):
+    """Proposed in a comparison, applied by a promotion (issue 11)."""
+
+    list_display = ("name", "version", "class_key", "threshold", "target_sensitivity", "sensitivity",
+                    "specificity", "champion_version", "created_at", "applied_at", "change_record")
+    list_filter = ("name", "class_key", "applied_at")

@@ -50,6 +50,11 @@ class PromotionForm(forms.Form):
     override_justification = forms.CharField(
         required=False, max_length=4000, widget=forms.Textarea(attrs=_TEXT), label="Override justification",
         help_text="Only when the gate fails: why the version may move anyway. Recorded and audited.")
+    apply_operating_points = forms.BooleanField(
+        required=False, initial=True, label="Apply the recalibrated urgent thresholds",
+        help_text="Production only: the operating points proposed for this version in its comparison with the "
+                  "current production version (each keeps the champion's sensitivity on the locked set); "
+                  "the worklist's urgency then uses them, and the change record lists them.")
     # The holder of each alias as the page showed it: a move made meanwhile is refused.
     expected_production = forms.CharField(required=False, widget=forms.HiddenInput)
     expected_canary = forms.CharField(required=False, widget=forms.HiddenInput)

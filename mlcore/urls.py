@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import dashboard, data, images, promotion, rollout, training, versions
+from mlcore.views import blinded, dashboard, data, images, promotion, rollout, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -26,4 +26,5 @@ urlpatterns = [
     path("changes/<int:pk>/print", promotion.change_print, name="change_print"),
     path("timeline/", promotion.timeline, name="timeline"),
     path("rollout/", rollout.rollout_page, name="rollout"),
+    path("blinded/", blinded.blinded, name="blinded"),
 ]

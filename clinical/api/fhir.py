@@ -84,7 +84,9 @@ def _conclusion(result: dict[str, Any]) -> tuple[str, list[dict]]:
     lines, codes = [], {}
     for image in result["images"]:
         prediction, reviews = image["prediction"], image["reviews"]
-        if prediction and prediction["status"] == "succeeded" and not prediction["top_class"]:
+        if prediction and prediction["status"] == "withheld":
+            lines.append(f"{image['name']}: AI result withheld (blinded read) until a reader saves a verdict")
+        elif prediction and prediction["status"] == "succeeded" and not prediction["top_class"]:
             lines.append(f"{image['name']}: AI named no class (could not tell a chest X-ray from a "
                          "retinal OCT) - read without the AI")
         elif prediction and prediction["status"] == "succeeded":

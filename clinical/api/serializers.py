@@ -74,11 +74,16 @@ class StudySummarySerializer(serializers.Serializer):
     received_at = serializers.DateTimeField()
     top_class = serializers.CharField(allow_blank=True)
     top_class_display = serializers.CharField(allow_blank=True)
-    triage_priority = serializers.FloatField()
-    out_of_scope = serializers.BooleanField()
+    triage_priority = serializers.FloatField(allow_null=True, help_text="null while the AI is withheld (blinded read)")
+    out_of_scope = serializers.BooleanField(allow_null=True, help_text="null while the AI is withheld (blinded read)")
     burned_in_annotation = serializers.BooleanField(
         help_text="An image is marked Burned In Annotation YES: text in the pixels may identify the patient.")
     warnings = serializers.ListField(child=serializers.CharField(), help_text="Scope and burned-in warnings.")
+    blinded_read = serializers.BooleanField(
+        help_text="Chosen to be read with the AI hidden until a verdict (docs/integration.md)")
+    ai_withheld = serializers.BooleanField(help_text="True until a reader saves a verdict on this blinded read: "
+                                                     "no AI class, probability, heat map, FHIR observation or SR")
+    ai_withheld_reason = serializers.CharField(allow_blank=True)
     links = LinksSerializer()
 
 

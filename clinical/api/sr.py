@@ -213,6 +213,9 @@ def study_sr(study: Study, result: dict[str, Any]) -> bytes:
     if not items:
         raise SrUnavailable("a DICOM SR refers to DICOM source instances, and this study has none "
                             "(it was sent as PNG/JPEG); use the JSON or FHIR result")
+    if result.get("ai_withheld"):
+        raise SrUnavailable("blinded read: the AI result is withheld until a reader saves a verdict; "
+                            "the SR is available then")
     ready = [i for i in items if i["prediction"] and i["prediction"]["status"] == "succeeded"]
     if not ready:
         raise SrUnavailable(f"no AI result yet (study status: {result['status']}); poll the study and try again")

@@ -28,7 +28,7 @@ from clinical.api.parsers import JSONParser, MultiPartParser
 from clinical.api.renderers import DicomRenderer, FhirJSONRenderer, PNGRenderer
 from clinical.api.sr import SrUnavailable, study_sr
 from clinical.models import Image, Review, Study
-from clinical.selectors.results import study_queryset, study_result, study_summary
+from clinical.selectors.results import WITHHELD_REASON, ai_withheld, study_queryset, study_result, study_summary
 from clinical.selectors.studies import client_studies, study_image, study_replay, study_sole_image
 from clinical.services.callback_urls import CallbackUrlError, callback_url_validate
 from clinical.services.reviews import review_create
@@ -224,7 +224,7 @@ class StudySrView(ApiView):
                         headers={"Content-Disposition": f'attachment; filename="{study.uid}-sr.dcm"'})
 
 
-HEATMAP_RESPONSES = {(200, "image/png"): BINARY, **error_responses(401, 403, 404, 429)}
+HEATMAP_RESPONSES = {(200, "image/png"): BINARY, **error_responses(401, 403, 404, 409, 429)}
 
 
 class HeatmapView(ApiView):
@@ -239,6 +239,8 @@ class HeatmapView(ApiView):
         image = study_image(study=study, image_id=int(image_id) if image_id is not None else None)
         if image is None:
             raise NotFound("No such image in this study")
+        if ai_withheld(study):
+            raise ApiError(status_code=409, code="ai_withheld", detail=WITHHELD_REASON)
         prediction = image.latest_prediction()
         if prediction is None or not prediction.heatmap_png:
             raise NotFound("No heat map for this image yet; its prediction is not finished")

@@ -59,8 +59,29 @@ def study_warnings(study: Study) -> list[str]:
     return warnings
 
 
+WITHHELD_REASON = ("blinded read: the AI result is withheld from every reader and integration until a "
+                   "reader saves a verdict (it measures automation bias); it appears then")
+
+
+def ai_withheld(study: Study) -> bool:
+    """A blinded read whose verdict is not saved yet (as clinical.services.triage.ai_hidden)."""
+    return bool(study.blinded_read and study.ai_revealed_at is None)
+
+
 def study_summary(study: Study, *, request: Any = None) -> dict[str, Any]:
-    """The short form: list items and the 202 acknowledgement."""
+    """The short form: list items and the 202 acknowledgement. A blinded read says so
+    (``blinded_read``, ``ai_withheld``) and carries no AI figure until the verdict."""
+    if ai_withheld(study):
+        return {
+            "uid": study.uid, "status": study.status, "accession_number": study.accession_number,
+            "priority_hint": study.priority_hint, "received_at": study.received_at.isoformat(),
+            "top_class": "", "top_class_display": "", "triage_priority": None, "out_of_scope": None,
+            # The burned-in warning comes from the header; a scope warning may be the AI's own.
+            "burned_in_annotation": study.burned_in_annotation,
+            "warnings": [BURNED_IN_WARNING] if study.burned_in_annotation else [],
+            "blinded_read": True, "ai_withheld": True, "ai_withheld_reason": WITHHELD_REASON,
+            "links": study_links(study, request=request),
+        }
     return {
         "uid": study.uid,
         "status": study.status,
@@ -73,6 +94,9 @@ def study_summary(study: Study, *, request: Any = None) -> dict[str, Any]:
         "out_of_scope": study.out_of_scope,
         "burned_in_annotation": study.burned_in_annotation,
         "warnings": study_warnings(study),
+        "blinded_read": study.blinded_read,
+        "ai_withheld": False,
+        "ai_withheld_reason": "",
         "links": study_links(study, request=request),
     }
 
@@ -107,6 +131,17 @@ def prediction_repr(prediction: Prediction | None) -> dict[str, Any] | None:
     }
 
 
+def withheld_repr() -> dict[str, Any]:
+    """A prediction of a blinded read before the verdict: the same keys, nothing of the AI."""
+    return {
+        "status": "withheld", "withheld_reason": WITHHELD_REASON, "model_name": "", "model_version": "", "arm": "",
+        "top_class": "", "top_class_display": "", "confidence": None, "out_of_scope": False,
+        "out_of_scope_reason": "", "ood_score": None, "ood_percentile": None, "ood_threshold_percentile": None,
+        "scope": "", "scope_source": "", "probabilities": {}, "findings": [], "failure_reason": "",
+        "completed_at": None,
+    }
+
+
 def review_repr(review: Review) -> dict[str, Any]:
     reader = review.reader.get_username() if review.reader else review.source_label
     return {
@@ -117,6 +152,7 @@ def review_repr(review: Review) -> dict[str, Any]:
         "source": review.source,
         "reader": reader,
         "amendment": review.amendment,
+        "blinded": review.blinded,
         "created_at": review.created_at.isoformat(),
     }
 
@@ -159,10 +195,11 @@ def study_result(study: Study, *, client: Any, request: Any = None, include_pati
         if source and source_study is None:
             source_study = {"study_instance_uid": source["study_instance_uid"],
                             "accession_number": source["accession_number"]}
+        withheld = ai_withheld(study)
         prediction = image.latest_prediction()
         reviews = sorted(image.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
         heatmap = None
-        if prediction is not None and prediction.heatmap_png:
+        if prediction is not None and prediction.heatmap_png and not withheld:
             heatmap = absolute(reverse("api:image-heatmap", kwargs={"uid": study.uid, "image_id": image.pk}),
                                request)
         images.append({
@@ -172,8 +209,10 @@ def study_result(study: Study, *, client: Any, request: Any = None, include_pati
             "width": image.width,
             "height": image.height,
             "source_ids": source,
-            "prediction": prediction_repr(prediction),
-            "reviews": [review_repr(r) for r in reviews],
+            "prediction": withheld_repr() if withheld and prediction is not None else prediction_repr(prediction),
+            # A blinded reading's verdict says whether it matched the AI: not before the reveal.
+            "reviews": [{**review_repr(r), "verdict": "blinded_reading"} if withheld and r.blinded else review_repr(r)
+                        for r in reviews],
             "links": {"heatmap": heatmap},
         })
     return {

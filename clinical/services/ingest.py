@@ -21,6 +21,7 @@ from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Image, OriginalIdentifiers, Study, new_uid
 from clinical.services.predictions import prediction_request
+from mlcore.services.blinding import blinded_read_chosen
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib import metrics
@@ -172,6 +173,7 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
         scope_source=Study.ScopeSource.HEADER if scope != Study.Scope.UNKNOWN else Study.ScopeSource.NONE,
         scope_warning=warning,
         patient_key=patient_key,
+        blinded_read=blinded_read_chosen(study_uid=uid),
         submitted_by=actor if getattr(actor, "is_authenticated", False) else None,
         api_client_id=getattr(api_client, "pk", None),
         **fields,

@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from clinical.models import ResultDelivery
 from clinical.services.result_delivery import result_deliveries_schedule
 from clinical.services.webhooks import webhook_schedule
+from mlcore.services.operating_points import operating_points_applied
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +46,15 @@ def result_on_study_ready(sender: Any, *, study_id: int, **_: Any) -> None:
         result_deliveries_schedule(study_id=study_id, trigger=ResultDelivery.Trigger.TRIAGE_DONE)
     except Exception:
         log.exception("could not schedule the result deliveries of study %s", study_id)
+
+
+@receiver(operating_points_applied, dispatch_uid="clinical.services.notifications.rerank_on_operating_points")
+def rerank_on_operating_points(sender: Any, *, name: str, version: str, **_: Any) -> None:
+    """A promotion applied new urgent thresholds to ``version``: re-rank the open studies its
+    predictions triaged (new predictions use them anyway)."""
+    from clinical.services.predictions import triage_refresh_for_version  # it imports this module
+
+    try:
+        triage_refresh_for_version(model_name=name, model_version=version)
+    except Exception:
+        log.exception("could not re-rank the worklist for %s v%s", name, version)

@@ -285,6 +285,27 @@ def _study_refresh(study: Study) -> None:
         transaction.on_commit(lambda: study_ready(study_id=study.pk))
 
 
+def triage_refresh_for_version(*, model_name: str, model_version: str) -> int:
+    """Re-rank the open studies with a prediction of this version (its operating points were
+    just applied); returns how many were refreshed."""
+    ids = (Study.objects.exclude(status=Study.Status.SIGNED_OFF)
+           .filter(images__predictions__model_name=model_name, images__predictions__model_version=model_version)
+           .values_list("pk", flat=True).distinct())
+    count = 0
+    for pk in list(ids):
+        with transaction.atomic():
+            study = Study.objects.select_for_update().get(pk=pk)
+            if study.status not in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
+                continue
+            fields = study_triage_fields(study)
+            fields.pop("status", None)
+            for key, value in fields.items():
+                setattr(study, key, value)
+            study.save(update_fields=list(fields))
+            count += 1
+    return count
+
+
 def attribution_request(*, prediction: Prediction, method: str, actor: Any, request: Any = None) -> Prediction:
     """Queue a captum attribution for ``prediction`` (idempotent per method):
     queued -> running -> succeeded | failed, kept per method in ``prediction.attributions``."""

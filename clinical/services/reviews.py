@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from clinical.models import Image, Prediction, ResultDelivery, Review, Study
 from clinical.services.display import image_display_bytes
+from clinical.services.notifications import study_ready
 from clinical.services.result_delivery import result_deliveries_schedule
-from clinical.services.triage import study_triage_fields
+from clinical.services.triage import ai_hidden, study_triage_fields
 from mlcore.selectors import class_keys
 from mlcore.services.feedback import feedback_sample_add, review_outcome_record
 from radviewer.audit.actions import AuditAction
@@ -38,6 +39,11 @@ def review_create(
     ``agree`` confirms the AI's top class; ``corrected`` needs ``label`` (a class key);
     ``uncertain`` and ``non_diagnostic`` carry no label. A signed-off study only takes an
     amendment, which needs a note. Confirmed labels go to the dataset store on commit.
+
+    A blinded read (AI hidden): the reader names a class without seeing the AI, so ``agree``
+    is refused and a label equal to the AI's top class is recorded as agreement; the review
+    and its outcome are marked blinded, and once every image has a verdict the AI is
+    revealed (``ai_revealed_at``, audited) and the reader may amend.
     """
     if verdict not in Review.Verdict.values:
         raise ValidationError({"verdict": f"unknown verdict {verdict!r}; accepted: {', '.join(Review.Verdict.values)}"})
@@ -48,6 +54,10 @@ def review_create(
         if amendment and not note.strip():
             raise ValidationError({"note": "an amendment needs a note saying why"})
         prediction = image.latest_prediction()
+        blinded = ai_hidden(study)  # saved with the AI hidden
+        if blinded and verdict == Review.Verdict.AGREE:
+            raise ValidationError({"verdict": "blinded read: the AI is hidden until you save your own verdict; "
+                                              "name the class you see (or uncertain / non-diagnostic)"})
         if verdict == Review.Verdict.AGREE:
             if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
                 raise ValidationError({"verdict": "there is no AI result to agree with; choose a class"})
@@ -57,18 +67,22 @@ def review_create(
                 raise ValidationError({"label": f"unknown class key {label!r}; accepted: {', '.join(class_keys())}"})
         else:
             label = ""
+        if (blinded and verdict == Review.Verdict.CORRECTED and prediction is not None
+                and prediction.status == Prediction.Status.SUCCEEDED and label == prediction.top_class):
+            verdict = Review.Verdict.AGREE  # the reader's own class is the AI's: agreement, unprompted
         review = Review.objects.create(
             image=image, prediction=prediction if prediction and prediction.status == "succeeded" else None,
             reader=reader if getattr(reader, "is_authenticated", False) else None,
             source=source, source_label=source_label, verdict=verdict, label=label,
-            note=note.strip(), amendment=amendment,
+            note=note.strip(), amendment=amendment, blinded=blinded,
         )
         audit_event_create(
             actor=reader, actor_label=source_label,
             action=AuditAction.REVIEW_AMENDED if amendment else AuditAction.REVIEW_CREATED,
             obj=review, request=request,
             details={"study": study.uid, "image": image.pk, "verdict": verdict, "label": label,
-                     "model_version": review.prediction.model_version if review.prediction else None},
+                     "model_version": review.prediction.model_version if review.prediction else None,
+                     **({"blinded": True} if blinded else {})},
         )
         if review.prediction is not None:
             review_outcome_record(
@@ -78,8 +92,11 @@ def review_create(
                 predicted_class=review.prediction.top_class,
                 confirmed_class=label,
                 verdict=verdict,
+                blinded=blinded,
             )
-        if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
+        if ai_hidden(study) and all(img.reviews.exists() for img in study.images.all()):
+            _reveal(study, reader=reader, source_label=source_label, request=request)
+        elif study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
             study.status = study_triage_fields(study).get("status", study.status)
             study.save(update_fields=["status"])
         if label:
@@ -88,6 +105,23 @@ def review_create(
             result_deliveries_schedule(study_id=study.pk, trigger=ResultDelivery.Trigger.AMENDED,
                                        event_key=f"review:{review.pk}")
     return review
+
+
+def _reveal(study: Study, *, reader: Any, source_label: str, request: Any) -> None:
+    """Every image of a blinded read has a verdict: show the AI (and give the study its
+    AI-derived worklist fields back); integrations get the result on commit."""
+    study.ai_revealed_at = timezone.now()
+    fields = study_triage_fields(study) if study.status != Study.Status.SIGNED_OFF else {}
+    if study.status == Study.Status.SIGNED_OFF:
+        fields.pop("status", None)
+    for key, value in fields.items():
+        setattr(study, key, value)
+    study.save(update_fields=["ai_revealed_at", *fields])
+    audit_event_create(actor=reader, actor_label=source_label, action=AuditAction.STUDY_AI_REVEALED, obj=study,
+                       request=request, details={"uid": study.uid})
+    if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
+        study_id = study.pk
+        transaction.on_commit(lambda: study_ready(study_id=study_id))  # the webhook now carries the AI
 
 
 def review_export_feedback(*, review_id: int) -> dict | None:

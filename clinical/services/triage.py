@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from clinical.ingest.results import MODALITY_FOR_RASTER
 from clinical.models import Prediction, Study
-from mlcore.selectors import urgent_class_keys
+from mlcore.selectors import applied_thresholds, urgency_priority, urgent_class_keys
+
+# Where a blinded read sits while the AI is hidden: a constant (so its place says nothing
+# about the AI), at the urgent band's lower edge: after every AI-urgent study, ahead of the
+# AI-routine ones, by arrival time among the blinded; the maximum-wait escalation still applies.
+BLINDED_PRIORITY = 0.5
 
 
 def urgent_probability(probabilities: dict[str, float]) -> float:
     return float(sum(p for k, p in probabilities.items() if k in urgent_class_keys()))
+
+
+def ai_hidden(study: Study) -> bool:
+    """A blinded read whose verdict is not saved yet: readers and integrations see no AI."""
+    return bool(study.blinded_read and study.ai_revealed_at is None)
+
+
+def prediction_priority(prediction: Prediction, thresholds_of: dict | None = None) -> float:
+    """The worklist priority of one prediction under the applied operating points of the
+    version that made it (the default rule when it has none)."""
+    cache = thresholds_of if thresholds_of is not None else {}
+    key = (prediction.model_name, prediction.model_version)
+    if key not in cache:
+        cache[key] = applied_thresholds(name=prediction.model_name, version=prediction.model_version)
+    return urgency_priority(prediction.probabilities, thresholds=cache[key], out_of_scope=False)
 
 
 def study_triage_fields(study: Study) -> dict:
@@ -20,12 +40,20 @@ def study_triage_fields(study: Study) -> dict:
     if any(p.status == Prediction.Status.FAILED for p in latest):
         return {"status": Study.Status.FAILED}
     out_of_scope = any(p.out_of_scope for p in latest)
-    # Out-of-scope input goes first: a human must look at what the model cannot judge.
-    priority = 1.0 if out_of_scope else max(urgent_probability(p.probabilities) for p in latest)
-    top = max(latest, key=lambda p: urgent_probability(p.probabilities)).top_class
     reviewed = all(img.latest_review() is not None for img in images)
+    status = Study.Status.REVIEWED if reviewed else Study.Status.AWAITING_REVIEW
+    if ai_hidden(study):
+        # Nothing of the AI on the study row while blinded (worklist order, filters, API
+        # summary); the reveal recomputes these fields.
+        return {"status": status, "triage_priority": BLINDED_PRIORITY, "top_class": "", "out_of_scope": False,
+                **_inferred_scope(study, latest)}
+    thresholds_of: dict = {}
+    priorities = [prediction_priority(p, thresholds_of) for p in latest]
+    # Out-of-scope input goes first: a human must look at what the model cannot judge.
+    priority = 1.0 if out_of_scope else max(priorities)
+    top = latest[max(range(len(latest)), key=lambda i: priorities[i])].top_class
     return {
-        "status": Study.Status.REVIEWED if reviewed else Study.Status.AWAITING_REVIEW,
+        "status": status,
         "triage_priority": round(priority, 6),
         "top_class": top,
         "out_of_scope": out_of_scope,

@@ -55,9 +55,11 @@ def waiting_since(value: datetime | None, now: datetime | None = None) -> str:
 
 @register.filter
 def priority_band(study) -> str:
-    """escalated | out-of-scope | urgent | routine | pending, in that precedence."""
+    """escalated | blinded | out-of-scope | urgent | routine | pending, in that precedence."""
     if getattr(study, "escalated", False):
         return "escalated"
+    if study.blinded_read and study.ai_revealed_at is None:
+        return "blinded"  # placed by arrival time, not by the AI (clinical.services.triage)
     if study.out_of_scope:
         return "out-of-scope"
     if study.status in ("processing", "failed") and not study.top_class:

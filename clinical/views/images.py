@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from clinical.models import Image, Prediction
 from clinical.services.display import image_display_ensure
+from clinical.services.triage import ai_hidden
 from clinical.views._common import study_and_image
 from mlcore.services.inference import ATTRIBUTION_METHODS
 from radviewer.audit.actions import AuditAction
@@ -34,6 +35,8 @@ def _png_response(request: HttpRequest, image: Image, name: str, kind: str) -> F
 
 
 def _succeeded_prediction(image: Image) -> Prediction:
+    if ai_hidden(image.study):
+        raise Http404("Blinded read: the AI is hidden until a verdict is saved")
     prediction = image.latest_prediction()
     if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
         raise Http404("No finished AI result for this image")

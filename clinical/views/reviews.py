@@ -19,6 +19,7 @@ from clinical.forms import ReviewForm
 from clinical.models import Prediction
 from clinical.services.predictions import attribution_request, prediction_retry
 from clinical.services.reviews import review_create, study_sign_off
+from clinical.services.triage import ai_hidden
 from clinical.views._common import error_messages, require_perm, study_and_image
 from clinical.views.viewer import TEMPLATE, attribution_states, study_context
 from mlcore.services.inference import ATTRIBUTION_METHODS
@@ -54,8 +55,12 @@ def review_submit(request: HttpRequest, uid: str, image_id: int) -> HttpResponse
                       errors=error_messages(exc))
     except PermissionDenied as exc:
         return _panel(request, study, image, "review_panel", status=403, form=form, errors=[str(exc)])
+    hidden_before = ai_hidden(study)
     study.refresh_from_db()
-    return _panel(request, study, image, "review_panel")
+    response = _panel(request, study, image, "review_panel")
+    if hidden_before and not ai_hidden(study) and request.htmx:
+        response["HX-Refresh"] = "true"  # the AI was just revealed: the whole page changes
+    return response
 
 
 @require_POST
@@ -88,6 +93,8 @@ def attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> H
     if method not in ATTRIBUTION_METHODS:
         raise Http404("No such attribution method")
     study, image = study_and_image(request, uid, image_id)
+    if ai_hidden(study):
+        return HttpResponse("Blinded read: the AI is hidden until you save a verdict.", status=409)
     prediction = image.latest_prediction()
     if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
         return HttpResponse("There is no finished AI result to explain yet.", status=409)

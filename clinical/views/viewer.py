@@ -16,6 +16,7 @@ from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.worklist import worklist_next_uid
+from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
 from mlcore.services.inference import ATTRIBUTION_METHODS
 
@@ -78,9 +79,12 @@ def study_context(
     # commits the prediction and the study status together, so reading the study again
     # *after* the predictions gives a status at least as new as what the panel shows.
     study.refresh_from_db(fields=["status", "triage_priority", "top_class", "out_of_scope",
-                                  "signed_off_at", "signed_off_by"])
+                                  "signed_off_at", "signed_off_by", "blinded_read", "ai_revealed_at",
+                                  "scope", "scope_source", "modality"])
     active = next((img for img in images if img.pk == image_id), images[0] if images else None)
-    prediction = active.latest_prediction() if active else None
+    hidden = ai_hidden(study)
+    # A blinded read: nothing of the AI reaches the page (or its partials) until the verdict.
+    prediction = None if hidden else (active.latest_prediction() if active else None)
     probabilities = prediction.sorted_probabilities() if prediction and prediction.probabilities else []
     synthetic = bool(prediction and prediction.model_version and prediction.model_version in
                      synthetic_versions(name=prediction.model_name))
@@ -93,7 +97,8 @@ def study_context(
         "images": images,
         "image": active,
         "prediction": prediction,
-        "running": active is not None and (prediction is None or prediction.status in RUNNING),
+        "ai_hidden": hidden,
+        "running": not hidden and active is not None and (prediction is None or prediction.status in RUNNING),
         "stuck": prediction_is_stuck(prediction),
         "probabilities": probabilities,
         "probability_groups": probability_groups(prediction),

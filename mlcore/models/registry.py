@@ -103,6 +103,11 @@ class ReviewOutcome(models.Model):
     case_ref = models.CharField(max_length=64, blank=True, db_index=True)
     # The reader saved the verdict with the AI hidden (a blinded read).
     blinded = models.BooleanField(default=False)
+    # That first, blinded verdict, kept when the reader amends after the reveal (``verdict``
+    # and ``confirmed_class`` then follow the final reading): the automation-bias report
+    # scores blinded reads on these.
+    blinded_verdict = models.CharField(max_length=16, blank=True)
+    blinded_confirmed_class = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

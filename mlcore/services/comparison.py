@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from mlcore.ml.classes import CLASS_KEYS, CLASSES, URGENT_KEYS
 from mlcore.models import DatasetVersion, Evaluation, ModelVersion
+from mlcore.selectors import applied_thresholds
 from mlcore.services.evaluations import (
     LOCKED,
     EvaluationError,
@@ -35,6 +36,7 @@ from mlcore.services.evaluations import (
     set_hash,
     trained_with_feedback,
 )
+from mlcore.services.operating_points import operating_points_propose
 
 CACHE_VERSION = 1
 CACHE_TIMEOUT_S = 7 * 24 * 3600
@@ -46,8 +48,12 @@ class ComparisonError(ValueError):
     """Bad input for a comparison (the message says what and how to fix it)."""
 
 
-def comparison_cache_key(champion_evaluation_id: int, challenger_evaluation_id: int) -> str:
-    return f"mlcore:comparison:v{CACHE_VERSION}:{champion_evaluation_id}:{challenger_evaluation_id}"
+def comparison_cache_key(champion_evaluation_id: int, challenger_evaluation_id: int,
+                         champion_thresholds: dict[str, float] | None = None) -> str:
+    """The champion's applied thresholds are part of the key: applying new ones changes its
+    operating rule, hence the operating points proposed against it."""
+    points = ",".join(f"{k}={v!r}" for k, v in sorted((champion_thresholds or {}).items()))
+    return f"mlcore:comparison:v{CACHE_VERSION}:{champion_evaluation_id}:{challenger_evaluation_id}:{points}"
 
 
 def _evaluated(version: ModelVersion, dataset: DatasetVersion, exclude_feedback: bool, actor: Any) -> Evaluation:
@@ -124,17 +130,20 @@ def comparison_compute(*, champion: ModelVersion, challenger: ModelVersion, data
     if ev_a.set_hash != ev_b.set_hash:  # only if the store changed between the two runs
         raise ComparisonError("the two evaluations scored different sets (the dataset changed in between); "
                               "compare again")
-    key = comparison_cache_key(ev_a.pk, ev_b.pk)
+    thresholds = applied_thresholds(name=champion.name, version=champion.version)
+    key = comparison_cache_key(ev_a.pk, ev_b.pk, thresholds)
     result = cache.get(key)
     if result is None:
-        result = _compute(champion, challenger, dataset_version, ev_a, ev_b)
+        result = _compute(champion, challenger, dataset_version, ev_a, ev_b, thresholds)
         _store_for_gate(ev_b, champion, ev_a, result)
+        operating_points_propose(champion=champion, challenger=challenger, set_hash=ev_a.set_hash,
+                                 proposals=result["operating_points"])
         cache.set(key, result, CACHE_TIMEOUT_S)
     return result
 
 
 def _compute(champion: ModelVersion, challenger: ModelVersion, dataset: DatasetVersion, ev_a: Evaluation,
-             ev_b: Evaluation) -> dict[str, Any]:
+             ev_b: Evaluation, champion_thresholds: dict[str, float]) -> dict[str, Any]:
     # numpy statistics and matplotlib: loaded on the first comparison, not with the web process
     from mlcore.ml.evaluation.compare import (
         flip_list,
@@ -143,6 +152,7 @@ def _compute(champion: ModelVersion, challenger: ModelVersion, dataset: DatasetV
         paired_bootstrap,
         worklist_effect,
     )
+    from mlcore.ml.evaluation.operating_points import propose_operating_points
     from mlcore.ml.plots.evaluation import differences_svg
 
     started = time.perf_counter()
@@ -172,6 +182,12 @@ def _compute(champion: ModelVersion, challenger: ModelVersion, dataset: DatasetV
         "net_flips": net_correct_flips(flips, CLASS_KEYS),
         "worklist": worklist_effect(flips),
         "urgent_cxr_keys": list(URGENT_CXR_KEYS),
+        # Per urgent class: the challenger's threshold keeping the champion's sensitivity.
+        "operating_points": propose_operating_points(
+            champion_probs=a["probs"], challenger_probs=b["probs"], labels=labels, class_keys=CLASS_KEYS,
+            urgent_keys=URGENT_KEYS, champion_thresholds=champion_thresholds, champion_ood=a["ood"],
+            challenger_ood=b["ood"]),
+        "champion_thresholds": champion_thresholds,
         "plots": {"differences": differences_svg(paired)},
         "computed_at": timezone.now().isoformat(),
         "compute_seconds": round(time.perf_counter() - started, 3),

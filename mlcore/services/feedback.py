@@ -42,8 +42,14 @@ def review_outcome_record(
     predicted_class: str,
     confirmed_class: str,
     verdict: str,
+    blinded: bool = False,
 ) -> ReviewOutcome:
-    """Record (or replace, for an amended review) the verdict on one prediction."""
+    """Record (or replace, for an amended review) the verdict on one prediction.
+
+    ``blinded``: the verdict was saved with the AI hidden (a blinded read's first verdict);
+    it is kept in ``blinded_verdict``/``blinded_confirmed_class`` and a later, AI-shown
+    amendment (``blinded=False``) updates the final reading without erasing it."""
+    extra = {"blinded": True, "blinded_verdict": verdict, "blinded_confirmed_class": confirmed_class} if blinded else {}
     with transaction.atomic():
         try:
             outcome, _ = ReviewOutcome.objects.update_or_create(
@@ -54,6 +60,7 @@ def review_outcome_record(
                     "predicted_class": predicted_class,
                     "confirmed_class": confirmed_class,
                     "verdict": verdict,
+                    **extra,
                 },
             )
         except IntegrityError:  # a concurrent writer won; the next call updates it

@@ -22,6 +22,7 @@ from mlcore.models import AcceptanceCriteria, AliasEvent, ChangeRecord, ModelAli
 from mlcore.selectors.promotion import production_rollback_target
 from mlcore.services.change_records import change_record_sections
 from mlcore.services.gate import GateVerdict, gate_check
+from mlcore.services.operating_points import operating_points_apply, operating_points_not_applied
 from mlcore.services.registry import ALIASES, lock_model, registry_sync
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
@@ -153,8 +154,12 @@ def _validate_alias(alias: str) -> None:
 
 def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None, reason: str,
                override_justification: str = "", expected_current: str | None = None,
-               kind: str = ChangeRecord.Kind.PROMOTION) -> ChangeRecord:
+               kind: str = ChangeRecord.Kind.PROMOTION, apply_operating_points: bool | None = None) -> ChangeRecord:
     """Move ``alias`` to ``version`` through the gate; returns the change record.
+
+    ``apply_operating_points`` (production only): True applies the thresholds proposed for
+    ``version`` against the version it replaces (mlcore.services.operating_points), False
+    records that they were not applied; None (other callers) leaves the record silent on it.
 
     ``expected_current``: the version the admin saw holding the alias ("" = none); when the
     alias holds another one now, the move is refused and the message names who moved it.
@@ -188,6 +193,10 @@ def alias_move(*, actor: Any, alias: str, version: str, name: str | None = None,
                 record = _record_move(actor=actor, name=name, alias=alias, from_version=current,
                                       to_version=version, kind=kind, verdict=verdict, reason=reason,
                                       override_justification=justification, overridden=overridden)
+                if alias == ModelAlias.Alias.PRODUCTION and apply_operating_points is True:
+                    operating_points_apply(record=record, actor=actor)
+                elif alias == ModelAlias.Alias.PRODUCTION and apply_operating_points is False:
+                    operating_points_not_applied(record=record)
                 user, label = _actor_fields(actor)
                 details = {"alias": alias, "version": version, "previous_version": current or None,
                            "change_record": record.pk, "kind": kind, "reason": reason}

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from mlcore.forms import AliasRemoveForm, CriteriaForm, PromotionForm, RollbackForm
 from mlcore.models import ModelVersion
-from mlcore.selectors import alias_map
+from mlcore.selectors import alias_map, operating_points_proposed
 from mlcore.selectors.promotion import (
     alias_timeline,
     change_record_get,
@@ -62,7 +62,8 @@ def promote(request: HttpRequest, version: str) -> HttpResponse:
                 record = alias_move(actor=request.user, alias=alias, version=mv.version, name=name,
                                     reason=form.cleaned_data["reason"],
                                     override_justification=form.cleaned_data["override_justification"],
-                                    expected_current=form.expected_current())
+                                    expected_current=form.expected_current(),
+                                    apply_operating_points=form.cleaned_data["apply_operating_points"])
             except GateBlocked as exc:
                 status, error, verdict = 422, str(exc), exc.verdict
             except AliasMovedMeanwhile as exc:
@@ -86,6 +87,9 @@ def promote(request: HttpRequest, version: str) -> HttpResponse:
         "holders": [(a, holders.get(a, "")) for a in ALIAS_ORDER], "aliases": ALIAS_ORDER,
         "held": [a for a in ALIAS_ORDER if holders.get(a) == mv.version],
         "criteria": acceptance_criteria(name=name), **registry_context(name),
+        "proposed_points": operating_points_proposed(name=name, version=mv.version,
+                                                     champion_version=holders.get("production", ""))
+        if alias == "production" else [],
     }, status=status)
 
 

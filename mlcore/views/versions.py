@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from mlcore.ml.classes import CLASS_BY_KEY, CLASS_KEYS
 from mlcore.models import Evaluation, ModelVersion
-from mlcore.selectors import alias_map, model_versions
+from mlcore.selectors import alias_map, model_versions, operating_points
 from mlcore.selectors.evaluations import (
     dataset_version_get,
     dataset_with_manifest,
@@ -98,6 +98,7 @@ def version_detail(request: HttpRequest, version: str) -> HttpResponse:
                     "commit": params.get("git_commit", ""), "run_id": mv.run_id,
                     "recipe": [(k, params[k]) for k in RECIPE_KEYS if k in params]},
         "evaluations": evaluations,
+        "operating_points": operating_points(name=name, version=mv.version),
         "pending": any(e.status in (Evaluation.Status.QUEUED, Evaluation.Status.RUNNING) for e in evaluations),
         "datasets": list(ready_datasets()), "default_dataset": default_dataset, "set_names": SET_NAMES,
         "names": _names(),

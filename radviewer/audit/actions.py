@@ -55,6 +55,10 @@ class AuditAction(models.TextChoices):
     CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
     # the audit log itself
     AUDIT_EXPORTED = "audit.exported", "Audit log exported (CSV)"
+    # threshold recalibration and blinded reads (issue 11)
+    MODEL_OPERATING_POINTS_APPLIED = "model.operating_points_applied", "Operating points (urgent thresholds) applied"
+    ROLLOUT_BLINDED_SHARE_CHANGED = "rollout.blinded_share_changed", "Blinded-read share changed"
+    STUDY_AI_REVEALED = "study.ai_revealed", "AI revealed after a blinded read's verdict"
     # the ML admin's console
     DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
     DATASET_IMPORTED = "dataset.imported", "Dataset imported"

@@ -288,6 +288,9 @@ SHOW_FILE_NAMES = env_bool("RADVIEWER_SHOW_FILE_NAMES", False)
 MAX_UPLOAD_BYTES = env_int("RADVIEWER_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("RADVIEWER_MAX_IMAGE_PIXELS", 80_000_000, minimum=10_000)
 WORKLIST_MAX_WAIT_MINUTES = env_int("RADVIEWER_MAX_WAIT_MINUTES", 240, minimum=1)
+# Share of studies read with the AI hidden until the verdict, until the console sets one
+# (mlcore RolloutPolicy.blinded_percent; issue 11, docs/ml.md "Blinded reads").
+BLINDED_READS_DEFAULT_PERCENT = 3.0
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

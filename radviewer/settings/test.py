@@ -6,6 +6,9 @@ from radviewer.settings.base import *  # noqa: F403
 from radviewer.settings.env import env_str
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# No blinded reads unless a test sets a share (a random UID would otherwise hide the AI from
+# ~3 % of the studies other tests look at); tests of blinding set RolloutPolicy.blinded_percent.
+BLINDED_READS_DEFAULT_PERCENT = 0.0
 # pytest-django flushes the database between transactional tests, audit log included.
 AUDIT_FLUSH_ALLOWED = True
 STORAGES = {

@@ -37,6 +37,24 @@ def study_row(
     return study
 
 
+COVID = {"lung-covid": 0.91, "lung-normal": 0.09}
+
+
+def blinded_study(*, images: int = 1, minutes_ago: float = 0) -> Study:
+    """A blinded read (AI hidden) whose images' AI says COVID-19 at 0.91, triaged as ingest would."""
+    from clinical.services.predictions import _study_refresh
+
+    study = StudyFactory(blinded_read=True, top_class="", triage_priority=0.5)
+    for _ in range(images):
+        PredictionFactory(image=ImageFactory(study=study), top_class="lung-covid", confidence=0.91,
+                          probabilities=COVID)
+    if minutes_ago:
+        Study.objects.filter(pk=study.pk).update(received_at=timezone.now() - timedelta(minutes=minutes_ago))
+    _study_refresh(study)
+    study.refresh_from_db()
+    return study
+
+
 def upload_png(client, *, seed: int = 0) -> Image:
     """Upload a phantom PNG through the upload URL; its prediction is queued, not run."""
     name = f"c{seed}.png"
