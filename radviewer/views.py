@@ -1,6 +1,23 @@
+import sys
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views import defaults
+
+from radviewer.lib.middleware import database_unavailable
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``. ``DatabaseUnavailableMiddleware`` answers 503 for a view that cannot reach
+    the database; this does the same where no view is running: a middleware (the session's
+    save), or an error page's own rendering (a 404 page reads the session for its header).
+    Django calls it while handling the exception, so the exception is the one in flight."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OperationalError | InterfaceError):
+        return database_unavailable(request, exc)
+    return defaults.server_error(request)
