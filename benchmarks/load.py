@@ -34,6 +34,7 @@ is 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -122,6 +123,7 @@ class Supervised:
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.pids: dict[str, int] = {}
         self.starts: Counter[str] = Counter()
+        self.killed_groups: list[int] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "supervise.py"), str(procfile)], cwd=REPO, env=env,
@@ -154,6 +156,9 @@ class Supervised:
                 self.proc.wait()
         self._reader.join(timeout=5)
         self._log.close()
+        for group in self.killed_groups:  # a pool process the killed main process left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
 
 
 def run_manage(env: dict[str, str], *args: str) -> str:
@@ -573,6 +578,7 @@ def inject_faults(args, t0: float, redis: Redis, supervised: Supervised, windows
         else:
             pid = supervised.pid("inference1")
             os.kill(pid, signal.SIGKILL)
+            supervised.killed_groups.append(pid)  # its own session: the pool process's group too
             end = time.monotonic() - t0
             print(f"fault: inference1 (pid {pid}) SIGKILLed at {end:.1f} s", flush=True)
         windows.append((name, start, end + args.fault_grace))

@@ -812,3 +812,14 @@ def test_bad_input(case: Case, world: World, settings):
         assert after["resend_events"] > before["resend_events"]
         after["resend_events"] = before["resend_events"]
     assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+
+
+def test_the_snapshot_sees_what_an_accepted_submission_stores(world: World):
+    """The control for "nothing half-saved": a good submission changes every count it should."""
+    before = snapshot()
+    world.send_rest(multipart_form("files", "good.png", chest_png(seed=99)))
+    after = snapshot()
+    assert after["studies"] == before["studies"] + 1 and after["images"] == before["images"] + 1
+    assert after["predictions"] == before["predictions"] + 1
+    assert after["write_events"] > before["write_events"]
+    assert len(after["files"] - before["files"]) >= 1
