@@ -116,8 +116,10 @@ BODIES: dict[str, Callable[[], bytes]] = {
     "dicom_bad_uid": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, study_uid="not a uid!",
                                             sop_uid="also;not'a\"uid"),
     "dicom_long_uid": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, study_uid="1." + "2" * 200),
-    "dicom_nul_in_accession": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, accession="A\x00B",
-                                                     patient_id="ID\x00X"),
+    "dicom_nul_in_accession": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, accession="A\x00B"),
+    "dicom_long_accession": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, accession="A" * 200),
+    "dicom_long_patient_id": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, patient_id="P" * 500),
+    "dicom_nul_in_patient_name": lambda: make_cxr_dicom(rows=16, cols=16, bits=8, patient_name="Doe\x00^Jane"),
 }
 
 
@@ -214,6 +216,12 @@ REST_FILES = [
     ("dicom_huge_dims", "dims.dcm", 422, "too_many_pixels"),
     ("dicom_multiframe_cxr", "multi.dcm", 422, "multiframe_not_supported"),
     ("dicom_preamble_junk", "junk.dcm", 422, "corrupt_dicom"),
+    ("dicom_nul_in_uid", "nuluid.dcm", 422, "corrupt_dicom"), ("dicom_bad_uid", "baduid.dcm", 422, "corrupt_dicom"),
+    ("dicom_long_uid", "longuid.dcm", 422, "corrupt_dicom"),
+    ("dicom_nul_in_accession", "nulacc.dcm", 422, "corrupt_dicom"),
+    ("dicom_long_accession", "longacc.dcm", 422, "corrupt_dicom"),
+    ("dicom_long_patient_id", "longpid.dcm", 422, "corrupt_dicom"),
+    ("dicom_nul_in_patient_name", "nulname.dcm", 422, "corrupt_dicom"),
 ]
 CASES += [Case(f"rest-file-{name}-{fname}", "POST", "/api/v1/studies/", status, "invalid_files",
                body=(lambda n=name, f=fname: multipart_form("files", f, body(n))), content_type=FORM_TYPE,
@@ -516,6 +524,8 @@ STOW_FAILED = [
     ("empty", 0xC000), ("pdf", 0xC000), ("text", 0xC000), ("zip", 0xC000), ("dicom_truncated", 0xC000),
     ("dicom_header_only", 0xC000), ("dicom_no_pixels", 0x0122), ("dicom_sr_class", 0x0122),
     ("dicom_mpeg2", 0xC000), ("dicom_huge_dims", 0xA700), ("dicom_preamble_junk", 0xC000),
+    ("dicom_nul_in_uid", 0xC000), ("dicom_bad_uid", 0xC000), ("dicom_long_uid", 0xC000),
+    ("dicom_nul_in_accession", 0xC000), ("dicom_long_patient_id", 0xC000),
 ]
 CASES += [Case(f"stow-part-{name}", "POST", "/dicomweb/studies", 409, "", body=_stow_one(name),
                content_type=STOW_TYPE, stow_reason=reason) for name, reason in STOW_FAILED]
@@ -602,6 +612,8 @@ UPLOAD_FILES = [
     ("png_bomb", "bomb.png", 422, "30000x30000"), ("dicom_truncated", "cut.dcm", 422, "refused"),
     ("dicom_no_pixels", "nopix.dcm", 422, "Pixel Data"), ("dicom_sr_class", "sr.dcm", 422, "Pixel Data"),
     ("dicom_mpeg2", "mpeg.dcm", 415, "transfer syntax"), ("dicom_huge_dims", "dims.dcm", 422, "refused"),
+    ("dicom_nul_in_uid", "nuluid.dcm", 422, "not a DICOM UID"), ("dicom_bad_uid", "baduid.dcm", 422, "not a DICOM UID"),
+    ("dicom_nul_in_accession", "nulacc.dcm", 422, "NUL"), ("dicom_long_patient_id", "longpid.dcm", 422, "VR allows"),
 ]
 CASES += [Case(f"upload-file-{name}-{fname}", "POST", "/upload/file/", status, needle, who="reader", html=True,
                body=(lambda n=name, f=fname: multipart_form("file", f, body(n))), content_type=FORM_TYPE)
