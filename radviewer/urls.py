@@ -24,3 +24,6 @@ urlpatterns = [
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),
 ]
+
+# An unreachable database outside a view is a 503 with a message too (radviewer.views.server_error).
+handler500 = "radviewer.views.server_error"

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 PROCESSING_FAILURE, NOT_AUTHORIZED, SOP_CLASS_NOT_SUPPORTED = 0x0110, 0x0124, 0x0122
 OUT_OF_RESOURCES, STUDY_MISMATCH, CANNOT_UNDERSTAND = 0xA700, 0xA900, 0xC000
+# QIDO offsets beyond this are clamped (there are no rows that far; larger values would
+# overflow the database's integer in OFFSET).
+MAX_OFFSET = 2**31 - 1
 _REASONS = {"too_large": OUT_OF_RESOURCES, "too_many_pixels": OUT_OF_RESOURCES,
             "dicom_no_pixels": SOP_CLASS_NOT_SUPPORTED,
             # refused by this installation's policy, not because it is malformed
@@ -246,7 +249,7 @@ class DicomWebStudiesView(StowView):
         params = request.query_params
         try:
             limit = min(max(int(params.get("limit", 100)), 1), 1000)
-            offset = max(int(params.get("offset", 0)), 0)
+            offset = min(max(int(params.get("offset", 0)), 0), MAX_OFFSET)
         except ValueError:
             raise ApiError(status_code=400, code="invalid_query", detail="limit and offset must be integers") from None
         found = client_dicom_results(client=self.client, study_instance_uid=params.get("StudyInstanceUID", ""),

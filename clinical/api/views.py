@@ -49,8 +49,19 @@ class StudyCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:  # DRF's status for a cursor it did not issue: that page does not exist
-            raise ApiError(status_code=404, code="invalid_cursor",
-                           detail="the cursor is not one this API returned; start again without it") from None
+            raise _invalid_cursor() from None
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValidationError, ValueError, OverflowError):
+            # A well-formed cursor whose position is not a date-time (DRF does not sign cursors).
+            raise _invalid_cursor() from None
+
+
+def _invalid_cursor() -> ApiError:
+    return ApiError(status_code=404, code="invalid_cursor",
+                    detail="the cursor is not one this API returned; start again without it")
 
 
 StudyPageSerializer = inline_serializer("StudyPage", fields={

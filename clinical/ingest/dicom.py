@@ -27,6 +27,7 @@ can show; it is not refused, because the reader may still want the image stored.
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import pydicom
@@ -106,10 +107,9 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
     decoded = decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
 
     original_uids = _uids(ds)
-    accession = str(ds.get("AccessionNumber", "")).strip() or None
-    original_patient = {
-        keyword: str(ds.get(keyword, "") or "").strip() for keyword in ORIGINAL_PATIENT_KEYWORDS
-    }
+    _check_uids(original_uids)
+    accession = _kept_text(ds, "AccessionNumber") or None
+    original_patient = {keyword: _kept_text(ds, keyword) for keyword in ORIGINAL_PATIENT_KEYWORDS}
     pseudonym = patient_pseudonym(
         pseudonym_key=pseudonym_key,
         patient_id=str(ds.get("PatientID", "") or ""),
@@ -224,6 +224,41 @@ def _number_of_frames(ds: pydicom.Dataset) -> int:
         return max(1, int(ds.get("NumberOfFrames", 1) or 1))
     except (TypeError, ValueError) as exc:
         raise IngestError("corrupt_dicom", f"Number of Frames is not a number: {exc}") from exc
+
+
+# PS3.5 9.1: a UID is digits in components separated by dots, at most 64 characters.
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_UID_MAX = 64
+# Values kept from the sender's header (the protected mapping, the study's accession number):
+# the longest each VR allows (PS3.5 6.2; a PN of three component groups of 64), no NUL.
+_PADDING = " \t\r\n\x00"
+_KEPT_MAX = {"AccessionNumber": 64, "PatientID": 64, "IssuerOfPatientID": 64, "PatientName": 324,
+             "PatientBirthDate": 8, "PatientSex": 16}
+
+
+def _check_uids(uids: dict[str, str]) -> None:
+    for name, value in uids.items():
+        if len(value) > _UID_MAX or not _UID.fullmatch(value):
+            label = {"sop_class": "SOP Class"}.get(name, f"{name.title()} Instance")
+            raise IngestError(
+                "corrupt_dicom",
+                f"the {label} UID {value[:80]!r} is not a DICOM UID (digits and dots, at most {_UID_MAX} characters)",
+            )
+
+
+def _kept_text(ds: pydicom.Dataset, keyword: str) -> str:
+    """``keyword``'s value as text, stripped of space and NUL padding; a NUL inside, or a value
+    longer than its VR allows, is refused (no database keeps it as sent)."""
+    try:
+        value = str(ds.get(keyword, "") or "").strip(_PADDING)
+    except _READ_ERRORS as exc:
+        raise IngestError("corrupt_dicom", f"{keyword} cannot be read: {exc}") from exc
+    if "\x00" in value:
+        raise IngestError("corrupt_dicom", f"{keyword} contains a NUL character")
+    if len(value) > _KEPT_MAX[keyword]:
+        raise IngestError("corrupt_dicom",
+                          f"{keyword} is {len(value):,} characters long; its VR allows {_KEPT_MAX[keyword]}")
+    return value
 
 
 def _uids(ds: pydicom.Dataset) -> dict[str, str]:

@@ -6,7 +6,7 @@ The API authenticates its own clients by token, so ``/api/`` and ``/dicomweb/`` 
 themselves instead of redirecting.
 
 ``RequestGuardMiddleware``: a NUL character in the path, the query string or a cookie (the
-session key) is refused (400)
+session key) is refused (400), and so is a Content-Length that is not a number,
 before any view runs. No UID, accession number or filter contains one, PostgreSQL refuses
 NUL in text (a 500 from every lookup) and SQLite would silently match nothing; one guard
 here covers every view, selector and access function.
@@ -94,6 +94,13 @@ class RequestGuardMiddleware:
                 request, status=400, code="invalid_characters", title="Bad request",
                 detail="The address contains a NUL character (%00); no study UID, accession number "
                        "or filter can contain one.")
+        length = request.META.get("CONTENT_LENGTH")
+        if length and not (length.isascii() and length.strip().isdigit()):
+            # gunicorn refuses one itself; behind another server it would reach the metrics
+            # middleware's int() (a 500) and every body reader.
+            return error_response(
+                request, status=400, code="bad_content_length", title="Bad request",
+                detail="The Content-Length header is not a number of bytes.")
         # A quoted cookie may carry an octal escape ("\000"): the session lookup would hit it.
         if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
             return error_response(
