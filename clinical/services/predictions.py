@@ -16,6 +16,7 @@ from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
 from clinical.services.triage import study_triage_fields
+from mlcore.services.drift import DriftError, drift_observation_record
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
@@ -231,6 +232,10 @@ def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Pred
             prediction.completed_at = timezone.now()
             prediction.save()
             _study_refresh(prediction.image.study)
+            try:  # the study's drift features (mlcore keeps them under an opaque ref)
+                drift_observation_record(ref=f"prediction:{prediction.pk}", output=output)
+            except DriftError as exc:  # drift is monitoring: never a reason to lose a result
+                log.warning("prediction %s: drift features not kept: %s", prediction.pk, exc)
         return prediction
     except _AlreadyDone as done:
         for name in saved:

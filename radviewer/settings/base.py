@@ -15,6 +15,7 @@ from radviewer.settings.env import (
     env_bool,
     env_cidrs,
     env_db,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -249,6 +250,12 @@ MLFLOW_REGISTERED_MODEL = env_str("RADVIEWER_REGISTERED_MODEL", "radviewer-triag
 # to it; empty = no UI, the console then names the store without showing its path.
 MLFLOW_UI_URL = env_str("MLFLOW_UI_URL", "").rstrip("/")
 DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", str(VAR_DIR / "datasets" / "current"))
+# Drift (beat task mlcore.drift_check, every DRIFT_CHECK_SECONDS): the newest DRIFT_WINDOW
+# studies of each served version against its reference; each detector alarms at p < alpha.
+DRIFT_WINDOW = env_int("RADVIEWER_DRIFT_WINDOW", 200, minimum=20)
+DRIFT_ALPHA = env_float("RADVIEWER_DRIFT_ALPHA", 0.05, low=0.0, high=0.5)
+DRIFT_PERMUTATIONS = env_int("RADVIEWER_DRIFT_PERMUTATIONS", 200, minimum=19)
+DRIFT_CHECK_SECONDS = env_int("RADVIEWER_DRIFT_CHECK_SECONDS", 3600, minimum=10)
 
 # --- clinical ---------------------------------------------------------------------------------
 PSEUDONYM_KEY = env_str("RADVIEWER_PSEUDONYM_KEY", "") or local_secret(VAR_DIR / "pseudonym_key")
