@@ -2,7 +2,7 @@
 
     python benchmarks/drift.py [--file mlcore/starter/radviewer-starter.pt]
                                [--store var/datasets/real-cxr] [--permutations 100]
-                               [--far-windows 1000] [--runs 200] [--streams 50]
+                               [--far-windows 1000] [--runs 200] [--streams 40]
 
 The model is the starter model; its reference is built exactly as for serving
 (``mlcore.ml.drift.reference_from_store`` on the ``val`` split, 244 images). Windows come
@@ -36,12 +36,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+# Multi-threaded OpenBLAS on a busy 2-core machine made one 128 x 444 x 444 product 25x
+# slower than one thread (96 ms vs 3.7 ms); the detectors' algebra is small: one thread.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,9 +138,9 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=100)
     ap.add_argument("--far-windows", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=200, help="windows per shift and size (power)")
-    ap.add_argument("--streams", type=int, default=50, help="change-point streams per shift")
+    ap.add_argument("--streams", type=int, default=40, help="change-point streams per shift")
     ap.add_argument("--step", type=int, default=25, help="studies between checks on a stream")
-    ap.add_argument("--max-after", type=int, default=400, help="shifted studies before giving up")
+    ap.add_argument("--max-after", type=int, default=300, help="shifted studies before giving up")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t_start = time.perf_counter()

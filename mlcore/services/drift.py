@@ -176,7 +176,7 @@ def drift_alarm_hook_unregister(hook: Callable[[DriftReport], None]) -> None:
 
 
 def _fire_hooks(report_ids: list[int]) -> None:
-    for report in DriftReport.objects.filter(pk__in=report_ids):
+    for report in DriftReport.objects.filter(pk__in=report_ids).order_by("id"):
         for hook in list(_alarm_hooks):
             try:
                 hook(report)
