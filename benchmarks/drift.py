@@ -46,7 +46,7 @@ from pathlib import Path
 # slower than one thread (96 ms vs 3.7 ms); the detectors' algebra is small: one thread.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
