@@ -190,3 +190,24 @@ def test_drift_page_shows_plot_and_latest(var, ml_admin_client):
     assert "<svg" in html and "Latest verdicts" in html and "alarm" in html
     assert 'aria-current="page">Drift' in html
     assert "style=" not in html.split("<svg", 1)[1].split("</svg>", 1)[0]  # CSP-safe plot
+
+
+def test_the_shipped_starter_reference_travels_with_the_starter_version(settings, tmp_path):
+    """make run's registration logs mlcore/starter/radviewer-starter.drift.npz (real-cxr val,
+    built by `manage.py build_drift_reference --starter`) to the starter's run."""
+    import hashlib
+
+    from mlcore.ml import tracking
+    from mlcore.services.drift import ARTIFACT_PATH, STARTER_FILE, STARTER_REFERENCE, drift_reference_for
+
+    settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    settings.VAR_DIR = tmp_path / "var"
+    assert STARTER_REFERENCE.stat().st_size < 200_000  # small enough for the repository
+    call_command("ensure_starter_model", stdout=__import__("io").StringIO())
+    from mlcore.models import ModelVersion
+
+    mv = ModelVersion.objects.get(name=settings.MLFLOW_REGISTERED_MODEL, version="1")
+    assert tracking.read_artifact_bytes(mv.run_id, ARTIFACT_PATH) is not None
+    reference, why = drift_reference_for(name=mv.name, version="1")
+    assert why == "" and reference.n == 244 and reference.embedding_dim == 192
+    assert reference.meta["bundle_sha256"] == hashlib.sha256(STARTER_FILE.read_bytes()).hexdigest()
