@@ -4,8 +4,8 @@
                                [--store var/datasets/real-cxr] [--permutations 100]
                                [--far-windows 1000] [--runs 200] [--streams 40]
 
-The model is the starter model; its reference is built exactly as for serving
-(``mlcore.ml.drift.reference_from_store`` on the ``val`` split, 244 images). Windows come
+The model is the starter model; its reference is built as for serving (the ``val`` split,
+244 images; the embedding PCA fitted on the 1,689 ``train`` images). Windows come
 from the held-out pool: ``test`` + ``final_eval`` (482 images the model never trained or
 calibrated on). Images are read from the store (built from ``../shared/data/real-cxr``
 when missing; never copied into the repository); every image's features under every pixel
@@ -127,9 +127,7 @@ def main() -> None:
     from benchmarks._common import machine_description, markdown_table
     from mlcore.ml.bundle import ModelBundle
     from mlcore.ml.data import build_dataset, open_store, scan_plain_tree
-    from mlcore.ml.drift import DETECTORS, DriftReference, check_window
-    from mlcore.ml.drift.features import CATEGORIES
-    from mlcore.ml.drift.reference import reference_from_store
+    from mlcore.ml.drift import DETECTORS, DriftReference, check_window, split_vector
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--file", type=Path, default=ROOT / "mlcore" / "starter" / "radviewer-starter.pt")
@@ -167,14 +165,17 @@ def main() -> None:
             return imgs if shift is None else [shift(im, srng) for im in imgs]
         return load
 
-    ref_path = cache / "reference.npz"
-    if ref_path.is_file():
-        reference = DriftReference.load(ref_path)
-    else:
-        reference = reference_from_store(bundle, store, "val", model=model)
-        reference.save(ref_path)
     val = features_cached("val", cache, bundle,
                           lambda: [store.read_image(r) for r in store.rows("val")], model=model)
+    train = features_cached("train", cache, bundle,
+                            lambda: [store.read_image(r) for r in store.rows("train")], model=model)
+    train_emb = split_vector(train["vectors"])[1]
+    # What reference_from_store builds (val images, PCA fitted on the train images), from
+    # the cached features (tests/ml/test_drift.py checks the two paths agree).
+    val_feats, val_emb = split_vector(val["vectors"])
+    reference = DriftReference.fit(embeddings=val_emb, image_features=val_feats,
+                                   categories=list(val["categories"]),
+                                   projection_embeddings=train_emb)
     base = features_cached("held-out", cache, bundle, held_images(), model=model)
     shifted = {name: features_cached(name, cache, bundle, held_images(fn), model=model)
                for name, fn in PIXEL_SHIFTS.items()}
@@ -265,11 +266,10 @@ def main() -> None:
                     cats = np.concatenate([val_cats, base["categories"]])
                     order = rng.permutation(len(vec))
                     r_idx, order = order[:reference.n], order[reference.n:]
-                    from mlcore.ml.drift import split_vector
-
                     f_r, e_r = split_vector(vec[r_idx])
                     ref = DriftReference.fit(embeddings=e_r, image_features=f_r,
-                                             categories=list(cats[r_idx]))
+                                             categories=list(cats[r_idx]),
+                                             projection_embeddings=train_emb)
                 for k in range(len(order) // size):
                     win = order[k * size:(k + 1) * size]
                     res = verdict(ref, vec[win], cats[win])
@@ -361,7 +361,6 @@ def main() -> None:
                                 delay_rows))
     lines.append(f"\nTotal time {time.perf_counter() - t_start:.0f} s.")
     print("\n".join(lines))
-    _ = CATEGORIES
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,7 +119,7 @@ def finalize_training(
                                      **{k: r.to_dict() for k, r in held_out.items()}}
     bundle.save(bundle_dir)
     _log_data_report(store, run_id)
-    _log_drift_reference(bundle, store, run_id, backbone)
+    _log_drift_reference(bundle, store, run_id, backbone, out_train.embeddings)
 
     model_uri, version = tracking.log_model_bundle(
         bundle_dir,
@@ -135,14 +136,22 @@ def finalize_training(
                        bundle_dir=str(bundle_dir))
 
 
-def _log_drift_reference(bundle: ModelBundle, store: object, run_id: str, model: nn.Module) -> None:
+def _log_drift_reference(bundle: ModelBundle, store: object, run_id: str, model: nn.Module,
+                         train_embeddings: np.ndarray) -> None:
     """The version's drift reference (its val images: mlcore.ml.drift) as run artefact
     ``drift/reference.npz``. Without one the version's drift checks say "unavailable" (a
     tag on the run says why), so a failure here never fails the training run."""
-    from mlcore.ml.drift.reference import ARTIFACT_PATH, ReferenceError, reference_from_store
+    from mlcore.ml.drift.reference import (
+        ARTIFACT_PATH,
+        MIN_REFERENCE,
+        ReferenceError,
+        reference_from_store,
+    )
 
     try:
         reference = reference_from_store(bundle, store, "val", model=model,
+                                         projection_embeddings=(train_embeddings if len(
+                                             train_embeddings) >= MIN_REFERENCE else None),
                                          meta={"run_id": run_id})
     except (ReferenceError, ValueError, OSError) as exc:
         log.warning("no drift reference for run %s: %s", run_id, exc)
