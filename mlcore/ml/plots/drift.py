@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
 from mlcore.ml.plots._svg import PALETTE, svg_figure
 
 Point = tuple[datetime, float, bool]  # when, p-value, alarmed
@@ -42,5 +44,7 @@ def drift_history_svg(series: Mapping[str, Mapping[str, Sequence[Point]]], *, al
             ax.set_title((titles or {}).get(detector, detector), fontsize=9, loc="left")
             ax.grid(True, alpha=0.3)
         axes[0].legend(fontsize=7, loc="lower left", ncols=min(4, len(versions) + 1))
-        fig.autofmt_xdate()
+        locator = AutoDateLocator()
+        axes[-1].xaxis.set_major_locator(locator)
+        axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return out[0]
