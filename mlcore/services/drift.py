@@ -47,6 +47,9 @@ STARTER_DIR = Path(__file__).resolve().parents[1] / "starter"
 STARTER_FILE = STARTER_DIR / "radviewer-starter.pt"
 STARTER_REFERENCE = STARTER_DIR / "radviewer-starter.drift.npz"
 CHECKED_ALIASES = ("production", "canary", "candidate")
+# Observations a version keeps once tested: this many windows' worth (the reports keep the
+# verdicts; older vectors are never read again).
+KEEP_WINDOWS = 5
 
 
 class DriftError(ValueError):
@@ -75,6 +78,19 @@ def drift_observation_record(*, ref: str, output: TriageOutput) -> DriftObservat
         ref=ref, defaults={"model_name": output.model_name, "model_version": output.model_version,
                            "arm": output.arm, "features": bytes(data), "category": category})
     return obs
+
+
+def drift_observations_prune(*, name: str, version: str, keep: int) -> int:
+    """Delete a version's observations older than its newest ``keep``; returns how many."""
+    if keep < 1:
+        raise DriftError(f"keep must be at least 1, got {keep}")
+    cutoff = (DriftObservation.objects.filter(model_name=name, model_version=version)
+              .order_by("-id").values_list("id", flat=True)[keep - 1:keep].first())
+    if cutoff is None:
+        return 0
+    deleted, _ = DriftObservation.objects.filter(model_name=name, model_version=version,
+                                                 id__lt=cutoff).delete()
+    return deleted
 
 
 # -- references ------------------------------------------------------------------------------
@@ -251,6 +267,7 @@ def _check_version(*, name: str, version: str, window: int, alpha: float, permut
         log.warning("drift check of %s v%s failed: %s", name, version, exc)
         return _write(common, DriftReport.Status.ERROR, f"{type(exc).__name__}: {exc}")
     duration = (time.perf_counter() - t0) * 1000.0
+    drift_observations_prune(name=name, version=version, keep=KEEP_WINDOWS * window)
     reports = []
     with transaction.atomic():
         for result in verdict.results:

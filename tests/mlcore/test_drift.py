@@ -122,6 +122,19 @@ def test_a_200_study_window_of_starter_width_is_tested_and_timed(var):
     assert reports[0].details["permutations"] == 200
 
 
+def test_old_observations_are_pruned_after_a_check(var):
+    from mlcore.services.drift import KEEP_WINDOWS, drift_observations_prune
+
+    drift_reference_save(name=NAME, version="1", reference=_reference())
+    _observe("1", 20 * KEEP_WINDOWS + 15)
+    newest = DriftObservation.objects.order_by("-id").first().pk
+    drift_check_run(window=20, seed=0, permutations=19)
+    assert DriftObservation.objects.count() == 20 * KEEP_WINDOWS
+    assert DriftObservation.objects.order_by("-id").first().pk == newest
+    with pytest.raises(DriftError, match="keep must be"):
+        drift_observations_prune(name=NAME, version="1", keep=0)
+
+
 def test_observation_bad_input_is_refused_and_nothing_is_saved(var):
     with pytest.raises(DriftError, match="not a float32 vector"):
         drift_observation_record(ref="prediction:1", output=_output("1", b"\x00" * 10))
