@@ -7,6 +7,7 @@ import logging
 from mlcore.models import TrainingJob
 from mlcore.services import training_jobs
 from mlcore.services.datasets import dataset_import_run, dataset_imports_fail_stale
+from mlcore.services.drift import drift_check_run
 from mlcore.services.evaluations import evaluation_run
 from mlcore.services.registry import registry_sync
 from radviewer.lib.tasks import house_task
@@ -52,3 +53,10 @@ def stale_work_reap() -> None:
 def evaluation_run_task(*, evaluation_id: int) -> None:
     """Score one requested evaluation (the row is locked; a finished one returns at once)."""
     evaluation_run(evaluation_id=evaluation_id)
+
+
+@house_task(queue="default", soft_time_limit=300, name="mlcore.drift_check")
+def drift_check() -> None:
+    """Compare each served version's newest studies with its reference (beat); writes
+    DriftReport rows (mlcore.services.drift)."""
+    drift_check_run()

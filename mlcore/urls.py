@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import blinded, dashboard, data, images, promotion, rollout, training, versions
+from mlcore.views import blinded, dashboard, data, drift, images, promotion, rollout, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -27,4 +27,5 @@ urlpatterns = [
     path("timeline/", promotion.timeline, name="timeline"),
     path("rollout/", rollout.rollout_page, name="rollout"),
     path("blinded/", blinded.blinded, name="blinded"),
+    path("drift/", drift.drift_page, name="drift"),
 ]

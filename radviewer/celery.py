@@ -79,6 +79,11 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "schedule": float(settings.PREDICTION_SWEEP_SECONDS),
         "options": {"queue": "default", "expires": float(settings.PREDICTION_SWEEP_SECONDS)},
     }
+    schedule["drift-check"] = {
+        "task": "mlcore.drift_check",
+        "schedule": float(settings.DRIFT_CHECK_SECONDS),
+        "options": {"queue": "default", "expires": float(settings.DRIFT_CHECK_SECONDS)},
+    }
     return schedule
 
 

@@ -16,6 +16,7 @@ from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
 from clinical.services.triage import study_triage_fields
+from mlcore.services.drift import DriftError, drift_observation_record
 from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
@@ -241,6 +242,10 @@ def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Pred
             transaction.on_commit(lambda: metrics.prediction_succeeded(
                 model_version=prediction.model_version, arm=prediction.arm, predicted_class=output.top_class,
                 confidence=output.confidence, out_of_scope=prediction.out_of_scope, latency_ms=output.latency_ms))
+            try:  # the study's drift features (mlcore keeps them under an opaque ref)
+                drift_observation_record(ref=f"prediction:{prediction.pk}", output=output)
+            except DriftError as exc:  # drift is monitoring: never a reason to lose a result
+                log.warning("prediction %s: drift features not kept: %s", prediction.pk, exc)
         return prediction
     except _AlreadyDone as done:
         for name in saved:

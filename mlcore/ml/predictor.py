@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mlcore.ml.bundle import ModelBundle
+from mlcore.ml.drift.features import image_features, raw_image_stats, study_vector
 from mlcore.ml.evaluation.calibration import softmax_with_temperature
 from mlcore.ml.evaluation.inference import forward_logits_embeddings
 from mlcore.ml.evaluation.ood import input_descriptor, input_std
@@ -63,6 +64,9 @@ class PredictionResult:
     scope_probability: float | None = None  # the model's mass on the leading scope
     ood_percentile: float | None = None  # share of in-scope val images scoring lower
     ood_threshold_percentile: float | None = None  # the flag threshold, in the same units
+    # What drift detection keeps of this image: float32 [20 image features | CLS embedding]
+    # (mlcore.ml.drift.features.study_vector); None when the caller did not ask for it.
+    drift_features: np.ndarray | None = field(default=None, repr=False)
 
     def heatmap_on_original(self) -> np.ndarray | None:
         """The heat map mapped back onto the original (H, W) image."""
@@ -178,11 +182,13 @@ class Predictor:
                 None if maps is None else np.asarray(maps, dtype=np.float32))
 
     def predict(self, images: Sequence[np.ndarray], *, explain: bool = True,
-                scopes: Sequence[str | None] | None = None) -> list[PredictionResult]:
+                scopes: Sequence[str | None] | None = None,
+                drift_features: bool = False) -> list[PredictionResult]:
         """Calibrated prediction per image; ``latency_ms`` is this call's wall time.
 
         ``scopes``: per image, "cxr" or "oct" when the file's header says so (it wins over
-        the model), or None to let the model decide.
+        the model), or None to let the model decide. ``drift_features``: also return each
+        image's drift vector (image statistics + the embedding of this same forward pass).
         """
         t0 = time.perf_counter()
         x, boxes, shapes = self._prepare(images)
@@ -196,8 +202,14 @@ class Predictor:
         stds = input_std(x, cfg.mean, cfg.std)
         ood = self.bundle.ood
         percentiles = threshold_pct = None
+        descriptors = (input_descriptor(x, cfg.mean, cfg.std)
+                       if ood is not None or drift_features else None)
+        vectors: list[np.ndarray | None] = [None] * len(boxes)
+        if drift_features:
+            feats = image_features(np.stack([raw_image_stats(im) for im in images]), descriptors)
+            vectors = [study_vector(f, e) for f, e in zip(feats, emb, strict=True)]
         if ood is not None:
-            flags, scores, reasons = ood.flag(emb, input_descriptor(x, cfg.mean, cfg.std), stds)
+            flags, scores, reasons = ood.flag(emb, descriptors, stds)
             percentiles = ood.percentile(scores)
             threshold_pct = 100.0 * ood.threshold_quantile
         else:  # a bundle without a detector still refuses blank images
@@ -244,6 +256,7 @@ class Predictor:
                 scope_probability=float(share),
                 ood_percentile=None if percentiles is None else float(percentiles[i]),
                 ood_threshold_percentile=threshold_pct,
+                drift_features=vectors[i],
             ))
         latency = (time.perf_counter() - t0) * 1000.0
         return [dataclasses.replace(r, latency_ms=latency) for r in out]

@@ -179,6 +179,16 @@ def log_bytes(data: bytes, artifact_file: str, *, run_id: str) -> None:
         client().log_artifact(run_id, str(path), None if parent == "." else parent)
 
 
+def read_artifact_bytes(run_id: str, artifact_file: str) -> bytes | None:
+    """The bytes of one run artefact, or None when the run has no such artefact."""
+    listed = {a.path for a in client().list_artifacts(run_id, str(Path(artifact_file).parent))}
+    if artifact_file not in listed:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client().download_artifacts(run_id, artifact_file, tmp)
+        return Path(local).read_bytes()
+
+
 # -- model logging and registry ----------------------------------------------------------
 class RadViewerPyfunc(mlflow.pyfunc.PythonModel):
     """pyfunc view of a bundle: float32 (-1, 1, S, S) normalised images -> (-1, C)

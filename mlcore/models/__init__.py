@@ -5,10 +5,12 @@
 - ``data``: dataset versions in the store and their imports;
 - ``jobs``: training jobs;
 - ``evaluation``: evaluation records (version x evaluation set) and the per-image
-  prediction cache that makes a re-comparison instant.
+  prediction cache that makes a re-comparison instant;
+- ``drift``: per-study drift features and drift check reports.
 """
 
 from mlcore.models.data import DatasetVersion
+from mlcore.models.drift import DriftObservation, DriftReport
 from mlcore.models.evaluation import Evaluation, PredictionCache
 from mlcore.models.jobs import TrainingJob
 from mlcore.models.registry import (
@@ -28,6 +30,8 @@ __all__ = [
     "AliasEvent",
     "ChangeRecord",
     "DatasetVersion",
+    "DriftObservation",
+    "DriftReport",
     "Evaluation",
     "GuardRun",
     "ModelAlias",

@@ -86,10 +86,12 @@ def get_predictor(route: ModelRoute):
 
 
 def predict_images(*, route: ModelRoute, images: Sequence[np.ndarray], explain: bool = True,
-                   scopes: Sequence[str | None] | None = None) -> list:
+                   scopes: Sequence[str | None] | None = None,
+                   drift_features: bool = False) -> list:
     """Calibrated predictions (``mlcore.ml.predictor.PredictionResult``) for ``images``;
     ``scopes`` gives each image's scope from its header ("cxr"/"oct") or None."""
-    return get_predictor(route).predict(list(images), explain=explain, scopes=scopes)
+    return get_predictor(route).predict(list(images), explain=explain, scopes=scopes,
+                                        drift_features=drift_features)
 
 
 def explain_attribution(*, route: ModelRoute, image: np.ndarray, method: str,
@@ -121,6 +123,9 @@ class TriageOutput:
     latency_ms: float
     heatmap_png: bytes | None  # RGBA colour map, image aspect, <= HEATMAP_MAX_SIDE px (client stretches it)
     heatmap_npy: bytes | None  # float32 in [0, 1], same grid as the PNG
+    # float32 little-endian drift vector (image statistics + embedding); the clinical side
+    # hands the whole output to mlcore.services.drift.drift_observation_record.
+    drift_features: bytes | None = None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -153,7 +158,8 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = N
     from mlcore.ml.explain import heatmap_png  # torch: inference worker only (see get_predictor)
 
     hint = scope if scope in SCOPE_HINTS else None
-    result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint])[0]
+    result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint],
+                            drift_features=True)[0]
     heat = result.heatmap_on_original()
     heat = _fit_map(heat) if heat is not None else None
     return TriageOutput(
@@ -175,6 +181,8 @@ def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = N
         latency_ms=float(result.latency_ms),
         heatmap_png=heatmap_png(heat) if heat is not None else None,
         heatmap_npy=_npy_bytes(heat) if heat is not None else None,
+        drift_features=(None if result.drift_features is None
+                        else result.drift_features.astype("<f4").tobytes()),
     )
 
 

@@ -12,6 +12,7 @@ logged when it was trained), so the ML pages show its figures.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from mlcore.services.registry import registry_sync
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
+log = logging.getLogger(__name__)
 STARTER_FILE = Path(__file__).resolve().parents[1] / "starter" / "radviewer-starter.pt"
 STARTER_RUN_NAME = "starter-model"
 
@@ -119,9 +121,29 @@ def _log_and_register(bundle, *, path: Path, name: str) -> str:
                 preprocess=bundle.preprocess.to_dict(), temperature=bundle.temperature,
                 registered_model_name=name)
         tracking.client().set_tag(run_id, "radviewer.model_uri", model_uri)
+        _log_starter_drift_reference(path, run_id)
     if version is None:
         raise StarterModelError(f"MLflow did not register {path} as a version of {name!r}")
     return version
+
+
+def _log_starter_drift_reference(path: Path, run_id: str) -> None:
+    """The shipped drift reference (``radviewer-starter.drift.npz``, from real-cxr val; see
+    ``manage.py build_drift_reference --starter``) goes to the run when it belongs to this
+    file; without it the version's drift checks say "unavailable"."""
+    from mlcore.ml import tracking
+    from mlcore.ml.drift import DriftReference, ReferenceError
+    from mlcore.services.drift import ARTIFACT_PATH, STARTER_REFERENCE
+
+    if not STARTER_REFERENCE.is_file():
+        return
+    try:
+        reference = DriftReference.load(STARTER_REFERENCE)
+    except ReferenceError as exc:
+        log.warning("the shipped drift reference is unusable: %s", exc)
+        return
+    if reference.meta.get("bundle_sha256") == _sha256(path):
+        tracking.log_bytes(reference.to_bytes(), ARTIFACT_PATH, run_id=run_id)
 
 
 # The recipe of the shipped file is TrainConfig's defaults (the real-data recipe, with the

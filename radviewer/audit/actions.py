@@ -72,4 +72,6 @@ class AuditAction(models.TextChoices):
     EVALUATION_REQUESTED = "evaluation.requested", "Evaluation requested"
     EVALUATION_COMPLETED = "evaluation.completed", "Evaluation completed"
     EVALUATION_FAILED = "evaluation.failed", "Evaluation failed"
+    DRIFT_REFERENCE_SAVED = "drift.reference_saved", "Drift reference saved for a model version"
+    DRIFT_ALARM = "drift.alarm", "Drift alarm raised"
 

@@ -17,6 +17,7 @@ from radviewer.settings.env import (
     env_bool,
     env_cidrs,
     env_db,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -273,6 +274,12 @@ RAY_STORAGE_PATH = env_str("RADVIEWER_RAY_STORAGE", "")
 RAY_WORKERS = env_int("RADVIEWER_RAY_WORKERS", 2, minimum=1)
 RAY_USE_GPU = env_bool("RADVIEWER_RAY_USE_GPU", False)
 RAY_MAX_FAILURES = env_int("RADVIEWER_RAY_MAX_FAILURES", 2, minimum=0)
+# Drift (beat task mlcore.drift_check, every DRIFT_CHECK_SECONDS): the newest DRIFT_WINDOW
+# studies of each served version against its reference; each detector alarms at p < alpha.
+DRIFT_WINDOW = env_int("RADVIEWER_DRIFT_WINDOW", 200, minimum=20)
+DRIFT_ALPHA = env_float("RADVIEWER_DRIFT_ALPHA", 0.05, low=0.0, high=0.5)
+DRIFT_PERMUTATIONS = env_int("RADVIEWER_DRIFT_PERMUTATIONS", 200, minimum=19)
+DRIFT_CHECK_SECONDS = env_int("RADVIEWER_DRIFT_CHECK_SECONDS", 3600, minimum=10)
 
 # --- clinical ---------------------------------------------------------------------------------
 PSEUDONYM_KEY = env_str("RADVIEWER_PSEUDONYM_KEY", "") or local_secret(VAR_DIR / "pseudonym_key")

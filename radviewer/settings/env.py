@@ -62,6 +62,20 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
+def env_float(name: str, default: float, *, low: float, high: float) -> float:
+    """A float strictly between ``low`` and ``high``."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"Environment variable {name}={raw!r} is malformed: expected a number") from None
+    if not low < value < high:
+        raise ConfigError(f"Environment variable {name}={raw!r} must be between {low} and {high}")
+    return value
+
+
 def env_str(name: str, default: str) -> str:
     return env.str(name, default=default)
 

@@ -145,3 +145,19 @@ def test_evaluate_bundle_and_log_evaluation(trained, store):
     assert "evaluation/test_confusion.png" in files
     with pytest.raises(ValueError, match="no images"):
         evaluate_bundle(bundle, store, "feedback")
+
+
+def test_run_carries_the_drift_reference_or_says_why_not(trained, store):
+    from mlcore.ml.drift import DriftReference
+    from mlcore.ml.drift.reference import ARTIFACT_PATH, MIN_REFERENCE
+
+    cfg, result = trained
+    tracking.configure(cfg.tracking_uri)
+    tag = MlflowClient().get_run(result.run_id).data.tags["radviewer.drift_reference"]
+    data = tracking.read_artifact_bytes(result.run_id, ARTIFACT_PATH)
+    n_val = len(store.rows("val"))
+    if n_val >= MIN_REFERENCE:
+        assert tag == f"val, {n_val} images"
+        assert DriftReference.from_bytes(data).n == n_val
+    else:  # the tiny store: the version's drift checks will say "unavailable"
+        assert data is None and tag.startswith("missing: ") and "at least 20" in tag

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,6 +119,7 @@ def finalize_training(
                                      **{k: r.to_dict() for k, r in held_out.items()}}
     bundle.save(bundle_dir)
     _log_data_report(store, run_id)
+    _log_drift_reference(bundle, store, run_id, backbone, out_train.embeddings)
 
     model_uri, version = tracking.log_model_bundle(
         bundle_dir,
@@ -132,6 +134,31 @@ def finalize_training(
     tracking.client().set_tag(run_id, "radviewer.model_uri", model_uri)
     return TrainResult(run_id=run_id, model_version=version, metrics=metrics,
                        bundle_dir=str(bundle_dir))
+
+
+def _log_drift_reference(bundle: ModelBundle, store: object, run_id: str, model: nn.Module,
+                         train_embeddings: np.ndarray) -> None:
+    """The version's drift reference (its val images: mlcore.ml.drift) as run artefact
+    ``drift/reference.npz``. Without one the version's drift checks say "unavailable" (a
+    tag on the run says why), so a failure here never fails the training run."""
+    from mlcore.ml.drift.reference import (
+        ARTIFACT_PATH,
+        MIN_REFERENCE,
+        ReferenceError,
+        reference_from_store,
+    )
+
+    try:
+        reference = reference_from_store(bundle, store, "val", model=model,
+                                         projection_embeddings=(train_embeddings if len(
+                                             train_embeddings) >= MIN_REFERENCE else None),
+                                         meta={"run_id": run_id})
+    except (ReferenceError, ValueError, OSError) as exc:
+        log.warning("no drift reference for run %s: %s", run_id, exc)
+        tracking.client().set_tag(run_id, "radviewer.drift_reference", f"missing: {exc}"[:500])
+        return
+    tracking.log_bytes(reference.to_bytes(), ARTIFACT_PATH, run_id=run_id)
+    tracking.client().set_tag(run_id, "radviewer.drift_reference", f"val, {reference.n} images")
 
 
 def _store_is_synthetic(store: object) -> bool:
