@@ -269,7 +269,7 @@ def test_metrics_show_every_family_with_labels_after_real_traffic(stack):
         assert available.value == 0
         assert not _samples(families, "radviewer_drift_p_value")
     up = {s.labels["source"]: s.value for s in _samples(families, "radviewer_metrics_source_up")}
-    assert up == dict.fromkeys(("queue_backlog", "broker", "heartbeats", "agreement", "drift", "jobs"), 1.0)
+    assert up == dict.fromkeys(("queue_backlog", "broker", "heartbeats", "agreement", "drift", "degradation", "jobs"), 1.0)
 
     # every model series carries model_version
     for name, samples in families.items():
