@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import dashboard, data, images, promotion, training, versions
+from mlcore.views import dashboard, data, images, monitoring, promotion, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -25,4 +25,8 @@ urlpatterns = [
     path("changes/<int:pk>.json", promotion.change_json, name="change_json"),
     path("changes/<int:pk>/print", promotion.change_print, name="change_print"),
     path("timeline/", promotion.timeline, name="timeline"),
+    # degradation from reader feedback; continuous training
+    path("monitoring/", monitoring.monitoring, name="monitoring"),
+    path("pipeline/", monitoring.pipeline, name="pipeline"),
+    path("pipeline/start", monitoring.pipeline_start, name="pipeline_start"),
 ]

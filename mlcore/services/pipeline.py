@@ -83,7 +83,8 @@ def pipeline_trigger(*, kind: str, actor: Any = None, reason: str = "", details:
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                waiting = PipelineRun.objects.select_for_update().filter(name=name, state=PipelineRun.State.QUEUED).first()
+                waiting = (PipelineRun.objects.select_for_update()
+                           .filter(name=name, state=PipelineRun.State.QUEUED).first())
                 if waiting is not None:
                     waiting.details = {**waiting.details,
                                        "joined": [*waiting.details.get("joined", []), entry]}
@@ -124,7 +125,8 @@ def production_snapshot(*, name: str | None = None) -> tuple[datetime | None, st
     dataset version when the app knows the store). The time is the dataset version's
     ``finished_at`` (or creation); without a known store, the version's registration time."""
     name = name or settings.MLFLOW_REGISTERED_MODEL
-    alias = ModelAlias.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION).select_related("model_version").first()
+    alias = (ModelAlias.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION)
+             .select_related("model_version").first())
     if alias is None:
         return None, "", None
     mv = alias.model_version
@@ -303,9 +305,8 @@ def _succeed(run_id: int) -> PipelineRun:
         run.message = run.steps[-1]["message"] or "candidate in shadow"
         run.save()
         audit_event_create(actor=None, actor_label=f"pipeline_run:{run.pk}", action=AuditAction.PIPELINE_SUCCEEDED,
-                           obj=run, details={"model_version": run.model_version,
-                                             "dataset_version": run.dataset_version.slug if run.dataset_version else None,
-                                             "training_job": run.training_job_id})
+                           obj=run, details={"model_version": run.model_version, "training_job": run.training_job_id,
+                                             "dataset_version": getattr(run.dataset_version, "slug", None)})
         _start_next(run.name)
     return run
 
@@ -370,7 +371,8 @@ def pipeline_recipe(*, name: str) -> dict[str, Any]:
     starter recipe; ``PIPELINE_RECIPE`` overrides any field (and may add ``TrainConfig``
     extras such as ``max_train_batches``)."""
     recipe: dict[str, Any] = {}
-    prod = ModelAlias.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION).select_related("model_version").first()
+    prod = (ModelAlias.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION)
+            .select_related("model_version").first())
     params = prod.model_version.params if prod else {}
     casts = {"image_size": int, "epochs": int, "batch_size": int, "seed": int, "lr": float}
     for form, key in RECIPE_FIELDS.items():

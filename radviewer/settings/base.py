@@ -9,7 +9,6 @@ Set ``DATABASE_URL``, ``CELERY_BROKER_URL``, ``AWS_STORAGE_BUCKET_NAME`` and
 from __future__ import annotations
 
 import json
-
 import warnings
 from pathlib import Path
 
