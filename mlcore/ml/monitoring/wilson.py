@@ -20,4 +20,7 @@ def wilson_interval(k: int, n: int, *, z: float = Z95) -> tuple[float, float] | 
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exact bounds at the edges (the formula gives 1 - 1e-16 there)
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
