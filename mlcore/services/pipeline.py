@@ -356,7 +356,7 @@ def _step_snapshot(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:
         except (OSError, ValueError) as exc:
             raise DatasetStoreUnavailable(f"dataset store unreachable: {type(exc).__name__}: {exc}") from exc
     dataset = dataset_snapshot_create(
-        base=base, feedback_store_uri=str(settings.DATASET_STORE_URI), slug=f"ct-{run.name[:40]}-{run.pk}".lower(),
+        base=base, feedback_store_uri=str(settings.DATASET_STORE_URI), slug=_snapshot_slug(run),
         lineage={"pipeline_run": run.pk, "production_manifest_hash": prod_hash}, actor_label=f"pipeline_run:{run.pk}")
     PipelineRun.objects.filter(pk=run.pk).update(dataset_version=dataset)
     lineage = dataset.options.get("lineage", {})
@@ -364,6 +364,12 @@ def _step_snapshot(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:
                     f"images ({lineage.get('feedback_images', 0)} confirmed corrections) from {base.slug}, "
                     f"hash {dataset.manifest_hash[:12]}"), {"dataset_version": dataset.slug,
                                                            "manifest_hash": dataset.manifest_hash, "base": base.slug}
+
+
+def _snapshot_slug(run: PipelineRun) -> str:
+    """Unique per run even across databases (a restored or test database reuses primary keys)."""
+    base = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in run.name.lower())[:40].strip("-_") or "model"
+    return f"ct-{base}-{run.pk}-{run.created_at:%Y%m%d%H%M%S}"
 
 
 def pipeline_recipe(*, name: str) -> dict[str, Any]:
