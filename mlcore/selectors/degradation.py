@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import Count, F, Q
@@ -90,6 +91,13 @@ def _cell(version: str, cls: str, day: date, n: int, k: int) -> DailyAgreement:
     return DailyAgreement(version, cls, day, n, k, k / n, low, high)
 
 
+@lru_cache(maxsize=128)
+def _simulated_arls(design: BernoulliCusum) -> tuple[float, float]:
+    """(in-control ARL, ARL at the drop) by simulation, 1,000 runs each; once per design."""
+    return (arl_simulate(design, design.p0, runs=1000, seed=1)[0],
+            arl_simulate(design, design.p1, runs=1000, seed=1)[0])
+
+
 def agreement_cusum(*, model_name: str | None = None, simulate_arl: bool = True) -> list[CusumChart]:
     """One chart per version that has decisive reads, in read order. Before the baseline is
     complete the chart waits and says so (no statistic, no alarm)."""
@@ -115,7 +123,6 @@ def agreement_cusum(*, model_name: str | None = None, simulate_arl: bool = True)
                            baseline_agreement=baseline, design=design, statistic=result.statistic,
                            alarm_index=result.alarm_index)
         if simulate_arl:
-            chart.arl0 = arl_simulate(design, design.p0, runs=1000, seed=1)[0]
-            chart.arl1 = arl_simulate(design, design.p1, runs=1000, seed=1)[0]
+            chart.arl0, chart.arl1 = _simulated_arls(design)
         charts.append(chart)
     return charts
