@@ -170,9 +170,11 @@ def _degradation() -> list[Metric]:
     alarm = GaugeMetricFamily("radviewer_agreement_cusum_alarm",
                               "1 while the agreement CUSUM is at or above its threshold (sustained drop)",
                               labels=labels)
-    for chart in agreement_cusum(model_name=settings.MLFLOW_REGISTERED_MODEL, simulate_arl=False):
-        if chart.design is None:  # still collecting its baseline: no statistic yet, not zero
-            continue
+    charts = [c for c in agreement_cusum(model_name=settings.MLFLOW_REGISTERED_MODEL, simulate_arl=False)
+              if c.design is not None]  # a version still collecting its baseline: no series, not zero
+    if not charts:
+        return []
+    for chart in charts:
         key = [chart.model_version]
         value.add_metric(key, chart.current)
         threshold.add_metric(key, chart.design.h)

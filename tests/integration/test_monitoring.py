@@ -268,13 +268,17 @@ def test_metrics_show_every_family_with_labels_after_real_traffic(stack):
     else:  # no drift model yet: unavailable, never a p-value of 0
         assert available.value == 0
         assert not _samples(families, "radviewer_drift_p_value")
+    runs = {s.labels["state"]: s.value for s in _samples(families, "radviewer_pipeline_runs")}
+    assert runs == {"queued": 0, "running": 0, "retrying": 0, "succeeded": 0, "failed": 0}
+    assert "radviewer_agreement_cusum" not in families  # one read: the baseline is not complete
     up = {s.labels["source"]: s.value for s in _samples(families, "radviewer_metrics_source_up")}
     assert up == dict.fromkeys(("queue_backlog", "broker", "heartbeats", "agreement", "drift", "degradation", "jobs"), 1.0)
 
     # every model series carries model_version
     for name, samples in families.items():
         if name.startswith(("radviewer_predictions", "radviewer_prediction_", "radviewer_inference",
-                            "radviewer_reader", "radviewer_drift_statistic", "radviewer_drift_p_value")):
+                            "radviewer_reader", "radviewer_drift_statistic", "radviewer_drift_p_value",
+                            "radviewer_agreement_cusum")):
             assert samples and all("model_version" in s.labels for s in samples), name
 
 
