@@ -20,6 +20,7 @@ from mlcore.services.feedback import feedback_sample_add
 from mlcore.services.pipeline import pipeline_check, pipeline_run_execute, pipeline_trigger
 from radviewer.audit.models import AuditEvent
 from tests.clinical.factories import chest_png
+from tests.support.registry import registry_fixture  # noqa: F401 (the registry fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +165,30 @@ def test_pipeline_page_lists_runs_and_the_button_starts_one(ml_admin_client, rad
     assert page.status_code == 200 and f"#{run.pk}" in body and "snapshot" in body and "hx-trigger" in body
     partial = ml_admin_client.get(reverse("mlcore:pipeline"), HTTP_HX_REQUEST="true").content.decode()
     assert partial.lstrip().startswith("<section id=\"pipeline-runs\"")
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_decision_step_waits_for_the_admin_or_takes_the_canary_when_every_criterion_passes(registry, auto):
+    from mlcore.models import ModelAlias, RolloutPolicy
+    from mlcore.services.pipeline import STEP_FUNCTIONS
+    from tests.support.registry import NAME, evaluate
+
+    registry.PIPELINE_AUTO_CANARY = auto
+    registry.PIPELINE_CANARY_PERCENT = 7
+    evaluate("2", ece=0.02)
+    failing = evaluate("3", ece=0.20)  # calibration fails the canary gate
+    run = PipelineRun.objects.create(name=NAME, trigger="manual", state="running", model_version="2")
+    status, message, output = STEP_FUNCTIONS["decision"](run)
+    assert status == "done" and output["gate_passed"] is True
+    canary = ModelAlias.objects.filter(name=NAME, alias="canary").first()
+    if auto:
+        assert canary.model_version.version == "2" and "canary -> v2 at 7 %" in message
+        assert RolloutPolicy.objects.get(name=NAME).canary_percent == 7
+    else:
+        assert canary is None and "awaiting the admin's decision" in message and "passes" in message
+    other = PipelineRun.objects.create(name=NAME, trigger="manual", state="queued", model_version="3")
+    status, message, output = STEP_FUNCTIONS["decision"](other)
+    assert output["gate_passed"] is False and "calibration (ECE)" in output["failures"]
+    assert failing.model_version.version == "3"
+    holder = ModelAlias.objects.filter(name=NAME, alias="canary").values_list("model_version__version", flat=True)
+    assert list(holder) == (["2"] if auto else [])  # a failing gate never moves it
