@@ -452,7 +452,8 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 def dataset_snapshot_create(*, base: DatasetVersion, feedback_store_uri: str, slug: str,
                             lineage: dict[str, Any] | None = None,
-                            actor_label: str = "system:pipeline") -> DatasetVersion:
+                            actor_label: str = "system:pipeline",
+                            progress: Callable[[int, int], None] | None = None) -> DatasetVersion:
     """A new, immutable training set: every image of ``base`` (its splits as they are) plus
     the confirmed corrections in the ``feedback`` split of ``feedback_store_uri`` (the app's
     store) and of ``base``, de-duplicated by pixel hash; registered ``ready`` with its hash
@@ -464,6 +465,7 @@ def dataset_snapshot_create(*, base: DatasetVersion, feedback_store_uri: str, sl
     manifest are removed where the store is local, and overwritten by the retry otherwise).
     Idempotent on ``slug``: an existing ready version is returned; a destination whose
     manifest was written by a run that died before its row is registered as it is.
+    ``progress(done, total)`` is called after each copied image (the caller's heartbeat).
     """
     _check_slug(slug)
     existing = DatasetVersion.objects.filter(slug=slug).first()
@@ -480,7 +482,7 @@ def dataset_snapshot_create(*, base: DatasetVersion, feedback_store_uri: str, sl
     try:
         dest = open_store(dest_uri)
         if not dest.manifest():
-            base_hash, feedback_hash, counts = _copy_snapshot(base, feedback_store_uri, dest)
+            base_hash, feedback_hash, counts = _copy_snapshot(base, feedback_store_uri, dest, progress)
         else:
             base_hash, feedback_hash, counts = "", "", {}
         report = dest.split_report().to_dict()
@@ -508,8 +510,8 @@ def dataset_snapshot_create(*, base: DatasetVersion, feedback_store_uri: str, sl
     return dataset
 
 
-def _copy_snapshot(base: DatasetVersion, feedback_store_uri: str, dest: DatasetStore
-                   ) -> tuple[str, str, dict[str, int]]:
+def _copy_snapshot(base: DatasetVersion, feedback_store_uri: str, dest: DatasetStore,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[str, str, dict[str, int]]:
     from dataclasses import replace
 
     source = open_store(base.store_uri)
@@ -527,6 +529,7 @@ def _copy_snapshot(base: DatasetVersion, feedback_store_uri: str, dest: DatasetS
     taken: set[str] = set()
     out: list[ManifestRow] = []
     copied_feedback = 0
+    total = len(base_rows) + len(feedback_rows)
     for store, rows in ((source, base_rows), (feedback_store, feedback_rows)):
         for row in rows:
             if row.split == "feedback" and row.sha256 in seen:
@@ -539,6 +542,8 @@ def _copy_snapshot(base: DatasetVersion, feedback_store_uri: str, dest: DatasetS
             seen.add(row.sha256)
             out.append(replace(row, path=path))
             copied_feedback += row.split == "feedback"
+            if progress is not None:
+                progress(len(out), total)
     dest.write_manifest(out)  # last: until now the destination is no dataset
     return base_hash, feedback_hash, {"images": len(out), "feedback_images": copied_feedback}
 

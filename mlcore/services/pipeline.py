@@ -14,6 +14,7 @@ all or nothing, see ``dataset_snapshot_create``).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -188,6 +189,11 @@ def pipeline_check(*, name: str | None = None, now: datetime | None = None) -> l
     for run in PipelineRun.objects.filter(name=name, state=PipelineRun.State.RETRYING, retry_at__lte=now):
         enqueue_on_commit(RUN_TASK, run_id=run.pk)
         touched.append(run)
+    for run in PipelineRun.objects.filter(name=name, state=PipelineRun.State.RUNNING).select_related("training_job"):
+        if now - _last_sign(run) >= timedelta(seconds=float(settings.TRAINING_STALE_SECONDS)):
+            # its worker died and no broker redelivered the task: resume it (finished steps stay)
+            enqueue_on_commit(RUN_TASK, run_id=run.pk)
+            touched.append(run)
     if _active(name) is None:
         waiting = PipelineRun.objects.filter(name=name, state=PipelineRun.State.QUEUED).first()
         if waiting is not None:
@@ -218,6 +224,13 @@ def pipeline_check(*, name: str | None = None, now: datetime | None = None) -> l
 # --- the run ---------------------------------------------------------------------------------
 
 
+def _last_sign(run: PipelineRun) -> datetime:
+    """When the run last showed life: its own stamp, or its training job's heartbeat."""
+    job = run.training_job
+    return max(t for t in (run.updated_at, job.heartbeat_at if job else None, job.finished_at if job else None)
+               if t is not None)
+
+
 def _claim(run_id: int) -> PipelineRun | None:
     """queued/retrying (due) -> running under the lock; None when there is nothing to do now."""
     now = timezone.now()
@@ -237,8 +250,7 @@ def _claim(run_id: int) -> PipelineRun | None:
         elif run.state == PipelineRun.State.RUNNING:
             # A redelivery. A live worker keeps the run (or its training job) fresh: leave it.
             stale = timedelta(seconds=float(settings.TRAINING_STALE_SECONDS))
-            job = run.training_job
-            last = max([t for t in (run.updated_at, job.heartbeat_at if job else None) if t is not None])
+            last = _last_sign(run)
             if now - last < stale:
                 logger.warning("pipeline run %s: duplicate delivery while it runs; ignored", run.pk)
                 return None
@@ -357,13 +369,30 @@ def _step_snapshot(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:
             raise DatasetStoreUnavailable(f"dataset store unreachable: {type(exc).__name__}: {exc}") from exc
     dataset = dataset_snapshot_create(
         base=base, feedback_store_uri=str(settings.DATASET_STORE_URI), slug=_snapshot_slug(run),
-        lineage={"pipeline_run": run.pk, "production_manifest_hash": prod_hash}, actor_label=f"pipeline_run:{run.pk}")
+        lineage={"pipeline_run": run.pk, "production_manifest_hash": prod_hash}, actor_label=f"pipeline_run:{run.pk}",
+        progress=_Heartbeat(run.pk))
     PipelineRun.objects.filter(pk=run.pk).update(dataset_version=dataset)
     lineage = dataset.options.get("lineage", {})
     return "done", (f"dataset version {dataset.slug}: {lineage.get('images', dataset.report.get('total', '?'))} "
                     f"images ({lineage.get('feedback_images', 0)} confirmed corrections) from {base.slug}, "
                     f"hash {dataset.manifest_hash[:12]}"), {"dataset_version": dataset.slug,
                                                            "manifest_hash": dataset.manifest_hash, "base": base.slug}
+
+
+class _Heartbeat:
+    """Stamps the run (``updated_at``) at most every few seconds while a step copies, so the
+    beat can tell a live run from one whose worker died (``pipeline_check``)."""
+
+    INTERVAL_S = 5.0
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id, self._last = run_id, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self._last >= self.INTERVAL_S:
+            self._last = time.monotonic()
+            PipelineRun.objects.filter(pk=self.run_id).update(updated_at=timezone.now(),
+                                                              message=f"snapshot: copied {done} of {total} images")
 
 
 def _snapshot_slug(run: PipelineRun) -> str:

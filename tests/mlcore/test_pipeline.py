@@ -192,3 +192,28 @@ def test_decision_step_waits_for_the_admin_or_takes_the_canary_when_every_criter
     assert failing.model_version.version == "3"
     holder = ModelAlias.objects.filter(name=NAME, alias="canary").values_list("model_version__version", flat=True)
     assert list(holder) == (["2"] if auto else [])  # a failing gate never moves it
+
+
+def test_a_run_whose_worker_died_is_resumed_by_the_beat_skipping_finished_steps(
+        settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.TRAINING_STALE_SECONDS = 120
+    settings.PIPELINE_RECIPE = {"variant": "no-such-variant"}
+    dataset = DatasetVersion.objects.create(slug="snap", store_uri=str(_store(tmp_path / "snap")))
+    run = PipelineRun.objects.create(name=settings.MLFLOW_REGISTERED_MODEL, trigger="manual", state="running",
+                                     attempts=1, dataset_version=dataset)
+    steps = [{"name": n, "status": "pending", "started_at": None, "finished_at": None, "message": "",
+              "output": {}} for n in PipelineRun.STEPS]
+    steps[0] |= {"status": "done", "message": "dataset version snap", "output": {"dataset_version": "snap"}}
+    steps[1] |= {"status": "running", "message": "started"}
+    PipelineRun.objects.filter(pk=run.pk).update(steps=steps)
+    # alive (a fresh stamp): the beat leaves it, a duplicate delivery is ignored
+    assert pipeline_check() == []
+    assert pipeline_run_execute(run_id=run.pk).attempts == 1
+    PipelineRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert [r.pk for r in pipeline_check()] == [run.pk]
+    assert len(callbacks) == 1
+    resumed = pipeline_run_execute(run_id=run.pk)
+    assert resumed.attempts == 2 and resumed.steps[0]["message"] == "dataset version snap"  # not redone
+    assert DatasetVersion.objects.count() == 1
+    assert resumed.state == "failed" and "unknown variant" in resumed.error  # the train step ran again
