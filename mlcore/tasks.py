@@ -60,3 +60,23 @@ def drift_check() -> None:
     """Compare each served version's newest studies with its reference (beat); writes
     DriftReport rows (mlcore.services.drift)."""
     drift_check_run()
+
+
+@house_task(queue="training", soft_time_limit=TRAINING_SOFT_TIME_LIMIT_S, name="mlcore.pipeline_run")
+def pipeline_run(*, run_id: int) -> None:
+    """Run or resume one continuous-training run (finished steps are skipped)."""
+    from mlcore.models import PipelineRun
+    from mlcore.services.pipeline import pipeline_run_execute
+
+    try:
+        pipeline_run_execute(run_id=run_id)
+    except PipelineRun.DoesNotExist:
+        logger.warning("pipeline run %s no longer exists; message dropped", run_id)
+
+
+@house_task(queue="default", soft_time_limit=120, name="mlcore.pipeline_check")
+def pipeline_check() -> None:
+    """Beat: retry due runs, restart a lost queued one, fire the corrections and schedule triggers."""
+    from mlcore.services.pipeline import pipeline_check as check
+
+    check()

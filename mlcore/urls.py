@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import blinded, dashboard, data, drift, images, promotion, rollout, training, versions
+from mlcore.views import blinded, dashboard, data, drift, images, monitoring, promotion, rollout, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -28,4 +28,8 @@ urlpatterns = [
     path("rollout/", rollout.rollout_page, name="rollout"),
     path("blinded/", blinded.blinded, name="blinded"),
     path("drift/", drift.drift_page, name="drift"),
+    # degradation from reader feedback; continuous training
+    path("monitoring/", monitoring.monitoring, name="monitoring"),
+    path("pipeline/", monitoring.pipeline, name="pipeline"),
+    path("pipeline/start", monitoring.pipeline_start, name="pipeline_start"),
 ]

@@ -74,6 +74,11 @@ def beat_schedule(heartbeat_seconds: int) -> dict:
         "schedule": ROLLOUT_GUARD_SECONDS,
         "options": {"queue": "default", "expires": ROLLOUT_GUARD_SECONDS},
     }
+    schedule["pipeline-check"] = {
+        "task": "mlcore.pipeline_check",
+        "schedule": float(settings.PIPELINE_CHECK_SECONDS),
+        "options": {"queue": "default", "expires": float(settings.PIPELINE_CHECK_SECONDS)},
+    }
     schedule["predictions-recover"] = {
         "task": "clinical.predictions_recover",
         "schedule": float(settings.PREDICTION_SWEEP_SECONDS),

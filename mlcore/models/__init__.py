@@ -4,6 +4,7 @@
   change records, acceptance criteria, rollout policy and reader outcomes;
 - ``data``: dataset versions in the store and their imports;
 - ``jobs``: training jobs;
+- ``pipeline``: continuous-training pipeline runs;
 - ``evaluation``: evaluation records (version x evaluation set) and the per-image
   prediction cache that makes a re-comparison instant;
 - ``drift``: per-study drift features and drift check reports.
@@ -13,6 +14,7 @@ from mlcore.models.data import DatasetVersion
 from mlcore.models.drift import DriftObservation, DriftReport
 from mlcore.models.evaluation import Evaluation, PredictionCache
 from mlcore.models.jobs import TrainingJob
+from mlcore.models.pipeline import PipelineRun
 from mlcore.models.registry import (
     AcceptanceCriteria,
     AliasEvent,
@@ -37,6 +39,7 @@ __all__ = [
     "ModelAlias",
     "ModelVersion",
     "OperatingPoint",
+    "PipelineRun",
     "PredictionCache",
     "ReviewOutcome",
     "RolloutPolicy",

@@ -1,9 +1,8 @@
 """Reads for the Prometheus collectors (radviewer.ops.collectors): training jobs by state,
 the latest drift statistic per detector and version, and pipeline runs by state.
 
-Drift reports and pipeline runs are read only where their models exist (``DriftReport``:
-detector, statistic, p_value, model_version, created_at); before that, the functions say
-"unavailable" (None), never zero.
+A drift report whose check could not run (no reference, too few studies) has no statistic:
+it is exported as unavailable, never as zero.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Min
 
-from mlcore import models as mlcore_models
-from mlcore.models import TrainingJob
+from mlcore.models import DriftReport, PipelineRun, TrainingJob
 
 
 def training_job_states() -> dict[str, int]:
@@ -30,18 +28,11 @@ def training_last_failure_at() -> datetime | None:
         at=Max("finished_at"))["at"]
 
 
-def pipeline_run_states() -> dict[str, int] | None:
-    """Continuous-training pipeline runs per state; None while no such model exists."""
-    model = getattr(mlcore_models, "PipelineRun", None)
-    if model is None:
-        return None
-    field = next((f for f in ("state", "status") if any(x.name == f for x in model._meta.fields)), None)
-    if field is None:
-        return None
-    states = [c[0] for c in (model._meta.get_field(field).choices or [])]
-    counts = dict.fromkeys(states, 0)
-    for row in model.objects.values(field).annotate(n=Count("pk")):
-        counts[row[field]] = row["n"]
+def pipeline_run_states() -> dict[str, int]:
+    """Continuous-training pipeline runs per state, every state present (0 where none)."""
+    counts = dict.fromkeys(PipelineRun.State.values, 0)
+    for row in PipelineRun.objects.values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
     return counts
 
 
@@ -54,16 +45,13 @@ class DriftReading:
     created_at: datetime
 
 
-def latest_drift_readings() -> list[DriftReading] | None:
-    """The newest report per (detector, model version); None while drift reports do not exist
-    (no ``DriftReport`` model): drift is then unavailable, not zero."""
-    model = getattr(mlcore_models, "DriftReport", None)
-    if model is None:
-        return None
+def latest_drift_readings() -> list[DriftReading]:
+    """The newest report per (detector, model version); its statistic and p-value are None
+    when that check could not run (unavailable, not zero)."""
     out: list[DriftReading] = []
-    latest = model.objects.values("detector", "model_version").annotate(last=Max("created_at"))
+    latest = DriftReport.objects.values("detector", "model_version").annotate(last=Max("created_at"))
     for key in latest.order_by("detector", "model_version"):
-        row = (model.objects.filter(detector=key["detector"], model_version=key["model_version"],
+        row = (DriftReport.objects.filter(detector=key["detector"], model_version=key["model_version"],
                                     created_at=key["last"]).order_by("-pk")
                .values_list("statistic", "p_value", "created_at").first())
         if row is not None:

@@ -74,4 +74,10 @@ class AuditAction(models.TextChoices):
     EVALUATION_FAILED = "evaluation.failed", "Evaluation failed"
     DRIFT_REFERENCE_SAVED = "drift.reference_saved", "Drift reference saved for a model version"
     DRIFT_ALARM = "drift.alarm", "Drift alarm raised"
+    ROLLOUT_POLICY_CHANGED = "rollout.policy_changed", "Rollout policy changed (canary or shadow)"
+    DATASET_SNAPSHOT_CREATED = "dataset.snapshot_created", "Dataset snapshot built for continuous training"
+    PIPELINE_TRIGGERED = "pipeline.triggered", "Continuous-training run triggered"
+    PIPELINE_SUCCEEDED = "pipeline.succeeded", "Continuous-training run put a candidate in shadow"
+    PIPELINE_RETRY_SCHEDULED = "pipeline.retry_scheduled", "Continuous-training run failed; retried later"
+    PIPELINE_FAILED = "pipeline.failed", "Continuous-training run failed"
 

@@ -17,7 +17,10 @@ Families (docs/operations.md has the full list with their meaning):
 - reader agreement per model version and predicted class (mlcore ``ReviewOutcome``);
 - drift statistic and p-value per detector and model version (the latest ``DriftReport``);
   ``radviewer_drift_available`` is 0 while there is none, so "no drift data" is never 0;
-- training jobs (and pipeline runs, once they exist) by state, the last failure's time.
+- training jobs (and pipeline runs, once they exist) by state, the last failure's time;
+- degradation from reader feedback: per model version, the agreement CUSUM statistic
+  ``radviewer_agreement_cusum``, its alarm threshold and ``radviewer_agreement_cusum_alarm``
+  (1 while the statistic is at or above the threshold: a sustained agreement drop).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from clinical.selectors.monitoring import inference_backlog
 from mlcore.selectors import agreement_by_version
+from mlcore.selectors.degradation import agreement_cusum
 from mlcore.selectors.monitoring import (
     latest_drift_readings,
     pipeline_run_states,
@@ -155,12 +159,36 @@ def _jobs() -> list[Metric]:
     return out
 
 
+def _degradation() -> list[Metric]:
+    labels = ["model_version"]
+    value = GaugeMetricFamily("radviewer_agreement_cusum",
+                              "Bernoulli CUSUM of reader disagreement per model version (0 while in control)",
+                              labels=labels)
+    threshold = GaugeMetricFamily("radviewer_agreement_cusum_threshold",
+                                  "Alarm threshold h of the agreement CUSUM (in-control ARL: "
+                                  "RADVIEWER_AGREEMENT_CUSUM_ARL0 reads)", labels=labels)
+    alarm = GaugeMetricFamily("radviewer_agreement_cusum_alarm",
+                              "1 while the agreement CUSUM is at or above its threshold (sustained drop)",
+                              labels=labels)
+    charts = [c for c in agreement_cusum(model_name=settings.MLFLOW_REGISTERED_MODEL, simulate_arl=False)
+              if c.design is not None]  # a version still collecting its baseline: no series, not zero
+    if not charts:
+        return []
+    for chart in charts:
+        key = [chart.model_version]
+        value.add_metric(key, chart.current)
+        threshold.add_metric(key, chart.design.h)
+        alarm.add_metric(key, 1.0 if chart.alarm else 0.0)
+    return [value, threshold, alarm]
+
+
 SOURCES: dict[str, Callable[[], list[Metric]]] = {
     "queue_backlog": _queue_backlog,
     "broker": _broker_queues,
     "heartbeats": _heartbeats,
     "agreement": _agreement,
     "drift": _drift,
+    "degradation": _degradation,
     "jobs": _jobs,
 }
 

@@ -8,6 +8,7 @@ Set ``DATABASE_URL``, ``CELERY_BROKER_URL``, ``AWS_STORAGE_BUCKET_NAME`` and
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -247,6 +248,31 @@ TRAINING_STALE_SECONDS = env_int("RADVIEWER_TRAINING_STALE_SECONDS", 120, minimu
 # one running longer than its task's hard limit (150 s) plus 60 s lost its worker and is
 # re-queued, or failed once it has had PREDICTION_MAX_ATTEMPTS attempts.
 PREDICTION_SWEEP_SECONDS = env_int("RADVIEWER_PREDICTION_SWEEP_SECONDS", 30, minimum=1)
+# Degradation from reader feedback (mlcore.selectors.degradation): a Bernoulli CUSUM per
+# version on its decisive reads, its baseline the version's first BASELINE_READS reads, tuned
+# to an agreement drop of AGREEMENT_CUSUM_DROP_PERCENT points with an in-control average run
+# length of AGREEMENT_CUSUM_ARL0 reads (the simulated ARLs are shown on /ml/monitoring/).
+AGREEMENT_CUSUM_BASELINE_READS = env_int("RADVIEWER_AGREEMENT_CUSUM_BASELINE_READS", 100, minimum=10)
+AGREEMENT_CUSUM_DROP_PERCENT = env_int("RADVIEWER_AGREEMENT_CUSUM_DROP_PERCENT", 10, minimum=1, maximum=50)
+AGREEMENT_CUSUM_ARL0 = env_int("RADVIEWER_AGREEMENT_CUSUM_ARL0", 500, minimum=20)
+# Continuous training (mlcore.services.pipeline): a run starts after PIPELINE_CORRECTIONS
+# confirmed corrections since the last data snapshot (0 = off), every PIPELINE_SCHEDULE_HOURS
+# (0 = off), on a drift alarm or an admin's click. A run that failed on something passing
+# (the dataset store unreachable) is retried after PIPELINE_RETRY_SECONDS, at most
+# PIPELINE_MAX_ATTEMPTS times. PIPELINE_AUTO_CANARY: a candidate passing every gate criterion
+# goes to canary at PIPELINE_CANARY_PERCENT by itself (default off: the admin decides).
+# PIPELINE_RECIPE: JSON of training-form fields (variant, epochs, ...) overriding the
+# production version's recipe.
+PIPELINE_CORRECTIONS = env_int("RADVIEWER_PIPELINE_CORRECTIONS", 50, minimum=0)
+# A drift alarm (mlcore.drift_check) starts a run, or joins the one queued.
+PIPELINE_ON_DRIFT = env_bool("RADVIEWER_PIPELINE_ON_DRIFT", True)
+PIPELINE_SCHEDULE_HOURS = env_int("RADVIEWER_PIPELINE_SCHEDULE_HOURS", 0, minimum=0)
+PIPELINE_CHECK_SECONDS = env_int("RADVIEWER_PIPELINE_CHECK_SECONDS", 300, minimum=5)
+PIPELINE_RETRY_SECONDS = env_int("RADVIEWER_PIPELINE_RETRY_SECONDS", 900, minimum=1)
+PIPELINE_MAX_ATTEMPTS = env_int("RADVIEWER_PIPELINE_MAX_ATTEMPTS", 5, minimum=1)
+PIPELINE_AUTO_CANARY = env_bool("RADVIEWER_PIPELINE_AUTO_CANARY", False)
+PIPELINE_CANARY_PERCENT = env_int("RADVIEWER_PIPELINE_CANARY_PERCENT", 5, minimum=1, maximum=50)
+PIPELINE_RECIPE = json.loads(env_str("RADVIEWER_PIPELINE_RECIPE", "") or "{}")
 PREDICTION_REQUEUE_AFTER_SECONDS = env_int("RADVIEWER_PREDICTION_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 PREDICTION_STALE_SECONDS = env_int("RADVIEWER_PREDICTION_STALE_SECONDS", 150 + 60, minimum=1)
 PREDICTION_MAX_ATTEMPTS = env_int("RADVIEWER_PREDICTION_MAX_ATTEMPTS", 3, minimum=1)

@@ -45,3 +45,4 @@ elif not env_str("MLFLOW_TRACKING_URI", ""):
     TEST_MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
     MLFLOW_TRACKING_URI = f"sqlite:///{TEST_MLFLOW_DIR / 'mlflow.db'}"
 DATASET_STORE_URI = env_str("RADVIEWER_DATASET_URI", "") or str(VAR_DIR / "test-datasets" / "current")  # noqa: F405
+PIPELINE_ON_DRIFT = False  # tests register the drift hook themselves (tests/mlcore/test_pipeline.py)

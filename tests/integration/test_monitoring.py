@@ -171,6 +171,13 @@ def _traffic(web: WebProcess, worker: WorkerProcess, version: str) -> dict:
                              json={"verdict": "agree"})
     assert feedback.status_code in (200, 201), feedback.text
     assert ReviewOutcome.objects.filter(model_version=version, predicted_class=prediction.top_class).exists()
+    # Enough decisive reads on another class for the version's agreement CUSUM to pass its
+    # baseline (RADVIEWER_AGREEMENT_CUSUM_BASELINE_READS=10 in the stack): its series exist.
+    other = next(c for c in ("lung-opacity", "lung-covid") if c != prediction.top_class)
+    ReviewOutcome.objects.bulk_create(
+        ReviewOutcome(model_name=prediction.model_name, model_version=version, prediction_ref=f"cusum:{i}",
+                      predicted_class=other, confirmed_class=other if i % 4 else "lung-normal",
+                      verdict="agree" if i % 4 else "corrected") for i in range(12))
 
     # A prediction on a version the registry does not have fails in the worker.
     doomed = Prediction.objects.create(image=prediction.image, model_name=prediction.model_name,
@@ -202,7 +209,8 @@ def stack(production_model, tmp_path, request):
     web_dir.mkdir(exist_ok=True)
     worker_dir.mkdir(exist_ok=True)
     worker_port = None if one_host else free_port()
-    common = {"RADVIEWER_METRICS_CACHE_SECONDS": "0", "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI}
+    common = {"RADVIEWER_METRICS_CACHE_SECONDS": "0", "RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
+              "RADVIEWER_AGREEMENT_CUSUM_BASELINE_READS": "10"}
     worker_env = {**common, "PROMETHEUS_MULTIPROC_DIR": str(worker_dir)}
     if worker_port:
         worker_env |= {"RADVIEWER_WORKER_METRICS_PORT": str(worker_port), "RADVIEWER_WORKER_METRICS_ADDR": "127.0.0.1"}
@@ -268,13 +276,20 @@ def test_metrics_show_every_family_with_labels_after_real_traffic(stack):
     else:  # no drift model yet: unavailable, never a p-value of 0
         assert available.value == 0
         assert not _samples(families, "radviewer_drift_p_value")
+    runs = {s.labels["state"]: s.value for s in _samples(families, "radviewer_pipeline_runs")}
+    assert runs == {"queued": 0, "running": 0, "retrying": 0, "succeeded": 0, "failed": 0}
+    [alarm] = _samples(families, "radviewer_agreement_cusum_alarm", model_version=version)
+    [threshold] = _samples(families, "radviewer_agreement_cusum_threshold", model_version=version)
+    [cusum] = _samples(families, "radviewer_agreement_cusum", model_version=version)
+    assert alarm.value == 0 and threshold.value > 0 and 0 <= cusum.value < threshold.value
     up = {s.labels["source"]: s.value for s in _samples(families, "radviewer_metrics_source_up")}
-    assert up == dict.fromkeys(("queue_backlog", "broker", "heartbeats", "agreement", "drift", "jobs"), 1.0)
+    assert up == dict.fromkeys(("queue_backlog", "broker", "heartbeats", "agreement", "drift", "degradation", "jobs"), 1.0)
 
     # every model series carries model_version
     for name, samples in families.items():
         if name.startswith(("radviewer_predictions", "radviewer_prediction_", "radviewer_inference",
-                            "radviewer_reader", "radviewer_drift_statistic", "radviewer_drift_p_value")):
+                            "radviewer_reader", "radviewer_drift_statistic", "radviewer_drift_p_value",
+                            "radviewer_agreement_cusum")):
             assert samples and all("model_version" in s.labels for s in samples), name
 
 
