@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mlcore.views import dashboard, data, images, promotion, training, versions
+from mlcore.views import dashboard, data, images, promotion, rollout_policy, training, versions
 
 app_name = "mlcore"
 urlpatterns = [
@@ -25,4 +25,5 @@ urlpatterns = [
     path("changes/<int:pk>.json", promotion.change_json, name="change_json"),
     path("changes/<int:pk>/print", promotion.change_print, name="change_print"),
     path("timeline/", promotion.timeline, name="timeline"),
+    path("rollout/policy/", rollout_policy.rollout_policy, name="rollout_policy"),
 ]

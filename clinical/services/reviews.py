@@ -69,21 +69,46 @@ def review_create(
             details={"study": study.uid, "image": image.pk, "verdict": verdict, "label": label,
                      "model_version": review.prediction.model_version if review.prediction else None},
         )
-        if review.prediction is not None:
-            review_outcome_record(
-                prediction_ref=f"clinical.prediction:{review.prediction.pk}",
-                model_name=review.prediction.model_name,
-                model_version=review.prediction.model_version,
-                predicted_class=review.prediction.top_class,
-                confirmed_class=label,
-                verdict=verdict,
-            )
+        review_outcomes_record(review=review)
         if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
             study.status = study_triage_fields(study).get("status", study.status)
             study.save(update_fields=["status"])
         if label:
             enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
     return review
+
+
+def _shadow_verdict(review: Review, predicted_class: str) -> str:
+    """The reader's verdict as it scores a prediction the reader never saw: a confirmed
+    class agrees or corrects by comparison; uncertain and non-diagnostic stay as they are."""
+    if not review.label:
+        return review.verdict
+    return Review.Verdict.AGREE if predicted_class == review.label else Review.Verdict.CORRECTED
+
+
+def review_outcomes_record(*, review: Review) -> None:
+    """The model side's outcome rows for ``review`` (the image's latest verdict): one for the
+    prediction shown (production or canary arm) and one for each finished shadow prediction
+    of the image, all with the image as ``case_ref`` so shadow and production pair up. An
+    amendment replaces them (one outcome per prediction)."""
+    case_ref = str(review.image_id)
+    shown = review.prediction
+    if shown is not None:
+        review_outcome_record(
+            prediction_ref=f"clinical.prediction:{shown.pk}",
+            model_name=shown.model_name, model_version=shown.model_version,
+            predicted_class=shown.top_class, confirmed_class=review.label, verdict=review.verdict,
+            arm=shown.arm, case_ref=case_ref,
+        )
+    shadows = Prediction.objects.filter(image_id=review.image_id, arm=Prediction.Arm.SHADOW,
+                                        status=Prediction.Status.SUCCEEDED)
+    for shadow in shadows:
+        review_outcome_record(
+            prediction_ref=f"clinical.prediction:{shadow.pk}",
+            model_name=shadow.model_name, model_version=shadow.model_version,
+            predicted_class=shadow.top_class, confirmed_class=review.label,
+            verdict=_shadow_verdict(review, shadow.top_class), arm=Prediction.Arm.SHADOW, case_ref=case_ref,
+        )
 
 
 def review_export_feedback(*, review_id: int) -> dict | None:

@@ -15,6 +15,8 @@ from mlcore.ml.classes import CLASS_KEYS
 from mlcore.ml.data import open_store
 from mlcore.models import ReviewOutcome
 
+OUTCOME_ARMS = ("production", "canary", "shadow")
+
 
 def feedback_sample_add(
     *, png_bytes: bytes, class_key: str, patient_key: str, lineage: dict[str, Any]
@@ -42,8 +44,16 @@ def review_outcome_record(
     predicted_class: str,
     confirmed_class: str,
     verdict: str,
+    arm: str = "production",
+    case_ref: str = "",
 ) -> ReviewOutcome:
-    """Record (or replace, for an amended review) the verdict on one prediction."""
+    """Record (or replace, for an amended review) the verdict on one prediction.
+
+    ``arm``: the arm that made the prediction (production, canary or shadow); ``case_ref``:
+    the same opaque id for every prediction on one case, which pairs a shadow outcome with
+    the outcome of the prediction the reader saw."""
+    if arm not in OUTCOME_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; accepted: {', '.join(OUTCOME_ARMS)}")
     with transaction.atomic():
         try:
             outcome, _ = ReviewOutcome.objects.update_or_create(
@@ -54,6 +64,8 @@ def review_outcome_record(
                     "predicted_class": predicted_class,
                     "confirmed_class": confirmed_class,
                     "verdict": verdict,
+                    "arm": arm,
+                    "case_ref": case_ref,
                 },
             )
         except IntegrityError:  # a concurrent writer won; the next call updates it

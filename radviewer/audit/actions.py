@@ -45,6 +45,7 @@ class AuditAction(models.TextChoices):
     MODEL_GATE_BLOCKED = "model.gate_blocked", "Promotion blocked by the gate"
     MODEL_GATE_OVERRIDDEN = "model.gate_overridden", "Promotion gate overridden with a justification"
     MODEL_CRITERIA_CHANGED = "model.criteria_changed", "Acceptance criteria changed"
+    MODEL_ROLLOUT_CHANGED = "model.rollout_changed", "Rollout policy changed (canary share, shadow)"
     CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
     # the ML admin's console
     DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
