@@ -27,3 +27,17 @@ def prediction_is_stuck(prediction: Prediction | None, *, now: datetime | None =
     if prediction.status == Prediction.Status.RUNNING:
         return (prediction.started_at or prediction.created_at) < running_cutoff
     return False
+
+
+# A production (or canary) prediction queued longer than this while a worker is free to run
+# shadow work has a message that does not reach it (lost: the sweeper re-sends it); the
+# shadow no longer waits for it, so a lost message cannot keep shadow work yielding forever.
+SHADOW_YIELDS_FOR_SECONDS = 5
+
+
+def production_work_waiting(*, now: datetime | None = None) -> bool:
+    """A reader-facing prediction was queued in the last few seconds and waits for a worker:
+    a shadow prediction about to start yields to it (``clinical.run_prediction``)."""
+    since = (now or timezone.now()) - timedelta(seconds=SHADOW_YIELDS_FOR_SECONDS)
+    return (Prediction.objects.filter(status=Prediction.Status.QUEUED, queued_at__gte=since)
+            .exclude(arm=Prediction.Arm.SHADOW).exists())

@@ -139,6 +139,25 @@ def prediction_start(*, prediction_id: int, task_id: str = "") -> Prediction | N
     return prediction
 
 
+def prediction_defer(*, prediction_id: int, task_id: str = "") -> bool:
+    """A running shadow prediction gives its turn to waiting production work: back to queued
+    (the attempt it started is not counted) and sent again at low priority, so the worker
+    takes the production message first. False when it is not this message's running shadow."""
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().filter(pk=prediction_id).first()
+        if (prediction is None or not _is_shadow(prediction) or prediction.status != Prediction.Status.RUNNING
+                or prediction.task_id != task_id):
+            return False
+        prediction.status = Prediction.Status.QUEUED
+        prediction.attempts = max(0, prediction.attempts - 1)
+        prediction.queued_at = timezone.now()
+        prediction.started_at = None
+        prediction.task_id = ""
+        prediction.save(update_fields=["status", "attempts", "queued_at", "started_at", "task_id"])
+        _send(prediction.pk, shadow=True)
+    return True
+
+
 def predictions_recover(*, now: Any = None) -> dict[str, list[int]]:
     """The sweeper and reaper (beat task ``clinical.predictions_recover``).
 

@@ -172,13 +172,18 @@ def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
 SCOPE_HINTS = ("cxr", "oct")
 
 
-def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None) -> TriageOutput:
+def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None,
+                 explain: bool | None = None) -> TriageOutput:
     """Predict one display image (uint8 H x W) and encode its heat map. ``scope`` is the
-    study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide."""
+    study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide.
+    ``explain`` defaults to on, except for the shadow arm: nobody sees a shadow's heat map,
+    and skipping it keeps the shadow's turn on the shared inference worker short."""
     from mlcore.ml.explain import heatmap_png  # torch: inference worker only (see get_predictor)
 
+    if explain is None:
+        explain = route.arm != "shadow"
     hint = scope if scope in SCOPE_HINTS else None
-    result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint])[0]
+    result = predict_images(route=route, images=[pixels], explain=explain, scopes=[hint])[0]
     heat = result.heatmap_on_original()
     heat = _fit_map(heat) if heat is not None else None
     return TriageOutput(

@@ -258,12 +258,33 @@ def test_shadow_prediction_runs_after_production_at_low_priority(shadow, radiolo
         run_prediction(prediction_id=shadow_p.pk)
     shadow_p.refresh_from_db()
     assert shadow_p.status == "succeeded" and shadow_p.top_class
+    assert not shadow_p.heatmap_png  # nobody sees it: no heat map is made
     study.refresh_from_db()
     assert (study.status, study.top_class, study.triage_priority) == before
     # The production task delivered again, or a retry, adds no second shadow.
     run_prediction(prediction_id=production.pk)
     prediction_retry(image=outcome.image, actor=radiologist)
     assert outcome.image.predictions.count() == 2
+
+
+def test_a_shadow_about_to_start_yields_to_a_reader_study_queued_meanwhile(
+        shadow, radiologist, django_capture_on_commit_callbacks, monkeypatch):
+    first = image_ingest(data=chest_png(seed=505), filename="y1.png", actor=radiologist)
+    run_prediction(prediction_id=first.image.predictions.get().pk)
+    shadow_p = Prediction.objects.get(image=first.image, arm="shadow")
+    second = image_ingest(data=chest_png(seed=506), filename="y2.png", actor=radiologist)  # queued now
+    sent: list[tuple[dict, dict]] = []
+    monkeypatch.setattr("clinical.tasks.run_prediction.apply_async",
+                        lambda kwargs, **options: sent.append((kwargs, options)))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_prediction(prediction_id=shadow_p.pk)
+    shadow_p.refresh_from_db()
+    assert (shadow_p.status, shadow_p.attempts, shadow_p.task_id) == ("queued", 0, "")
+    assert sent == [({"prediction_id": shadow_p.pk}, {"priority": LOW_PRIORITY})]
+    run_prediction(prediction_id=second.image.predictions.get().pk)  # the reader's study first
+    run_prediction(prediction_id=shadow_p.pk)  # then nothing waits: the shadow runs
+    shadow_p.refresh_from_db()
+    assert (shadow_p.status, shadow_p.attempts) == ("succeeded", 1)
 
 
 def test_a_shadow_failure_never_fails_the_study(shadow, radiologist):
