@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 
 from clinical.api.sr import client_study_sr
+from clinical.selectors.predictions import production_work_waiting
 from clinical.services.display import image_display_pixels
 from clinical.services.predictions import (
     RUN_PREDICTION_HARD_LIMIT_S,
     RUN_PREDICTION_SOFT_LIMIT_S,
     attribution_start,
     attribution_store_result,
+    prediction_defer,
     prediction_mark_failed,
     prediction_start,
     prediction_store_result,
@@ -31,11 +33,24 @@ log = logging.getLogger(__name__)
             time_limit=RUN_PREDICTION_HARD_LIMIT_S, name="clinical.run_prediction")
 def run_prediction(*, prediction_id: int) -> None:
     # The message's id tells a re-delivery after a worker died from a duplicate message.
-    prediction = prediction_start(prediction_id=prediction_id, task_id=run_prediction.request.id or "")
+    task_id = run_prediction.request.id or ""
+    prediction = prediction_start(prediction_id=prediction_id, task_id=task_id)
     if prediction is None:
+        return
+    shadow = prediction.arm == prediction.Arm.SHADOW
+
+    def yields() -> bool:
+        # Shadow work gives way to a reader's study queued meanwhile (checked before each
+        # costly step; the one worker cannot stop a step once it runs).
+        return shadow and production_work_waiting() and prediction_defer(prediction_id=prediction_id,
+                                                                          task_id=task_id)
+
+    if yields():
         return
     try:
         pixels = image_display_pixels(prediction.image)  # renders the viewer PNG on first use
+        if yields():
+            return
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
         study = prediction.image.study
         header_scope = study.scope if study.scope_source == study.ScopeSource.HEADER else None

@@ -94,3 +94,25 @@ class DatasetImportForm(forms.Form):
     slug = forms.SlugField(label="Name (slug)", max_length=80)
     kind = forms.ChoiceField(label="Kind", choices=DatasetVersion.Kind.choices)
     seed = forms.IntegerField(label="Split seed", min_value=0, max_value=2**31 - 1, initial=42)
+
+
+class RolloutPolicyForm(forms.Form):
+    """The console's rollout form. Types only: the ranges and the rules between aliases are
+    ``mlcore.services.rollout``'s (the CLI and the UI get the same messages)."""
+
+    canary_percent = forms.IntegerField(
+        label="Canary share (%)", help_text="0 to 50: the share of studies the canary version serves, "
+        "chosen by a hash of the study UID (sticky). 0 stops the canary.",
+        error_messages={"invalid": "The canary share must be a whole number from 0 to 50."},
+        widget=forms.NumberInput(attrs={"min": 0, "max": 50, "step": 1}))
+    shadow_candidate = forms.BooleanField(
+        required=False, label="Run the candidate in shadow",
+        help_text="The candidate predicts after production, at lower priority; readers and integrations "
+        "never see it. Its results are paired with the readers' verdicts.")
+    shadow_percent = forms.IntegerField(
+        label="Shadow share (%)", help_text="1 to 100: the share of studies the shadow predicts.",
+        error_messages={"invalid": "The shadow share must be a whole number from 1 to 100."},
+        widget=forms.NumberInput(attrs={"min": 1, "max": 100, "step": 1}))
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                             help_text="Why this change; recorded in the change record and the audit log.",
+                             error_messages={"required": "A reason is required to change the rollout policy."})

@@ -1,6 +1,18 @@
 from django.urls import path
 
-from mlcore.views import blinded, dashboard, data, drift, images, monitoring, promotion, rollout, training, versions
+from mlcore.views import (
+    blinded,
+    dashboard,
+    data,
+    drift,
+    images,
+    monitoring,
+    promotion,
+    rollout,
+    rollout_policy,
+    training,
+    versions,
+)
 
 app_name = "mlcore"
 urlpatterns = [
@@ -32,4 +44,5 @@ urlpatterns = [
     path("monitoring/", monitoring.monitoring, name="monitoring"),
     path("pipeline/", monitoring.pipeline, name="pipeline"),
     path("pipeline/start", monitoring.pipeline_start, name="pipeline_start"),
+    path("rollout/policy/", rollout_policy.rollout_policy, name="rollout_policy"),
 ]

@@ -53,3 +53,17 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+# A production (or canary) prediction queued longer than this while a worker is free to run
+# shadow work has a message that does not reach it (lost: the sweeper re-sends it); the
+# shadow no longer waits for it, so a lost message cannot keep shadow work yielding forever.
+SHADOW_YIELDS_FOR_SECONDS = 5
+
+
+def production_work_waiting(*, now: datetime | None = None) -> bool:
+    """A reader-facing prediction was queued in the last few seconds and waits for a worker:
+    a shadow prediction about to start yields to it (``clinical.run_prediction``)."""
+    since = (now or timezone.now()) - timedelta(seconds=SHADOW_YIELDS_FOR_SECONDS)
+    return (Prediction.objects.filter(status=Prediction.Status.QUEUED, queued_at__gte=since)
+            .exclude(arm=Prediction.Arm.SHADOW).exists())

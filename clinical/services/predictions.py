@@ -15,9 +15,16 @@ from django.utils import timezone
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
+from clinical.services.reviews import review_outcomes_record
 from clinical.services.triage import study_triage_fields
 from mlcore.services.drift import DriftError, drift_observation_record
-from mlcore.services.inference import ATTRIBUTION_METHODS, NoModelAvailable, TriageOutput, choose_model
+from mlcore.services.inference import (
+    ATTRIBUTION_METHODS,
+    NoModelAvailable,
+    TriageOutput,
+    choose_model,
+    shadow_route,
+)
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib import metrics
@@ -32,11 +39,16 @@ RUN_PREDICTION_SOFT_LIMIT_S = 120
 RUN_PREDICTION_HARD_LIMIT_S = RUN_PREDICTION_SOFT_LIMIT_S + 30
 
 
-def _send(prediction_id: int) -> None:
+def _send(prediction_id: int, *, shadow: bool = False) -> None:
     """Send the prediction's task once the transaction commits. A broker that refuses it
     then is logged, not raised: the row is committed as queued, and
-    :func:`predictions_recover` sends it again once its message is overdue."""
-    enqueue_on_commit(RUN_PREDICTION, swept=True, prediction_id=prediction_id)
+    :func:`predictions_recover` sends it again once its message is overdue. A shadow
+    prediction goes at low priority: the inference worker takes waiting production work first."""
+    enqueue_on_commit(RUN_PREDICTION, swept=True, low_priority=shadow, prediction_id=prediction_id)
+
+
+def _is_shadow(prediction: Prediction) -> bool:
+    return prediction.arm == Prediction.Arm.SHADOW
 
 
 def prediction_request(*, image: Image) -> Prediction:
@@ -57,6 +69,13 @@ def prediction_request(*, image: Image) -> Prediction:
     prediction, created = Prediction.objects.get_or_create(
         image=image, model_name=route.name, model_version=route.version, defaults={"arm": route.arm}
     )
+    if not created and _is_shadow(prediction) and route.arm != Prediction.Arm.SHADOW:
+        # The candidate that ran in shadow on this image now serves it (it became canary or
+        # production): one prediction per (image, version), so its result is shown now.
+        Prediction.objects.filter(pk=prediction.pk).update(arm=route.arm)
+        prediction.refresh_from_db()
+        if prediction.status == Prediction.Status.SUCCEEDED:
+            _study_refresh(image.study)
     if created or prediction.status == Prediction.Status.FAILED:
         # A failed one starts a fresh round of attempts (the reaper counts them).
         Prediction.objects.filter(pk=prediction.pk).update(
@@ -122,6 +141,25 @@ def prediction_start(*, prediction_id: int, task_id: str = "") -> Prediction | N
     return prediction
 
 
+def prediction_defer(*, prediction_id: int, task_id: str = "") -> bool:
+    """A running shadow prediction gives its turn to waiting production work: back to queued
+    (the attempt it started is not counted) and sent again at low priority, so the worker
+    takes the production message first. False when it is not this message's running shadow."""
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().filter(pk=prediction_id).first()
+        if (prediction is None or not _is_shadow(prediction) or prediction.status != Prediction.Status.RUNNING
+                or prediction.task_id != task_id):
+            return False
+        prediction.status = Prediction.Status.QUEUED
+        prediction.attempts = max(0, prediction.attempts - 1)
+        prediction.queued_at = timezone.now()
+        prediction.started_at = None
+        prediction.task_id = ""
+        prediction.save(update_fields=["status", "attempts", "queued_at", "started_at", "task_id"])
+        _send(prediction.pk, shadow=True)
+    return True
+
+
 def predictions_recover(*, now: Any = None) -> dict[str, list[int]]:
     """The sweeper and reaper (beat task ``clinical.predictions_recover``).
 
@@ -183,7 +221,7 @@ def _requeue_if_stuck(prediction_id: int, *, now: Any = None, fresh_round: bool 
         if fresh_round:
             prediction.attempts = 0
         prediction.save(update_fields=["status", "queued_at", "task_id", "attempts"])
-        _send(prediction.pk)
+        _send(prediction.pk, shadow=_is_shadow(prediction))
     return prediction
 
 
@@ -192,7 +230,8 @@ def _fail_locked(prediction: Prediction, reason: str) -> None:
     prediction.failure_reason = reason[:2000]
     prediction.completed_at = timezone.now()
     prediction.save(update_fields=["status", "failure_reason", "completed_at"])
-    _study_refresh(prediction.image.study)
+    if not _is_shadow(prediction):  # a shadow failure never touches the study
+        _study_refresh(prediction.image.study)
     _count_failure(prediction)
 
 
@@ -238,14 +277,20 @@ def prediction_store_result(*, prediction_id: int, output: TriageOutput) -> Pred
             prediction.failure_reason = ""
             prediction.completed_at = timezone.now()
             prediction.save()
-            _study_refresh(prediction.image.study)
             transaction.on_commit(lambda: metrics.prediction_succeeded(
                 model_version=prediction.model_version, arm=prediction.arm, predicted_class=output.top_class,
                 confidence=output.confidence, out_of_scope=prediction.out_of_scope, latency_ms=output.latency_ms))
-            try:  # the study's drift features (mlcore keeps them under an opaque ref)
-                drift_observation_record(ref=f"prediction:{prediction.pk}", output=output)
-            except DriftError as exc:  # drift is monitoring: never a reason to lose a result
-                log.warning("prediction %s: drift features not kept: %s", prediction.pk, exc)
+            if _is_shadow(prediction):
+                # Invisible: the study, its worklist place and its integrations stay as
+                # production left them; a verdict already saved is scored for the shadow too.
+                _shadow_outcome_if_reviewed(prediction)
+            else:
+                _study_refresh(prediction.image.study)
+                _shadow_request(prediction)
+                try:  # the study's drift features (mlcore keeps them under an opaque ref)
+                    drift_observation_record(ref=f"prediction:{prediction.pk}", output=output)
+                except DriftError as exc:  # drift is monitoring: never a reason to lose a result
+                    log.warning("prediction %s: drift features not kept: %s", prediction.pk, exc)
         return prediction
     except _AlreadyDone as done:
         for name in saved:
@@ -273,8 +318,39 @@ def prediction_mark_failed(*, prediction_id: int, reason: str) -> None:
         prediction.failure_reason = reason[:2000]
         prediction.completed_at = timezone.now()
         prediction.save(update_fields=["status", "failure_reason", "completed_at"])
-        _study_refresh(prediction.image.study)
+        if not _is_shadow(prediction):  # a shadow failure never fails the study
+            _study_refresh(prediction.image.study)
         _count_failure(prediction)
+
+
+def _shadow_request(served: Prediction) -> Prediction | None:
+    """After ``served`` (a production or canary prediction) succeeded: queue the shadow
+    candidate's prediction of the same image when routing says so (``shadow_route``), at
+    low priority. Once per (image, version), so a re-delivery or a retry adds none. Its own
+    savepoint, and any error only logged: shadow work never fails the study's result."""
+    try:
+        with transaction.atomic():
+            route = shadow_route(study_uid=served.image.study.uid, served_version=served.model_version,
+                                 name=served.model_name)
+            if route is None:
+                return None
+            shadow, created = Prediction.objects.get_or_create(
+                image=served.image, model_name=route.name, model_version=route.version,
+                defaults={"arm": Prediction.Arm.SHADOW, "status": Prediction.Status.QUEUED,
+                          "queued_at": timezone.now()},
+            )
+            if created:
+                _send(shadow.pk, shadow=True)
+            return shadow
+    except Exception:
+        log.exception("could not queue the shadow prediction of image %s", served.image_id)
+        return None
+
+
+def _shadow_outcome_if_reviewed(shadow: Prediction) -> None:
+    review = shadow.image.reviews.order_by("-created_at", "-id").first()
+    if review is not None:
+        review_outcomes_record(review=review)
 
 
 def _study_refresh(study: Study) -> None:

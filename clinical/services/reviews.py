@@ -84,16 +84,7 @@ def review_create(
                      "model_version": review.prediction.model_version if review.prediction else None,
                      **({"blinded": True} if blinded else {})},
         )
-        if review.prediction is not None:
-            review_outcome_record(
-                prediction_ref=f"clinical.prediction:{review.prediction.pk}",
-                model_name=review.prediction.model_name,
-                model_version=review.prediction.model_version,
-                predicted_class=review.prediction.top_class,
-                confirmed_class=label,
-                verdict=verdict,
-                blinded=blinded,
-            )
+        review_outcomes_record(review=review)
         if ai_hidden(study) and all(img.reviews.exists() for img in study.images.all()):
             _reveal(study, reader=reader, source_label=source_label, request=request)
         elif study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
@@ -122,6 +113,39 @@ def _reveal(study: Study, *, reader: Any, source_label: str, request: Any) -> No
     if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
         study_id = study.pk
         transaction.on_commit(lambda: study_ready(study_id=study_id))  # the webhook now carries the AI
+
+
+def _shadow_verdict(review: Review, predicted_class: str) -> str:
+    """The reader's verdict as it scores a prediction the reader never saw: a confirmed
+    class agrees or corrects by comparison; uncertain and non-diagnostic stay as they are."""
+    if not review.label:
+        return review.verdict
+    return Review.Verdict.AGREE if predicted_class == review.label else Review.Verdict.CORRECTED
+
+
+def review_outcomes_record(*, review: Review) -> None:
+    """The model side's outcome rows for ``review`` (the image's latest verdict): one for the
+    prediction shown (production or canary arm) and one for each finished shadow prediction
+    of the image, all with the image as ``case_ref`` so shadow and production pair up. An
+    amendment replaces them (one outcome per prediction)."""
+    case_ref = str(review.image_id)
+    shown = review.prediction
+    if shown is not None:
+        review_outcome_record(
+            prediction_ref=f"clinical.prediction:{shown.pk}",
+            model_name=shown.model_name, model_version=shown.model_version,
+            predicted_class=shown.top_class, confirmed_class=review.label, verdict=review.verdict,
+            arm=shown.arm, case_ref=case_ref, blinded=review.blinded,
+        )
+    shadows = Prediction.objects.filter(image_id=review.image_id, arm=Prediction.Arm.SHADOW,
+                                        status=Prediction.Status.SUCCEEDED)
+    for shadow in shadows:
+        review_outcome_record(
+            prediction_ref=f"clinical.prediction:{shadow.pk}",
+            model_name=shadow.model_name, model_version=shadow.model_version,
+            predicted_class=shadow.top_class, confirmed_class=review.label,
+            verdict=_shadow_verdict(review, shadow.top_class), arm=Prediction.Arm.SHADOW, case_ref=case_ref,
+        )
 
 
 def review_export_feedback(*, review_id: int) -> dict | None:

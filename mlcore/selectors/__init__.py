@@ -145,12 +145,13 @@ def automation_bias_report(*, name: str) -> list[dict[str, Any]]:
     """Agreement on blinded vs AI-shown reads per version and AI class, with the confirmation
     inflation (mlcore.ml.evaluation.blinding). A blinded read is scored on its first, blinded
     verdict (``blinded_verdict``), whatever the reader amended after the reveal; uncertain and
-    non-diagnostic verdicts say nothing about the model and are left out."""
+    non-diagnostic verdicts say nothing about the model and are left out, and so are shadow
+    outcomes (no reader ever saw a shadow's answer: it cannot bias them)."""
     from mlcore.ml.evaluation.blinding import automation_bias
 
     rows = []
     for version, cls, blinded, verdict, first in (
-            ReviewOutcome.objects.filter(model_name=name)
+            ReviewOutcome.objects.filter(model_name=name).exclude(arm="shadow")
             .values_list("model_version", "predicted_class", "blinded", "verdict", "blinded_verdict")):
         used = (first or verdict) if blinded else verdict
         if used in DECISIVE_VERDICTS:

@@ -235,3 +235,4 @@ def read_volume(*, name: str, since: datetime) -> int:
     counted): the daily volume the operating characteristic assumes."""
     return (ReviewOutcome.objects.filter(model_name=name, created_at__gte=since)
             .exclude(arm="shadow").count())
+

@@ -15,6 +15,8 @@ from mlcore.ml.classes import CLASS_KEYS
 from mlcore.ml.data import open_store
 from mlcore.models import ReviewOutcome
 
+OUTCOME_ARMS = ("production", "canary", "shadow")
+
 
 def feedback_sample_add(
     *, png_bytes: bytes, class_key: str, patient_key: str, lineage: dict[str, Any]
@@ -42,13 +44,20 @@ def review_outcome_record(
     predicted_class: str,
     confirmed_class: str,
     verdict: str,
+    arm: str = "production",
+    case_ref: str = "",
     blinded: bool = False,
 ) -> ReviewOutcome:
     """Record (or replace, for an amended review) the verdict on one prediction.
 
+    ``arm``: the arm that made the prediction (production, canary or shadow); ``case_ref``:
+    the same opaque id for every prediction on one case, which pairs a shadow outcome with
+    the outcome of the prediction the reader saw.
     ``blinded``: the verdict was saved with the AI hidden (a blinded read's first verdict);
     it is kept in ``blinded_verdict``/``blinded_confirmed_class`` and a later, AI-shown
     amendment (``blinded=False``) updates the final reading without erasing it."""
+    if arm not in OUTCOME_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; accepted: {', '.join(OUTCOME_ARMS)}")
     extra = {"blinded": True, "blinded_verdict": verdict, "blinded_confirmed_class": confirmed_class} if blinded else {}
     with transaction.atomic():
         try:
@@ -61,6 +70,8 @@ def review_outcome_record(
                     "confirmed_class": confirmed_class,
                     "verdict": verdict,
                     **extra,
+                    "arm": arm,
+                    "case_ref": case_ref,
                 },
             )
         except IntegrityError:  # a concurrent writer won; the next call updates it

@@ -30,7 +30,7 @@ class NoModelAvailable(RuntimeError):
 class ModelRoute:
     name: str
     version: str
-    arm: str  # production | canary
+    arm: str  # production | canary | shadow
 
     @property
     def uri(self) -> str:
@@ -45,6 +45,31 @@ def canary_bucket(study_uid: str) -> int:
     """0..99, stable for a study UID (so re-runs and retries route the same way)."""
     digest = hashlib.sha256(study_uid.encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100
+
+
+def shadow_bucket(study_uid: str) -> int:
+    """0..99, stable for a study UID and independent of :func:`canary_bucket` (a salted
+    hash), so the shadow share samples production- and canary-served studies alike."""
+    digest = hashlib.sha256(b"shadow:" + study_uid.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def shadow_route(*, study_uid: str, served_version: str, name: str | None = None) -> ModelRoute | None:
+    """The shadow route of ``study_uid`` once its production (or canary) prediction by
+    ``served_version`` has succeeded, or None: shadow off, no candidate, the candidate is
+    the version in production or canary (or the one that served), or the study falls
+    outside the shadow share. A read of the mirror only, like :func:`choose_model`."""
+    name = name or settings.MLFLOW_REGISTERED_MODEL
+    policy = RolloutPolicy.objects.filter(name=name).first()
+    if policy is None or not policy.shadow_candidate:
+        return None
+    aliases = alias_map(name=name)
+    candidate = aliases.get("candidate")
+    if not candidate or candidate in (aliases.get("production"), aliases.get("canary"), served_version):
+        return None
+    if shadow_bucket(study_uid) >= policy.shadow_percent:
+        return None
+    return ModelRoute(name, candidate, "shadow")
 
 
 def choose_model(*, study_uid: str, name: str | None = None) -> ModelRoute:
@@ -152,13 +177,18 @@ def _fit_map(heat: np.ndarray, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
 SCOPE_HINTS = ("cxr", "oct")
 
 
-def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None) -> TriageOutput:
+def triage_image(*, route: ModelRoute, pixels: np.ndarray, scope: str | None = None,
+                 explain: bool | None = None) -> TriageOutput:
     """Predict one display image (uint8 H x W) and encode its heat map. ``scope`` is the
-    study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide."""
+    study's scope from its DICOM header ("cxr"/"oct"); anything else lets the model decide.
+    ``explain`` defaults to on, except for the shadow arm: nobody sees a shadow's heat map,
+    and skipping it keeps the shadow's turn on the shared inference worker short."""
     from mlcore.ml.explain import heatmap_png  # torch: inference worker only (see get_predictor)
 
+    if explain is None:
+        explain = route.arm != "shadow"
     hint = scope if scope in SCOPE_HINTS else None
-    result = predict_images(route=route, images=[pixels], explain=True, scopes=[hint],
+    result = predict_images(route=route, images=[pixels], explain=explain, scopes=[hint],
                             drift_features=True)[0]
     heat = result.heatmap_on_original()
     heat = _fit_map(heat) if heat is not None else None

@@ -24,6 +24,7 @@ from mlcore.services.change_records import change_record_sections
 from mlcore.services.gate import GateVerdict, gate_check
 from mlcore.services.operating_points import operating_points_apply, operating_points_not_applied
 from mlcore.services.registry import ALIASES, lock_model, registry_sync
+from mlcore.services.rollout import rollout_alias_moved
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 
@@ -133,6 +134,7 @@ def _record_move(*, actor: Any, name: str, alias: str, from_version: str, to_ver
             defaults={"model_version": ModelVersion.objects.get(name=name, version=to_version)})
     else:
         ModelAlias.objects.filter(name=name, alias=alias).delete()
+    rollout_alias_moved(name=name, alias=alias, to_version=to_version, at=now)
     return record
 
 

@@ -52,6 +52,7 @@ class AuditAction(models.TextChoices):
     MODEL_GATE_OVERRIDDEN = "model.gate_overridden", "Promotion gate overridden with a justification"
     MODEL_CRITERIA_CHANGED = "model.criteria_changed", "Acceptance criteria changed"
     MODEL_CANARY_GUARD_ROLLBACK = "model.canary_guard_rollback", "Canary rolled back by the guard (routing stopped)"
+    MODEL_ROLLOUT_CHANGED = "model.rollout_changed", "Rollout policy changed (canary share, shadow)"
     CHANGE_RECORD_EXPORTED = "change_record.exported", "Change record exported"
     # the audit log itself
     AUDIT_EXPORTED = "audit.exported", "Audit log exported (CSV)"

@@ -12,6 +12,11 @@ moment reads an empty table and fails (seen when the web process and a worker st
 together). Here the table file is opened without truncating, locked, then read, updated and
 rewritten under the one lock; an empty file reads as an empty table.
 
+Priorities: upstream ignores a message's priority (files are taken in name order). Here a
+message's name starts with its priority (``p0``..``p9``, lower first, as on Redis) before the
+time, so a consumer takes every waiting message of a higher priority on a queue before one
+of a lower priority (shadow predictions yield to production ones on ``inference``).
+
 Limit of the embedded broker that remains: a consumed-but-unacknowledged message lives in the
 worker's memory, so a worker killed with SIGKILL loses it (a clean shutdown re-queues it).
 Production uses Redis or RabbitMQ, where acks_late redelivers.
@@ -36,9 +41,20 @@ def _table(raw: bytes) -> list:
     return [exchange_queue_t(*q) for q in loads(text)] if text else []
 
 
+def _priority(payload: dict) -> int:
+    """The message's priority, 0 (first) to 9; none or a bad value counts as 0."""
+    try:
+        value = int((payload.get("properties") or {}).get("priority") or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0
+    return min(max(value, 0), 9)
+
+
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # Upstream's _get sorts the folder by name: priority first, then the (zero-padded)
+        # time. No "." before the queue name (see below).
+        name = f"p{_priority(payload)}-{round(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # No "." before the queue name: _get only takes "<prefix>.<queue>.msg" files.
         partial = os.path.join(self.data_folder_out, f"partial-{uuid.uuid4().hex}")

@@ -16,6 +16,13 @@ from django.db import transaction
 
 QUEUES = ("default", "inference", "training")
 
+# Background work that must yield to what readers wait for (shadow predictions) is sent at
+# this Celery priority on the same queue. Lower numbers go first, as kombu's Redis transport
+# orders them (priority steps 0, 3, 6, 9; a message without one counts as 0); the embedded
+# filesystem broker orders its files the same way (radviewer.lib.kombu_fs). A RabbitMQ queue
+# declared without x-max-priority ignores it (first in, first out).
+LOW_PRIORITY = 9
+
 # task name -> queue, filled by house_task; read by route_task (Celery's task_routes).
 _TASK_QUEUES: dict[str, str] = {}
 # task name -> task, filled by house_task; read by enqueue_on_commit for tasks sent by name.
@@ -74,7 +81,7 @@ def house_task(
     return decorate
 
 
-def enqueue_on_commit(task: Any, /, *, swept: bool = False, **kwargs: Any) -> None:
+def enqueue_on_commit(task: Any, /, *, swept: bool = False, low_priority: bool = False, **kwargs: Any) -> None:
     """Send ``task`` (a task, or the name it was declared with) with keyword arguments once
     the current transaction commits.
 
@@ -85,8 +92,12 @@ def enqueue_on_commit(task: Any, /, *, swept: bool = False, **kwargs: Any) -> No
     ``swept=True`` is for tasks whose rows a sweeper re-sends when their message never
     arrived (predictions): a broker that refuses the message after the commit is then
     logged, not raised, so the request that committed the row still answers as accepted.
+
+    ``low_priority=True`` sends it at ``LOW_PRIORITY``: a worker takes any waiting message
+    of normal priority on the same queue first.
     """
-    transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs), robust=swept)
+    options = {"priority": LOW_PRIORITY} if low_priority else {}
+    transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs, **options), robust=swept)
 
 
 def task_by_name(task: Any) -> Any:
