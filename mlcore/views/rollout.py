@@ -32,6 +32,7 @@ from mlcore.selectors.rollout import (
     shadow_versions,
 )
 from mlcore.views.dashboard import ALIAS_ORDER
+from mlcore.views.rollout_policy import policy_form_context
 from radviewer.lib.auth import permission_required_403
 
 OC_DROPS = (0.05, 0.10, 0.15, 0.20)
@@ -118,5 +119,6 @@ def rollout_page(request: HttpRequest) -> HttpResponse:
         "errors": errors, "guard_alert": guard_alert(name=name),
         "class_names": {k: c.display_name for k, c in CLASS_BY_KEY.items()},
         "share_percent": round(share * 100, 1),
+        **policy_form_context(name),  # the routing form (mlcore.views.rollout_policy), posted in place
     }
     return render(request, "mlcore/rollout/page.html", context)
