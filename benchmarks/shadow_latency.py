@@ -140,6 +140,11 @@ def main() -> None:
         client = Client()
         client.force_login(reader)
 
+        # Blinded reads (3 % by default) hide the AI this benchmark waits for: none here.
+        from mlcore.services.blinding import blinded_share_set
+
+        blinded_share_set(actor=admin, value=0, name=name)
+
         def shadow(on: bool) -> None:
             rollout_policy_update(name=name, actor=admin, shadow_candidate=on, reason="benchmark arm")
 

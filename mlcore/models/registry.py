@@ -66,8 +66,10 @@ class RolloutPolicy(models.Model):
     # Share of studies (1..100) the shadow candidate predicts, after production.
     shadow_percent = models.PositiveSmallIntegerField(default=100)
     shadow_started_at = models.DateTimeField(null=True, blank=True)
-    # Share of studies read with the AI hidden until the reader saves a verdict (automation bias).
-    blinded_percent = models.FloatField(default=3.0)
+    # Share of studies read with the AI hidden until the reader saves a verdict (automation bias);
+    # None = the installation's default (settings.BLINDED_READS_DEFAULT_PERCENT, 3 %) until an
+    # ML admin sets one, so a row created for another policy change does not fix a share.
+    blinded_percent = models.FloatField(null=True, blank=True, default=None)
     # The canary guard's sequential test: false-rollback rate, power to detect ``guard_drop``
     # (an agreement drop, 0..1), the minimum reads per arm before it decides, and the
     # operations limits (error rate, p95 latency) that roll back on their own.

@@ -62,9 +62,8 @@ def blinded_share_set(*, actor: Any, value: Any, name: str | None = None) -> Rol
     name = name or settings.MLFLOW_REGISTERED_MODEL
     percent = _parse_percent(value)
     with transaction.atomic():
-        policy, _ = RolloutPolicy.objects.select_for_update().get_or_create(
-            name=name, defaults={"blinded_percent": settings.BLINDED_READS_DEFAULT_PERCENT})
-        before = policy.blinded_percent
+        policy, _ = RolloutPolicy.objects.select_for_update().get_or_create(name=name)
+        before = blinded_percent(name=name)
         policy.blinded_percent = percent
         policy.save(update_fields=["blinded_percent", "updated_at"])
         user = actor if getattr(actor, "is_authenticated", False) else None
