@@ -11,7 +11,6 @@ bucket credentials for them), the runs and versions in PostgreSQL.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import port_open, require
+from tests.support.services import free_port, port_open, require
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
@@ -31,10 +30,6 @@ BIN = Path(sys.executable).parent
 CREDS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
@@ -61,7 +56,7 @@ def mlflow_server(tmp_path):
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
-    s3_port, mlflow_port = _free_port(), _free_port()
+    s3_port, mlflow_port = free_port(), free_port()
     procs: list[subprocess.Popen] = []
     env = {**os.environ, **CREDS}
     env.pop("MLFLOW_TRACKING_URI", None)

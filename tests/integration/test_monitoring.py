@@ -34,8 +34,8 @@ from mlcore import models as mlcore_models
 from mlcore.models import ReviewOutcome, TrainingJob
 from radviewer.ops.models import WorkerHeartbeat
 from tests.clinical.dicom_factory import make_cxr_dicom
-from tests.support.services import require_binary
-from tests.support.web import WebProcess, free_port
+from tests.support.server import GunicornServer
+from tests.support.services import free_port, require_binary
 from tests.support.worker import REPO, WorkerProcess, wait_until
 
 DEPLOY = REPO / "deploy"
@@ -145,7 +145,7 @@ def _samples(families: dict[str, list], sample_name: str, **labels: str) -> list
             if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items())]
 
 
-def _traffic(web: WebProcess, worker: WorkerProcess, version: str) -> dict:
+def _traffic(web: GunicornServer, worker: WorkerProcess, version: str) -> dict:
     """Real traffic against the running stack; returns what the metrics must then show."""
     from radviewer.celery import app
 
@@ -215,7 +215,7 @@ def stack(production_model, tmp_path, request):
     if worker_port:
         worker_env |= {"RADVIEWER_WORKER_METRICS_PORT": str(worker_port), "RADVIEWER_WORKER_METRICS_ADDR": "127.0.0.1"}
     with (WorkerProcess(queues="inference,default", extra_env=worker_env) as worker,
-          WebProcess(workers=2, extra_env={**common, "PROMETHEUS_MULTIPROC_DIR": str(web_dir)}) as web):
+          GunicornServer(workers=2, extra_env={**common, "PROMETHEUS_MULTIPROC_DIR": str(web_dir)}) as web):
         seen = _traffic(web, worker, production_model["version"])
         yield {"web": web, "worker": worker, "worker_port": worker_port, "version": production_model["version"],
                **seen}

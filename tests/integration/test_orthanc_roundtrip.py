@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from django.conf import settings
 from clinical.services.api_clients import api_client_create
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.support.dicom_validation import assert_valid_dicom
-from tests.support.services import require
+from tests.support.services import free_port, require
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
@@ -46,10 +45,6 @@ def _find(candidates) -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,7 +52,7 @@ def orthanc(tmp_path: Path, live_server):
     binary, plugin = _find(ORTHANC_CANDIDATES), _find(PLUGIN_CANDIDATES)
     require(binary is not None and plugin is not None, "Orthanc with the DICOMweb plugin (apt: orthanc orthanc-dicomweb)")
     issued = api_client_create(name="orthanc-test", scopes="submit,read")
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     config = {
         "Name": "RADVIEWER-TEST",
         "StorageDirectory": str(tmp_path / "storage"),

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import pytest
 
 from mlcore.ml.bundle import ModelBundle
 from mlcore.ml.data import LocalDatasetStore, make_synthetic_dataset
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -37,10 +37,6 @@ print("RESULT " + json.dumps({"version": result.model_version, "bundle": result.
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:
@@ -84,7 +80,7 @@ def test_training_on_a_ray_cluster_survives_a_killed_node(tmp_path):
     storage.mkdir()
     store = LocalDatasetStore(tmp_path / "store")
     make_synthetic_dataset(store, per_class=8, size=64, seed=3)
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     env = {**os.environ, "RAY_TRAIN_ENABLE_STATE_TRACKING": "0", "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": str(REPO)}

@@ -4,19 +4,12 @@ stopped and restarted at will), and pointing this process's Celery app at a brok
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.services import port_open, require_binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.services import free_port, port_open, require_binary
 
 
 class OwnRedis:

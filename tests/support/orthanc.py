@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.support.services import require
+from tests.support.services import free_port, require
 from tests.support.worker import wait_until
 
 ORTHANC_CANDIDATES = ("Orthanc", "/usr/sbin/Orthanc", "/usr/bin/Orthanc")
@@ -33,10 +32,6 @@ def _find(candidates) -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OrthancProcess:

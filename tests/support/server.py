@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.orthanc import free_port
+from tests.support.services import free_port
 from tests.support.worker import REPO, child_process_env, wait_until
 
 
