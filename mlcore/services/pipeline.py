@@ -25,6 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlcore.models import DatasetVersion, Evaluation, ModelAlias, ModelVersion, PipelineRun, ReviewOutcome, TrainingJob
+from mlcore.selectors.rollout import rollout_policy
 from mlcore.services.datasets import (
     DatasetStoreUnavailable,
     canonical_store_uri,
@@ -480,6 +481,10 @@ def _step_candidate(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:
 
 def _step_shadow(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:
     mv = _version(run)
+    policy = rollout_policy(name=run.name)
+    if policy.shadow_candidate:  # already on: the candidate alias moved, shadow follows it
+        return "done", f"candidate v{mv.version} in shadow on {policy.shadow_percent} % of studies (shadow was on)", {
+            "shadow_percent": policy.shadow_percent}
     policy = rollout_policy_update(name=run.name, actor=f"pipeline_run:{run.pk}", shadow_candidate=True,
                                    reason=f"continuous-training run {run.pk}: candidate v{mv.version} in shadow")
     return "done", f"candidate v{mv.version} in shadow on {policy.shadow_percent} % of studies", {

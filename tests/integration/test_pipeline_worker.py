@@ -18,7 +18,9 @@ from mlcore.ml.data import LocalDatasetStore, make_synthetic_dataset
 from mlcore.models import DatasetVersion, Evaluation, ModelAlias, PipelineRun, ReviewOutcome, RolloutPolicy
 from mlcore.services.feedback import feedback_sample_add
 from mlcore.services.pipeline import pipeline_check, pipeline_trigger_from_drift
+from mlcore.services.registry import registry_sync
 from tests.clinical.factories import chest_png
+from tests.support.models import register_random_model
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -36,6 +38,9 @@ def test_corrections_to_candidate_in_shadow_with_a_real_worker(settings, tmp_pat
     make_synthetic_dataset(LocalDatasetStore(tmp_path / "store"), per_class=8, size=48, seed=5,
                            fractions={"train": 0.5, "val": 0.25, "final_eval": 0.25})
     env = {"RADVIEWER_PIPELINE_RECIPE": json.dumps(RECIPE), "RADVIEWER_TRAINING_HEARTBEAT_SECONDS": "1"}
+    # A version in production (the shadow predicts after it), as on any running installation.
+    register_random_model(tracking_uri=settings.MLFLOW_TRACKING_URI, name=name)
+    registry_sync(name=name)
     try:
         _run(settings, tmp_path, env, name)
     finally:  # the snapshots land in the worker's VAR_DIR/datasets (named per run and time)
@@ -103,5 +108,7 @@ def _run(settings, tmp_path, env, name):
     policy = RolloutPolicy.objects.get(name=name)
     assert policy.shadow_candidate and policy.shadow_started_at is not None
     assert "awaiting the admin's decision" in done.steps[-1]["message"]
-    assert not ModelAlias.objects.filter(name=name, alias__in=("canary", "production")).exists()
+    # the admin decides: production stays where it was, no canary started by itself
+    assert ModelAlias.objects.get(name=name, alias="production").model_version.version == "1"
+    assert not ModelAlias.objects.filter(name=name, alias="canary").exists()
     assert DatasetVersion.objects.filter(source_format="snapshot").count() == 2

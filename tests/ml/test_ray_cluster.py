@@ -65,6 +65,17 @@ def _wait(predicate, timeout: float, what: str, logs: list[Path]):
     raise TimeoutError(f"{what} not within {timeout}s\n{tails}")
 
 
+def _committed_checkpoint(storage: Path) -> bool:
+    """A checkpoint Ray has registered: its folder holds the Lightning file and the checkpoint
+    manager's snapshot names it (the snapshot file exists from the start, empty)."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        text = snapshot.read_text(errors="ignore")
+        for folder in snapshot.parent.glob("checkpoint_2*"):
+            if (folder / "checkpoint.ckpt").exists() and folder.name in text:
+                return True
+    return False
+
+
 def _alive_nodes(address: str, env: dict) -> int:
     out = subprocess.run([sys.executable, "-c", (
         f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False);"
@@ -104,8 +115,7 @@ def test_training_on_a_ray_cluster_survives_a_killed_node(tmp_path):
                                   stdout=logs[3].open("w"), stderr=subprocess.STDOUT)
         # The first epoch's checkpoint is in the shared store: kill the second node, as a
         # crashed machine dies (SIGKILL to its whole process group), and let a new one join.
-        _wait(lambda: list(storage.glob("*/checkpoint_*")) or driver.poll() is not None, 600,
-              "a first checkpoint", logs)
+        _wait(lambda: _committed_checkpoint(storage) or driver.poll() is not None, 600, "a first checkpoint", logs)
         assert driver.poll() is None, logs[3].read_text()[-4000:]
         nodes[1].kill()
         nodes.append(Node(["--address", address, "--num-cpus", "1"], env, logs[2]))
