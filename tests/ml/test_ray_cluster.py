@@ -93,16 +93,19 @@ def test_training_on_a_ray_cluster_survives_a_killed_node(tmp_path):
     make_synthetic_dataset(store, per_class=8, size=64, seed=3)
     port = free_port()
     address = f"127.0.0.1:{port}"
+    # A loopback test cluster: no token authentication (Ray 2.60 turns it on and keeps the token
+    # in ~/.ray, which a concurrent or earlier cluster may have replaced; a real cluster gives
+    # every node and the training worker its token: docs/ml.md).
     env = {**os.environ, "RAY_TRAIN_ENABLE_STATE_TRACKING": "0", "PYTHONWARNINGS": "ignore",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
     nodes: list[Node] = []
     logs = [tmp_path / "head.log", tmp_path / "node2.log", tmp_path / "node3.log", tmp_path / "driver.log"]
     try:
         nodes.append(Node(["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "1",
                            "--include-dashboard", "false", "--temp-dir", str(ray_tmp)], env, logs[0]))
-        _wait(lambda: _alive_nodes(address, env) == 1, 120, "the head node", logs)
+        _wait(lambda: _alive_nodes(address, env) == 1, 300, "the head node", logs)
         nodes.append(Node(["--address", address, "--num-cpus", "1"], env, logs[1]))
-        _wait(lambda: _alive_nodes(address, env) == 2, 120, "the second node", logs)
+        _wait(lambda: _alive_nodes(address, env) == 2, 300, "the second node", logs)
 
         config = {
             "store_uri": str(store.root), "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
