@@ -144,7 +144,7 @@ def _retry_or_fail(delivery: WebhookDelivery, *, code: int | None, error: str) -
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """One delivery attempt; raises WebhookRetryableError when a later attempt may succeed."""
     with transaction.atomic():
-        delivery = (WebhookDelivery.objects.select_for_update().select_related("client", "study")
+        delivery = (WebhookDelivery.objects.select_for_update(of=("self",)).select_related("client", "study")
                     .filter(pk=delivery_id).first())
         if delivery is None or delivery.status in (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED):
             return delivery
