@@ -8,7 +8,9 @@ import pytest
 from django.urls import reverse
 
 from mlcore.services.drift import drift_check_run, drift_reference_save
-from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, _shot, log_in, watch_errors
+from tests.support.browser import CHROMIUM_ARGS, log_in, watch_errors
+from tests.support.browser import chromium as _chromium
+from tests.support.browser import shot as _shot
 from tests.mlcore.test_drift import _observe, _reference
 from tests.support.registry import NAME, registry_fixture  # noqa: F401 (the `registry` fixture)
 

@@ -20,7 +20,9 @@ from django.urls import reverse
 from PIL import Image
 
 from mlcore.models import ChangeRecord, Evaluation, ModelAlias, ModelVersion, TrainingJob
-from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, _shot, log_in, watch_errors
+from tests.support.browser import CHROMIUM_ARGS, log_in, watch_errors
+from tests.support.browser import chromium as _chromium
+from tests.support.browser import shot as _shot
 from tests.support.registry import registry_fixture  # noqa: F401 (the `registry` fixture)
 from tests.support.worker import WorkerProcess
 

@@ -6,9 +6,6 @@ Celery worker on the same (file) test database. Screenshots go to var/e2e-*.png.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from django.conf import settings
 from django.urls import reverse
@@ -16,66 +13,19 @@ from django.urls import reverse
 from clinical.models import Review, Study
 from tests.clinical.dicom_factory import make_cxr_dicom
 from tests.clinical.factories import chest_png
-from tests.support.services import require
+from tests.support.browser import CHROMIUM_ARGS, log_in, watch_errors
+from tests.support.browser import canvas_signature as _canvas_signature
+from tests.support.browser import chromium as _chromium
+from tests.support.browser import shot as _shot
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TRIAGE_TIMEOUT_MS = 90_000
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    require(Path(path).exists(), "chromium")
-    return path
-
-
-def _canvas_signature(page) -> list[int]:
-    """Grey sums of an 8 x 8 grid over the viewer canvas (changes when the overlay does)."""
-    return page.evaluate("""() => {
-        const c = document.getElementById('viewer-canvas');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        const out = [];
-        for (let gy = 0; gy < 8; gy++) for (let gx = 0; gx < 8; gx++) {
-            const x = Math.floor((gx + 0.5) * c.width / 8), y = Math.floor((gy + 0.5) * c.height / 8);
-            const i = 4 * (y * c.width + x);
-            out.push(d[i] + d[i + 1] + d[i + 2]);
-        }
-        return out;
-    }""")
-
-
-def _shot(page, name: str) -> None:
-    (REPO / "var").mkdir(exist_ok=True)
-    # caret="initial": Playwright's default hides the caret with an injected <style>, which
-    # the page's CSP blocks (and the console check below would report).
-    page.screenshot(path=str(REPO / "var" / f"e2e-{name}.png"), full_page=True, caret="initial")
-
-
-def watch_errors(page) -> list[str]:
-    """Page errors and CSP / Permissions-Policy violations of ``page``, as they happen (a
-    blocked inline script or style is no page error, only a console message)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}")
-            if "Content Security Policy" in msg.text or "Permissions-Policy" in msg.text else None)
-    return errors
-
-
-def log_in(page, live_server, username: str) -> None:
-    """Sign in through the login form (test users have the password ``pw-for-tests-123``)."""
-    page.goto(live_server.url + reverse("accounts:login"))
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-for-tests-123")
-    page.click("button[type=submit]")
 
 
 def test_radiologist_flow(live_server, production_model, radiologist, monkeypatch):
     chromium = _chromium()
-    require((REPO / "static" / "vendor" / "htmx.min.js").exists(), "static/vendor/htmx.min.js (make setup-dev)")
     from playwright.sync_api import expect, sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are

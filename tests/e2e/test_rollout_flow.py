@@ -23,7 +23,8 @@ from clinical.tasks import run_prediction
 from mlcore.models import ModelAlias, RolloutPolicy
 from mlcore.services.promotion import alias_move
 from tests.clinical.factories import chest_png
-from tests.e2e.test_radiologist_flow import CHROMIUM_ARGS, _chromium, log_in, watch_errors
+from tests.support.browser import CHROMIUM_ARGS, log_in, watch_errors
+from tests.support.browser import chromium as _chromium
 from tests.support.registry import NAME, evaluate, registry_fixture  # noqa: F401 (the `registry` fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
