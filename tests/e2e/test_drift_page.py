@@ -8,17 +8,16 @@ import pytest
 from django.urls import reverse
 
 from mlcore.services.drift import drift_check_run, drift_reference_save
+from tests.mlcore.test_drift import _observe, _reference
 from tests.support.browser import CHROMIUM_ARGS, log_in, watch_errors
 from tests.support.browser import chromium as _chromium
 from tests.support.browser import shot as _shot
-from tests.mlcore.test_drift import _observe, _reference
 from tests.support.registry import NAME, registry_fixture  # noqa: F401 (the `registry` fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_drift_page_shows_plot_and_alarm_without_csp_errors(live_server, registry, tmp_path, ml_admin,
-                                                            monkeypatch):
+def test_drift_page_shows_plot_and_alarm_without_csp_errors(live_server, registry, tmp_path, ml_admin, monkeypatch):
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 

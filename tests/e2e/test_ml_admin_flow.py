@@ -45,16 +45,14 @@ def _folder(root):
     return root
 
 
-def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry, ml_admin, tmp_path,
-                                                          monkeypatch):
+def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry, ml_admin, tmp_path, monkeypatch):
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM asserts below, Playwright's loop
     folder = _folder(tmp_path / "hospital-folder")
     slug = f"e2e-{uuid.uuid4().hex[:8]}"  # stores are immutable: a new name per run
-    env = {"RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI,
-           "RADVIEWER_TRAINING_HEARTBEAT_SECONDS": "2"}
+    env = {"RADVIEWER_DATASET_URI": settings.DATASET_STORE_URI, "RADVIEWER_TRAINING_HEARTBEAT_SECONDS": "2"}
     with WorkerProcess(queues="training", extra_env=env), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
@@ -143,8 +141,14 @@ def test_ml_admin_trains_compares_promotes_and_rolls_back(live_server, registry,
         expect(timeline).to_contain_text("Rollback")
         expect(timeline).to_contain_text("Promotion")
         page.goto(live_server.url + reverse("audit:list"))
-        for action in ("training_job.succeeded", "evaluation.completed", "model.gate_blocked",
-                       "model.gate_overridden", "model.alias_set", "model.rolled_back"):
+        for action in (
+            "training_job.succeeded",
+            "evaluation.completed",
+            "model.gate_blocked",
+            "model.gate_overridden",
+            "model.alias_set",
+            "model.rolled_back",
+        ):
             expect(page.locator("body")).to_contain_text(action)
         _shot(page, "ml-audit")
         assert Evaluation.objects.filter(model_version__version=version, status="succeeded").exists()

@@ -47,10 +47,13 @@ def test_radiologist_flow(live_server, production_model, radiologist, monkeypatc
 
         # Upload a PNG and a DICOM in one go through the file input; each gets its own row.
         page.goto(live_server.url + reverse("clinical:upload"))
-        page.set_input_files("#upload-input", [
-            {"name": "chest.png", "mimeType": "image/png", "buffer": png},
-            {"name": "IMG0001.dcm", "mimeType": "application/dicom", "buffer": dicom},
-        ])
+        page.set_input_files(
+            "#upload-input",
+            [
+                {"name": "chest.png", "mimeType": "image/png", "buffer": png},
+                {"name": "IMG0001.dcm", "mimeType": "application/dicom", "buffer": dicom},
+            ],
+        )
         expect(page.locator(".upload-result.accepted")).to_have_count(2)
         _shot(page, "upload")
         png_link = page.locator(".upload-result.accepted", has_text="chest.png").locator("a")

@@ -45,8 +45,7 @@ def _other(cls: str) -> str:
     return next(c for c in CXR if c != cls)
 
 
-def test_shadow_then_canary_then_the_guard_rolls_it_back(live_server, registry, ml_admin, radiologist,
-                                                          monkeypatch):
+def test_shadow_then_canary_then_the_guard_rolls_it_back(live_server, registry, ml_admin, radiologist, monkeypatch):
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -115,8 +114,12 @@ def test_shadow_then_canary_then_the_guard_rolls_it_back(live_server, registry, 
             seed += 1
             served = Prediction.objects.exclude(arm="shadow").get(image__study=study)
             label = served.top_class if served.arm == "production" else _other(served.top_class)
-            review_create(image=study.images.get(), verdict="corrected" if served.arm == "canary" else "agree",
-                          label=label if served.arm == "canary" else "", reader=radiologist)
+            review_create(
+                image=study.images.get(),
+                verdict="corrected" if served.arm == "canary" else "agree",
+                label=label if served.arm == "canary" else "",
+                reader=radiologist,
+            )
             if seed % 10 == 0:
                 run = rollout_guard_check(name=NAME)  # what the beat task runs every minute
                 if run is not None and run.decision == "rollback":

@@ -16,8 +16,15 @@ from django.urls import reverse
 from tests.support.services import require
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TEST_PASSWORD = "pw-for-tests-123"
 
 
@@ -40,8 +47,14 @@ def watch_errors(page) -> list[str]:
     blocked inline script or style is no page error, only a console message)."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location} on {page.url}")
-            if "Content Security Policy" in msg.text or "Permissions-Policy" in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"{msg.text} at {msg.location} on {page.url}")
+            if "Content Security Policy" in msg.text or "Permissions-Policy" in msg.text
+            else None
+        ),
+    )
     return errors
 
 
@@ -57,8 +70,8 @@ def log_in(page, live_server, username: str) -> None:
 def browser_session(viewport: tuple[int, int] = (1440, 900)):
     """A launched chromium and a function making logged-in pages in fresh contexts:
 
-        with browser_session() as open_page:
-            page, errors = open_page(live_server, radiologist.username)
+    with browser_session() as open_page:
+        page, errors = open_page(live_server, radiologist.username)
     """
     from playwright.sync_api import sync_playwright
 
@@ -83,7 +96,8 @@ def browser_session(viewport: tuple[int, int] = (1440, 900)):
 
 def canvas_signature(page, selector: str = "#viewer-canvas") -> list[int]:
     """Grey sums of an 8 x 8 grid over a canvas (changes when what is drawn does)."""
-    return page.evaluate("""(selector) => {
+    return page.evaluate(
+        """(selector) => {
         const c = document.querySelector(selector);
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         const out = [];
@@ -93,4 +107,6 @@ def canvas_signature(page, selector: str = "#viewer-canvas") -> list[int]:
             out.push(d[i] + d[i + 1] + d[i + 2]);
         }
         return out;
-    }""", selector)
+    }""",
+        selector,
+    )
