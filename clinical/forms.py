@@ -65,4 +65,5 @@ class ReviewForm(forms.Form):
     verdict = forms.ChoiceField(choices=Review.Verdict.choices, widget=forms.RadioSelect)
     label = forms.CharField(required=False, max_length=40)
     note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    impression = forms.CharField(required=False, max_length=500)
     amendment = forms.BooleanField(required=False)

@@ -21,4 +21,5 @@ urlpatterns = [
     path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),
     path(_image + "retry/", reviews.retry, name="prediction_retry"),
     path(_image + "reviews/", reviews.review_submit, name="review"),
+    path(_image + "reviews/<int:review_id>/undo/", reviews.undo, name="review_undo"),
 ]

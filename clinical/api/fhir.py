@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinical.selectors.results import reading_impression
+
 LOINC = "http://loinc.org"
 FINDING_SYSTEM = "urn:radviewer:finding"
 PSEUDONYM_SYSTEM = "urn:radviewer:patient-pseudonym"
@@ -99,6 +101,9 @@ def _conclusion(result: dict[str, Any]) -> tuple[str, list[dict]]:
             latest = reviews[0]
             lines.append(f"{image['name']}: read by {latest['reader']}: {latest['verdict']}"
                          f"{' ' + latest['label_display'] if latest['label'] else ''}")
+            impression = reading_impression(latest)
+            if impression:  # the reader's structured impression: class, then free text
+                lines.append(f"{image['name']}: Impression: {impression}")
         if reviews and reviews[0]["label"]:
             label, display = reviews[0]["label"], reviews[0]["label_display"]
         elif prediction and prediction["top_class"]:

@@ -11,7 +11,8 @@ out (Study ID, Study Date, ...) are present and empty.
 Content: observer = the AI device (RadViewer, model name and version); one measurement group
 per DICOM image with the algorithm identification, the top finding as finding type, one
 probability measurement per class (UCUM "1"), an "outside model scope" evaluation and, once
-a person has read it, the reader's label. The finding type and the reader's label are coded
+a person has read it, the reader's label and impression (TEXT, DCM 121073 "Impression": the
+confirmed class's display name, then the reader's free text). The finding type and the reader's label are coded
 with the standard concept of ``clinical.api.codes`` (SNOMED CT, or DICOM for "opacity") and the
 class key in the private scheme ``99RADVIEWER`` as its equivalent code; probabilities are
 named in the private scheme (there is no standard "probability of X" concept).
@@ -39,7 +40,7 @@ from pydicom.sr.codedict import codes
 
 from clinical.api.codes import PRIVATE_SCHEME, PRIVATE_SCHEME_NAME, standard_code
 from clinical.models import ApiClient, Image, Study
-from clinical.selectors.results import study_queryset, study_result
+from clinical.selectors.results import reading_impression, study_queryset, study_result
 
 SCHEME = PRIVATE_SCHEME
 UID_NAMESPACE = uuid.UUID("6f1c0a52-6f86-4f53-9a3c-52a7f4d3c1e0")
@@ -168,7 +169,7 @@ def _group(
             name=_concept("reader-label", "Finding confirmed by reader"),
             value=_class_concept(reviews[0]["label"], reviews[0]["label_display"]),
         ))
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=derived_uid(study_uid, "image", str(item["id"])), identifier=f"AI triage of {item['name']}"[:64]
         ),
@@ -183,6 +184,15 @@ def _group(
         source_images=[hd.sr.SourceImageForMeasurementGroup(evidence.SOPClassUID, evidence.SOPInstanceUID)]
         if "Image Storage" in pydicom.uid.UID(evidence.SOPClassUID).name else None,
     )
+    impression = reading_impression(reviews[0]) if reviews else ""
+    if impression:
+        # The reader's structured impression (class, then free text) as a TEXT item of the
+        # image's measurement group, next to the reader's label: (121073, DCM, "Impression").
+        group[0].ContentSequence.append(hd.sr.TextContentItem(
+            name=codes.DCM.Impression, value=impression[:1024],
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        ))
+    return group
 
 
 def _build(evidence: list[pydicom.Dataset], **kwargs: Any) -> hd.sr.Comprehensive3DSR:

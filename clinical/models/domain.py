@@ -300,6 +300,9 @@ class Review(models.Model):
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     label = models.CharField(max_length=40, blank=True)  # the confirmed class key, if any
     note = models.TextField(blank=True)
+    # The reader's short structured impression (free text); the study's impression is the
+    # confirmed class's display name plus this text (FHIR conclusion, SR "Impression").
+    impression = models.CharField(max_length=500, blank=True)
     amendment = models.BooleanField(default=False)
     # Saved with the AI hidden (the first verdict of a blinded read).
     blinded = models.BooleanField(default=False)

@@ -142,6 +142,13 @@ def withheld_repr() -> dict[str, Any]:
     }
 
 
+def reading_impression(review: dict[str, Any]) -> str:
+    """A reading's structured impression, as reports carry it: the confirmed class's display
+    name, then the reader's free text ("Tuberculosis. Upper-lobe cavity."); "" for neither."""
+    parts = [review.get("label_display") or "", (review.get("impression") or "").strip()]
+    return ". ".join(p.rstrip(".") if i == 0 else p for i, p in enumerate(parts) if p)
+
+
 def review_repr(review: Review) -> dict[str, Any]:
     reader = review.reader.get_username() if review.reader else review.source_label
     return {
@@ -149,6 +156,7 @@ def review_repr(review: Review) -> dict[str, Any]:
         "label": review.label,
         "label_display": display_name(review.label) if review.label else "",
         "note": review.note,
+        "impression": review.impression,
         "source": review.source,
         "reader": reader,
         "amendment": review.amendment,

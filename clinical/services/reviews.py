@@ -9,17 +9,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, ResultDelivery, Review, Study
+from clinical.selectors.reviews import agree_refusal, undo_refusal, undo_window_seconds
 from clinical.services.display import image_display_bytes
 from clinical.services.notifications import study_ready
 from clinical.services.result_delivery import result_deliveries_schedule
 from clinical.services.triage import ai_hidden, study_triage_fields
 from mlcore.selectors import class_keys
-from mlcore.services.feedback import feedback_sample_add, review_outcome_record
+from mlcore.services.feedback import feedback_sample_add, review_outcome_record, review_outcomes_withdraw
 from radviewer.audit.actions import AuditAction
 from radviewer.audit.services import audit_event_create
 from radviewer.lib.tasks import enqueue_on_commit
 
 DECISIVE = (Review.Verdict.AGREE, Review.Verdict.CORRECTED)
+IMPRESSION_MAX = 500
+# The feedback export runs this long after the undo window closes (clock and queue slack).
+EXPORT_MARGIN_SECONDS = 5
 
 
 def review_create(
@@ -28,6 +32,7 @@ def review_create(
     verdict: str,
     label: str = "",
     note: str = "",
+    impression: str = "",
     reader: Any = None,
     source: str = Review.Source.READER,
     source_label: str = "",
@@ -40,6 +45,10 @@ def review_create(
     ``uncertain`` and ``non_diagnostic`` carry no label. A signed-off study only takes an
     amendment, which needs a note. Confirmed labels go to the dataset store on commit.
 
+    ``agree`` needs a finished, in-scope AI result that names a class and is shown (not a
+    blinded read). ``impression``: the reader's short free-text impression (max 500).
+    Confirmed labels are exported after the undo window (``review_undo``).
+
     A blinded read (AI hidden): the reader names a class without seeing the AI, so ``agree``
     is refused and a label equal to the AI's top class is recorded as agreement; the review
     and its outcome are marked blinded, and once every image has a verdict the AI is
@@ -47,6 +56,10 @@ def review_create(
     """
     if verdict not in Review.Verdict.values:
         raise ValidationError({"verdict": f"unknown verdict {verdict!r}; accepted: {', '.join(Review.Verdict.values)}"})
+    impression = impression.strip()
+    if len(impression) > IMPRESSION_MAX:
+        raise ValidationError({"impression": f"the impression is {len(impression)} characters; "
+                                             f"keep it to {IMPRESSION_MAX}"})
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=image.study_id)
         if study.status == Study.Status.SIGNED_OFF and not amendment:
@@ -59,8 +72,9 @@ def review_create(
             raise ValidationError({"verdict": "blinded read: the AI is hidden until you save your own verdict; "
                                               "name the class you see (or uncertain / non-diagnostic)"})
         if verdict == Review.Verdict.AGREE:
-            if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
-                raise ValidationError({"verdict": "there is no AI result to agree with; choose a class"})
+            refusal = agree_refusal(prediction, hidden=False)
+            if refusal:
+                raise ValidationError({"verdict": refusal})
             label = prediction.top_class
         elif verdict == Review.Verdict.CORRECTED:
             if label not in class_keys():
@@ -74,7 +88,7 @@ def review_create(
             image=image, prediction=prediction if prediction and prediction.status == "succeeded" else None,
             reader=reader if getattr(reader, "is_authenticated", False) else None,
             source=source, source_label=source_label, verdict=verdict, label=label,
-            note=note.strip(), amendment=amendment, blinded=blinded,
+            note=note.strip(), impression=impression, amendment=amendment, blinded=blinded,
         )
         audit_event_create(
             actor=reader, actor_label=source_label,
@@ -90,8 +104,9 @@ def review_create(
         elif study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
             study.status = study_triage_fields(study).get("status", study.status)
             study.save(update_fields=["status"])
-        if label:
-            enqueue_on_commit("clinical.export_feedback", review_id=review.pk)  # by name: see enqueue_on_commit
+        if label:  # by name (see enqueue_on_commit); after the undo window, so an undone label never lands
+            enqueue_on_commit("clinical.export_feedback", review_id=review.pk,
+                              countdown=undo_window_seconds() + EXPORT_MARGIN_SECONDS)
         if amendment and study.status == Study.Status.SIGNED_OFF:  # the amended SR goes to the result destinations
             result_deliveries_schedule(study_id=study.pk, trigger=ResultDelivery.Trigger.AMENDED,
                                        event_key=f"review:{review.pk}")
@@ -151,9 +166,12 @@ def review_outcomes_record(*, review: Review) -> None:
 def review_export_feedback(*, review_id: int) -> dict | None:
     """Write a review's confirmed label with lineage into the store's ``feedback`` split.
 
-    Skips reviews superseded by a later one (only the latest verdict counts).
+    Skips reviews superseded by a later one (only the latest verdict counts) and reviews
+    undone by their reader (gone by the time this runs: it is sent after the undo window).
     """
-    review = Review.objects.select_related("image__study", "prediction", "reader").get(pk=review_id)
+    review = Review.objects.select_related("image__study", "prediction", "reader").filter(pk=review_id).first()
+    if review is None:
+        return None
     latest = review.image.reviews.order_by("-created_at", "-id").first()
     if latest is None or latest.pk != review.pk or not review.label:
         return None
@@ -173,6 +191,42 @@ def review_export_feedback(*, review_id: int) -> dict | None:
             "time": review.created_at.isoformat(),
         },
     )
+
+
+def review_undo(*, review: Review, user: Any, request: Any = None) -> Study:
+    """Withdraw ``review`` (its reader, within ``REVIEW_UNDO_SECONDS`` of saving, before
+    sign-off): the reading is deleted and audited (``review.undone``, with what it said), and
+    what the save did is reversed: the image's outcome rows are withdrawn and, when the image
+    had an earlier reading, recorded again from it and the study's status is recomputed. The feedback
+    export needs no reversal: it is sent only after the window (``review_create``) and skips
+    a deleted review. Amendments (signed-off studies) trigger deliveries and are never undone.
+    Returns the study."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=review.image.study_id)
+        review = Review.objects.select_for_update().filter(pk=review.pk).first()
+        if review is None:
+            raise ValidationError({"review": "this reading was already undone"})
+        refusal = undo_refusal(review, study=study, user=user)
+        if refusal:
+            raise PermissionDenied(refusal)
+        image = review.image
+        details = {"study": study.uid, "image": image.pk, "verdict": review.verdict, "label": review.label,
+                   "impression": review.impression, "review": review.pk,
+                   "age_seconds": round((timezone.now() - review.created_at).total_seconds(), 1),
+                   **({"blinded": True} if review.blinded else {})}
+        audit_event_create(actor=user, action=AuditAction.REVIEW_UNDONE, obj=review, request=request,
+                           details=details)
+        refs = [f"clinical.prediction:{pk}" for pk in Prediction.objects.filter(image=image).filter(
+            status=Prediction.Status.SUCCEEDED).values_list("pk", flat=True)]
+        review.delete()
+        review_outcomes_withdraw(prediction_refs=refs)
+        previous = image.reviews.order_by("-created_at", "-id").first()
+        if previous is not None:  # its verdict scores the predictions again
+            review_outcomes_record(review=previous)
+        if study.status in (Study.Status.AWAITING_REVIEW, Study.Status.REVIEWED):
+            study.status = study_triage_fields(study).get("status", study.status)
+            study.save(update_fields=["status"])
+    return study
 
 
 def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:

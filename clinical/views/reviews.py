@@ -16,9 +16,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clinical.access import access_study_by_uid
 from clinical.forms import ReviewForm
-from clinical.models import Prediction
+from clinical.models import Prediction, Review
 from clinical.services.predictions import attribution_request, prediction_retry
-from clinical.services.reviews import review_create, study_sign_off
+from clinical.services.reviews import review_create, review_undo, study_sign_off
 from clinical.services.triage import ai_hidden
 from clinical.views._common import error_messages, require_perm, study_and_image
 from clinical.views.viewer import TEMPLATE, attribution_states, study_context
@@ -48,7 +48,7 @@ def review_submit(request: HttpRequest, uid: str, image_id: int) -> HttpResponse
     try:
         review_create(
             image=image, verdict=data["verdict"], label=data["label"], note=data["note"],
-            reader=request.user, amendment=data["amendment"], request=request,
+            impression=data["impression"], reader=request.user, amendment=data["amendment"], request=request,
         )
     except ValidationError as exc:
         return _panel(request, study, image, "review_panel", status=400, form=form,
@@ -61,6 +61,25 @@ def review_submit(request: HttpRequest, uid: str, image_id: int) -> HttpResponse
     if hidden_before and not ai_hidden(study) and request.htmx:
         response["HX-Refresh"] = "true"  # the AI was just revealed: the whole page changes
     return response
+
+
+@require_POST
+def undo(request: HttpRequest, uid: str, image_id: int, review_id: int) -> HttpResponse:
+    """Withdraw the reader's own reading within the undo window (``review_undo``)."""
+    study, image = study_and_image(request, uid, image_id)
+    require_perm(request, "accounts.review_studies")
+    review = Review.objects.filter(pk=review_id, image=image).first()
+    if review is None:
+        return _panel(request, study, image, "review_panel", status=409,
+                      errors=["This reading is no longer there (already undone)."])
+    try:
+        review_undo(review=review, user=request.user, request=request)
+    except ValidationError as exc:
+        return _panel(request, study, image, "review_panel", status=409, errors=error_messages(exc))
+    except PermissionDenied as exc:
+        return _panel(request, study, image, "review_panel", status=403, errors=[str(exc)])
+    study.refresh_from_db()
+    return _panel(request, study, image, "review_panel", undone=True)
 
 
 @require_POST

@@ -15,6 +15,7 @@ from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
+from clinical.selectors.reviews import agree_refusal, reading_classes, undoable_review
 from clinical.selectors.worklist import worklist_next_uid
 from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
@@ -68,7 +69,7 @@ def attribution_states(prediction: Prediction | None) -> list[dict[str, Any]]:
 
 def study_context(
     request: HttpRequest, study: Study, *, image_id: int | None = None, form: ReviewForm | None = None,
-    errors: list[str] | None = None,
+    errors: list[str] | None = None, undone: bool = False,
 ) -> dict[str, Any]:
     """Everything the study page and its partials show, from three queries (study rows,
     predictions, reviews with readers), whatever the number of images."""
@@ -91,6 +92,10 @@ def study_context(
     user = request.user
     unreviewed = [img for img in images if img.latest_review() is None]
     signed_off = study.is_signed_off
+    reviews = sorted(active.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True) if active else []
+    # The reading form's numbered classes: the scope's first (a blinded read does not give away
+    # a scope only the AI inferred).
+    shown_scope = "" if hidden and study.scope_source == "model" else study.scope
     return {
         "study": study,
         "burned_in_warning": BURNED_IN_WARNING,
@@ -105,8 +110,11 @@ def study_context(
         "ood_statement": ood_statement(prediction),
         "model_synthetic": synthetic,
         "attributions": attribution_states(prediction),
-        "reviews": sorted(active.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
-        if active else [],
+        "reviews": reviews,
+        "reading_classes": reading_classes(shown_scope),
+        "agree_refusal": agree_refusal(prediction, hidden=hidden),
+        "undoable": undoable_review(reviews, study=study, user=user) if active else None,
+        "undone": undone,
         "form": form or ReviewForm(),
         "errors": errors or [],
         "class_choices": CLASS_CHOICES,

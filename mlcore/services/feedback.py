@@ -77,3 +77,11 @@ def review_outcome_record(
         except IntegrityError:  # a concurrent writer won; the next call updates it
             outcome = ReviewOutcome.objects.get(prediction_ref=prediction_ref)
     return outcome
+
+
+def review_outcomes_withdraw(*, prediction_refs: list[str]) -> int:
+    """Delete the outcome rows of ``prediction_refs``: the only verdict on them was undone by
+    its reader (``clinical.services.reviews.review_undo``), so no reading scores them now.
+    Returns how many rows went."""
+    deleted, _ = ReviewOutcome.objects.filter(prediction_ref__in=prediction_refs).delete()
+    return deleted

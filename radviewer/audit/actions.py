@@ -34,6 +34,7 @@ class AuditAction(models.TextChoices):
     ATTRIBUTION_REQUESTED = "attribution.requested", "Attribution map requested"
     REVIEW_CREATED = "review.created", "Reading recorded"
     REVIEW_AMENDED = "review.amended", "Reading amended after sign-off"
+    REVIEW_UNDONE = "review.undone", "Reading withdrawn by its reader (undo)"
     # webhooks
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed"

@@ -81,7 +81,8 @@ def house_task(
     return decorate
 
 
-def enqueue_on_commit(task: Any, /, *, swept: bool = False, low_priority: bool = False, **kwargs: Any) -> None:
+def enqueue_on_commit(task: Any, /, *, swept: bool = False, low_priority: bool = False,
+                      countdown: float | None = None, **kwargs: Any) -> None:
     """Send ``task`` (a task, or the name it was declared with) with keyword arguments once
     the current transaction commits.
 
@@ -95,8 +96,12 @@ def enqueue_on_commit(task: Any, /, *, swept: bool = False, low_priority: bool =
 
     ``low_priority=True`` sends it at ``LOW_PRIORITY``: a worker takes any waiting message
     of normal priority on the same queue first.
+
+    ``countdown`` (seconds) delays the run, e.g. until an undo window has passed.
     """
-    options = {"priority": LOW_PRIORITY} if low_priority else {}
+    options: dict[str, Any] = {"priority": LOW_PRIORITY} if low_priority else {}
+    if countdown:
+        options["countdown"] = countdown
     transaction.on_commit(lambda: task_by_name(task).apply_async(kwargs=kwargs, **options), robust=swept)
 
 

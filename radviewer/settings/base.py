@@ -275,6 +275,9 @@ PIPELINE_CANARY_PERCENT = env_int("RADVIEWER_PIPELINE_CANARY_PERCENT", 5, minimu
 PIPELINE_RECIPE = json.loads(env_str("RADVIEWER_PIPELINE_RECIPE", "") or "{}")
 PREDICTION_REQUEUE_AFTER_SECONDS = env_int("RADVIEWER_PREDICTION_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 PREDICTION_STALE_SECONDS = env_int("RADVIEWER_PREDICTION_STALE_SECONDS", 150 + 60, minimum=1)
+# A reader may undo a reading this long after saving it (before sign-off); its confirmed label
+# goes to the dataset store only after the window (clinical.services.reviews.review_undo).
+REVIEW_UNDO_SECONDS = env_int("RADVIEWER_REVIEW_UNDO_SECONDS", 10, minimum=1)
 PREDICTION_MAX_ATTEMPTS = env_int("RADVIEWER_PREDICTION_MAX_ATTEMPTS", 3, minimum=1)
 
 # --- ML ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
  *   display image the server sends;
  * - overlay: the RGBA heat map of the prediction (or a computed attribution), drawn over the
  *   image with the same transform, toggled with `o`, opacity from the slider;
- * - keys: n next study, o overlay, a agree (submits the reading form), r reset, ? help.
+ * - keys: n next study, o overlay, r reset, ? help (the reading-form keys a, 1-9, Enter are in
+ *   reading.js).
  *
  * Window/level approximation. The browser never sees the original DICOM values, only the
  * display PNG the server made through the Modality and VOI LUTs, i.e. with the DICOM window
@@ -309,14 +310,6 @@
     if (help && !help.open) help.showModal();
   }
 
-  function agree() {
-    const form = document.getElementById("review-form");
-    const radio = form && form.querySelector('input[name="verdict"][value="agree"]');
-    if (!radio) return;
-    radio.checked = true;
-    form.requestSubmit();
-  }
-
   document.addEventListener("keydown", (e) => {
     const t = e.target;
     const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) &&
@@ -330,7 +323,6 @@
     switch (e.key) {
       case "n": window.location.assign(root.dataset.nextUrl); break;
       case "o": setOverlayOn(!state.overlayOn); break;
-      case "a": agree(); break;
       case "r": reset(); break;
       case "?": showHelp(); break;
       default: return;
