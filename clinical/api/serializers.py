@@ -35,6 +35,9 @@ class FeedbackSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=class_keys(), required=False, allow_blank=True, default="",
                                     help_text="Class key; required for verdict 'corrected'.")
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    impression = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=500,
+        help_text="Short free-text impression; the report's impression is the class's name plus this.")
     amendment = serializers.BooleanField(required=False, default=False,
                                          help_text="Amend a signed-off study (needs a note).")
 
@@ -138,6 +141,7 @@ class ReviewSerializer(serializers.Serializer):
     label = serializers.CharField(allow_blank=True)
     label_display = serializers.CharField(allow_blank=True)
     note = serializers.CharField(allow_blank=True)
+    impression = serializers.CharField(allow_blank=True)
     source = serializers.CharField()
     reader = serializers.CharField(allow_blank=True)
     amendment = serializers.BooleanField()

@@ -287,7 +287,7 @@ class FeedbackView(ApiView):
         try:
             review = review_create(
                 image=image, verdict=data["verdict"], label=data["label"], note=data["note"],
-                amendment=data["amendment"], source=Review.Source.API,
+                impression=data["impression"], amendment=data["amendment"], source=Review.Source.API,
                 source_label=self.client.actor_label, request=request,
             )
         except ValidationError as exc:

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from clinical.models import Image
+from clinical.models import Image, Prediction
 from clinical.services.reviews import review_create
 from tests.clinical.api.test_results import dicom_study  # noqa: F401 (fixture)
 from tests.support.dicom_validation import assert_valid_dicom
@@ -59,3 +59,27 @@ def test_a_reading_without_impression_text_gives_the_class_alone(pacs, dicom_stu
     report = pacs.get(dicom_study["links"]["fhir"]).json()
     assert "Impression: COVID-19 pneumonia" in report["conclusion"]
     assert_valid_dicom(pacs.get(dicom_study["links"]["sr"]).content)
+
+
+def test_feedback_takes_an_impression_and_refuses_agree_out_of_scope(pacs, dicom_study):  # noqa: F811
+    url = dicom_study["links"]["feedback"]
+    response = pacs.post(
+        url,
+        {"verdict": "corrected", "label": "lung-covid", "impression": "Bilateral GGO."},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    reading = pacs.get(dicom_study["links"]["self"]).json()["images"][0]["reviews"][0]
+    assert reading["impression"] == "Bilateral GGO."
+    assert (
+        "Impression: COVID-19 pneumonia. Bilateral GGO." in pacs.get(dicom_study["links"]["fhir"]).json()["conclusion"]
+    )
+    response = pacs.post(
+        url, {"verdict": "corrected", "label": "lung-covid", "impression": "x" * 501}, content_type="application/json"
+    )
+    assert response.status_code == 400
+
+    Prediction.objects.filter(image__study__uid=dicom_study["uid"]).update(out_of_scope=True)
+    response = pacs.post(url, {"verdict": "agree"}, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_reading"
+    assert "Out of scope" in response.json()["detail"]
