@@ -167,8 +167,11 @@ def _traffic(web: GunicornServer, worker: WorkerProcess, version: str) -> dict:
     assert prediction.status == Prediction.Status.SUCCEEDED, (prediction.failure_reason, worker.log()[-3000:])
     assert prediction.model_version == version
 
+    # `agree` only with a finished in-scope result that names a class (issue 14); else the class read.
+    reading = ({"verdict": "agree"} if prediction.top_class and not prediction.out_of_scope
+               else {"verdict": "corrected", "label": "lung-normal"})
     feedback = requests.post(f"{web.url}/api/v1/studies/{uid}/feedback/", headers=auth, timeout=60,
-                             json={"verdict": "agree"})
+                             json=reading)
     assert feedback.status_code in (200, 201), feedback.text
     assert ReviewOutcome.objects.filter(model_version=version, predicted_class=prediction.top_class).exists()
     # Enough decisive reads on another class for the version's agreement CUSUM to pass its
