@@ -66,8 +66,11 @@ def prediction_request(*, image: Image) -> Prediction:
         )
         _study_refresh(image.study)
         return prediction
+    # Created already queued (one INSERT): the message goes on commit, and a row whose
+    # message is lost is re-sent by the sweeper like any queued one.
     prediction, created = Prediction.objects.get_or_create(
-        image=image, model_name=route.name, model_version=route.version, defaults={"arm": route.arm}
+        image=image, model_name=route.name, model_version=route.version,
+        defaults={"arm": route.arm, "status": Prediction.Status.QUEUED, "queued_at": timezone.now()},
     )
     if not created and _is_shadow(prediction) and route.arm != Prediction.Arm.SHADOW:
         # The candidate that ran in shadow on this image now serves it (it became canary or
@@ -76,11 +79,12 @@ def prediction_request(*, image: Image) -> Prediction:
         prediction.refresh_from_db()
         if prediction.status == Prediction.Status.SUCCEEDED:
             _study_refresh(image.study)
-    if created or prediction.status == Prediction.Status.FAILED:
+    if created:
+        _send(prediction.pk)
+    elif prediction.status == Prediction.Status.FAILED:
         # A failed one starts a fresh round of attempts (the reaper counts them).
         Prediction.objects.filter(pk=prediction.pk).update(
-            status=Prediction.Status.QUEUED, failure_reason="", queued_at=timezone.now(),
-            task_id="", **({} if created else {"attempts": 0}),
+            status=Prediction.Status.QUEUED, failure_reason="", queued_at=timezone.now(), task_id="", attempts=0,
         )
         prediction.refresh_from_db()
         _send(prediction.pk)

@@ -409,7 +409,7 @@ PUBLIC_BASE_URL = env_str("RADVIEWER_PUBLIC_URL", "").rstrip("/")
 # URL to share the counters (production).
 CACHE_URL = env_str("RADVIEWER_CACHE_URL", "")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    CACHES = {"default": {"BACKEND": "radviewer.lib.cache.RedisCache",
                           "LOCATION": env_url("RADVIEWER_CACHE_URL", "", schemes=("redis", "rediss"))}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}
