@@ -429,17 +429,19 @@ def attribution_start(*, prediction_id: int, method: str, target: str = "") -> P
 
 def attribution_store_result(*, prediction_id: int, method: str, png: bytes | None = None,
                              reason: str = "", target: str = "") -> Prediction:
-    """-> succeeded with the overlay ``png`` (saved first), or -> failed with ``reason``."""
+    """-> succeeded with the overlay ``png`` (saved first, outside the row lock), or -> failed
+    with ``reason``; kept under the (method, ``target``) key (default: the top class)."""
+    top_class = Prediction.objects.values_list("top_class", flat=True).get(pk=prediction_id)
+    target = target or top_class
+    key = attribution_key(method, target, top_class)
+    if png is not None:
+        suffix = "" if key == method else f"-{target}"
+        name = default_storage.save(f"attributions/{prediction_id}-{method}{suffix}.png", ContentFile(png))
+        result = {"status": "succeeded", "png": name, "target": target}
+    else:
+        result = {"status": "failed", "reason": reason, "target": target}
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
-        target = target or prediction.top_class
-        key = attribution_key(method, target, prediction.top_class)
-        if png is not None:
-            suffix = "" if key == method else f"-{target}"
-            name = default_storage.save(f"attributions/{prediction_id}-{method}{suffix}.png", ContentFile(png))
-            result = {"status": "succeeded", "png": name, "target": target}
-        else:
-            result = {"status": "failed", "reason": reason, "target": target}
         prediction.attributions = {**prediction.attributions, key: result}
         prediction.save(update_fields=["attributions"])
     return prediction

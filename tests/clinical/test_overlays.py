@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from clinical.models import Image, Prediction
 from clinical.selectors.overlays import attention_region, attribution_key, heatmap_method
+from clinical.services.predictions import attribution_store_result
 from clinical.tasks import run_attribution, run_prediction
 from mlcore.ml.classes import CLASS_BY_KEY
 from radviewer.audit.models import AuditEvent
@@ -166,6 +167,14 @@ def test_class_choice_partial_and_bad_classes(predicted, radiologist_client):
         )
     prediction.refresh_from_db()
     assert prediction.attributions == {}  # nothing lost, nothing queued
+    # a failure is kept per class, with its reason, and can be asked for again
+    attribution_store_result(prediction_id=prediction.pk, method="grad_cam", target=other, reason="OSError: no disk")
+    failed = radiologist_client.get(
+        reverse("clinical:attributions", args=[uid, pk]), {"class": other}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "failed: OSError: no disk" in failed and f"attributions/grad_cam/?class={other}" in failed
+    top_block = radiologist_client.get(reverse("clinical:attributions", args=[uid, pk])).content.decode()
+    assert "failed:" not in top_block
 
 
 @pytest.mark.django_db
