@@ -19,6 +19,9 @@ urlpatterns = [
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
     path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),
+    # heatmap (issue #14 item 12): the attribution block for a chosen class; a map's top region
+    path(_image + "attributions/", reviews.attributions, name="attributions"),
+    path(_image + "overlay-region/<str:source>.json", images.overlay_region, name="overlay_region"),
     path(_image + "retry/", reviews.retry, name="prediction_retry"),
     path(_image + "reviews/", reviews.review_submit, name="review"),
 ]
