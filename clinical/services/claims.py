@@ -34,7 +34,7 @@ def _state(study: Study, claim: StudyClaim | None, user: Any, *, released: bool 
 
 def _locked(study: Study) -> tuple[Study, StudyClaim | None]:
     study = Study.objects.select_for_update().get(pk=study.pk)
-    claim = StudyClaim.objects.select_for_update().select_related("reader").filter(study=study).first()
+    claim = StudyClaim.objects.select_for_update(of=("self",)).select_related("reader").filter(study=study).first()
     return study, claim
 
 
@@ -131,7 +131,7 @@ def study_claim_release(*, study: Study, reader: Any, request: Any = None) -> Cl
 def study_claim_end_at_sign_off(*, study: Study, user: Any, request: Any = None) -> None:
     """Sign-off ends the study's claim, whoever held it. Call inside the sign-off transaction,
     with the study row already locked and before its own audit row."""
-    claim = StudyClaim.objects.select_for_update().select_related("reader").filter(study=study).first()
+    claim = StudyClaim.objects.select_for_update(of=("self",)).select_related("reader").filter(study=study).first()
     if claim is None:
         return
     holder, claimed_at = claim.reader.get_username(), claim.claimed_at

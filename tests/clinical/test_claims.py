@@ -251,3 +251,15 @@ def test_take_over_of_a_signed_off_study_says_why(client, radiologist):
     client.force_login(radiologist)
     response = client.post(reverse("clinical:claim_take_over", args=[study.uid]), HTTP_HX_REQUEST="true")
     assert response.status_code == 403 and "signed off" in response.content.decode()
+
+
+def test_signing_off_on_the_page_clears_the_claim_banner(client, radiologist):
+    study = study_row()
+    client.force_login(radiologist)
+    client.get(reverse("clinical:study", args=[study.uid]))
+    review_create(image=study.images.get(), verdict="agree", reader=radiologist)
+    response = client.post(reverse("clinical:sign_off", args=[study.uid]), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and "Signed off by dr_house" in body
+    assert '<div id="claim-banner" class="claim-banner" hx-swap-oob="true"></div>' in body
+    assert not StudyClaim.objects.exists()
