@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clinical.views import images, provenance, reviews, upload, viewer, worklist
+from clinical.views import claims, images, provenance, reviews, upload, viewer, worklist
 
 app_name = "clinical"
 
@@ -15,6 +15,10 @@ urlpatterns = [
     path("studies/<str:uid>/next/", viewer.study_next, name="study_next"),
     path("studies/<str:uid>/provenance", provenance.study_provenance_page, name="study_provenance"),
     path("studies/<str:uid>/sign-off/", reviews.sign_off, name="sign_off"),
+    # reading claims (issue 14 item 9)
+    path("studies/<str:uid>/claim/heartbeat/", claims.claim_heartbeat, name="claim_heartbeat"),
+    path("studies/<str:uid>/claim/take-over/", claims.claim_take_over, name="claim_take_over"),
+    path("studies/<str:uid>/claim/release/", claims.claim_release, name="claim_release"),
     path(_image + "display.png", images.image_display, name="image_display"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
