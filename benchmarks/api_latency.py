@@ -167,7 +167,7 @@ def main() -> None:
                 try:
                     if requests.get(f"{base}/healthz", timeout=2).ok:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or busy starting
                     time.sleep(0.3)
             else:
                 raise RuntimeError((var / "gunicorn.log").read_text()[-2000:])
