@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinical", "0011_phi_protection"),
+        ("clinical", "0012_claims"),
     ]
 
     operations = [
