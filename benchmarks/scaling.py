@@ -92,8 +92,8 @@ def _start_workers(n: int, var_dir: str) -> list[subprocess.Popen]:
                 ],
                 cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                stdout=open(log_path, "w"),
-                stderr=subprocess.STDOUT,  # noqa: SIM115 (closed with the process)
+                stdout=open(log_path, "w"),  # noqa: SIM115 (closed with the process)
+                stderr=subprocess.STDOUT,
             )
         )
     deadline = time.monotonic() + 120
