@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clinical.views import images, provenance, reviews, upload, viewer, worklist
+from clinical.views import compare, images, provenance, reviews, upload, viewer, worklist
 
 app_name = "clinical"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("studies/<str:uid>/next/", viewer.study_next, name="study_next"),
     path("studies/<str:uid>/provenance", provenance.study_provenance_page, name="study_provenance"),
     path("studies/<str:uid>/sign-off/", reviews.sign_off, name="sign_off"),
+    path("studies/<str:uid>/compare/<str:prior_uid>/", compare.study_compare, name="study_compare"),
     path(_image + "display.png", images.image_display, name="image_display"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),

@@ -15,6 +15,8 @@ from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
+from clinical.selectors.priors import study_priors
+from clinical.selectors.studies import study_image
 from clinical.selectors.worklist import worklist_next_uid
 from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
@@ -91,6 +93,7 @@ def study_context(
     user = request.user
     unreviewed = [img for img in images if img.latest_review() is None]
     signed_off = study.is_signed_off
+    presets = preset_set(study, hidden=hidden)
     return {
         "study": study,
         "burned_in_warning": BURNED_IN_WARNING,
@@ -115,7 +118,52 @@ def study_context(
         "can_review": user.has_perm("accounts.review_studies"),
         "can_sign_off": user.has_perm("accounts.sign_off_studies") and not signed_off and not unreviewed,
         "sign_off_perm": user.has_perm("accounts.sign_off_studies"),
+        "preset_set": presets,
+        "window_presets": WINDOW_PRESETS[presets],
     }
+
+
+# Window presets per scope (the buttons; their values are in static/js/viewer.js). Chest
+# presets stretch dark / middle / bright ranges of a radiograph; an OCT B-scan has no such
+# tissue classes, only more or less contrast on the retinal layers.
+WINDOW_PRESETS = {
+    "cxr": [("default", "Default"), ("lung", "Lung"), ("soft", "Soft tissue"), ("bone", "Bone")],
+    "oct": [("default", "Default"), ("high", "High contrast"), ("low", "Low contrast")],
+}
+OCT_MODALITIES = {"OPT", "OCT"}
+
+
+def preset_set(study: Study, *, hidden: bool) -> str:
+    """Which presets the viewer offers: "oct" for a retinal OCT, else "cxr". A scope the model
+    inferred is AI output, so a blinded read goes by the DICOM modality alone."""
+    if study.scope == Study.Scope.OCT and not (hidden and study.scope_source == Study.ScopeSource.MODEL):
+        return "oct"
+    return "oct" if study.modality.upper() in OCT_MODALITIES else "cxr"
+
+
+def priors_context(study: Study, *, hidden: bool) -> list[dict[str, Any]]:
+    """The priors list: no AI of a prior on a blinded read (nor of a prior still blinded), and
+    no model-inferred scope either (it is AI output too)."""
+    rows = []
+    for prior in study_priors(study=study):
+        ai_shown = not hidden and not ai_hidden(prior.study)
+        rows.append({
+            "study": prior.study,
+            "image_count": prior.image_count,
+            "reading": prior.reading,
+            "ai_top_class": prior.ai_top_class if ai_shown else "",
+            "scope_shown": ai_shown or prior.study.scope_source != Study.ScopeSource.MODEL,
+        })
+    return rows
+
+
+def next_study_display_url(study: Study) -> str:
+    """The display image URL of the next study's first image (prefetched by the page, so
+    ``n`` finds it in the browser cache); "" at the end of the worklist."""
+    next_uid = worklist_next_uid(after_uid=study.uid)
+    nxt = Study.objects.filter(uid=next_uid).first() if next_uid else None
+    image = study_image(study=nxt) if nxt else None
+    return reverse("clinical:image_display", args=[nxt.uid, image.pk]) if image else ""
 
 
 @require_GET
@@ -123,6 +171,8 @@ def study_page(request: HttpRequest, uid: str) -> HttpResponse:
     """The viewer. Opening it is a view of the study: audited by the access function."""
     study = access_study_by_uid(request.user, uid, request=request)
     context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
+    context.update(priors=priors_context(study, hidden=context["ai_hidden"]),
+                   prefetch_url=next_study_display_url(study))
     return render(request, TEMPLATE, context)
 
 
