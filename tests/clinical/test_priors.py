@@ -173,3 +173,11 @@ def test_display_image_may_be_reused_from_the_browser_cache(radiologist_client):
     response = radiologist_client.get(reverse("clinical:image_display", args=[image.study.uid, image.pk]))
     assert response.status_code == 200
     assert response["Cache-Control"] == "private, max-age=3600"
+
+
+def test_a_prefetch_of_the_display_image_is_audited_as_such(radiologist_client, radiologist):
+    image = upload_png(radiologist_client, seed=4)
+    url = reverse("clinical:image_display", args=[image.study.uid, image.pk])
+    assert radiologist_client.get(url, HTTP_SEC_PURPOSE="prefetch").status_code == 200
+    event = AuditEvent.objects.get(action="image.viewed", object_id=str(image.pk))
+    assert event.details["prefetch"] is True and event.actor == radiologist
