@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -159,7 +160,10 @@ def priors_context(study: Study, *, hidden: bool) -> list[dict[str, Any]]:
 
 def next_study_display_url(study: Study) -> str:
     """The display image URL of the next study's first image (prefetched by the page, so
-    ``n`` finds it in the browser cache); "" at the end of the worklist."""
+    ``n`` finds it in the browser cache); "" at the end of the worklist. The setting
+    ``VIEWER_PREFETCH_NEXT_STUDY`` (default on) turns it off, for benchmarks/next_study.py."""
+    if not getattr(settings, "VIEWER_PREFETCH_NEXT_STUDY", True):
+        return ""
     next_uid = worklist_next_uid(after_uid=study.uid)
     nxt = Study.objects.filter(uid=next_uid).first() if next_uid else None
     image = study_image(study=nxt) if nxt else None
