@@ -187,16 +187,29 @@ def _open(browser, base: str, first_uid: str):
     for _ in range(8):  # warm every worker (first-request imports) before anything is timed
         page.request.get(f"{base}/worklist/")
     page.goto(f"{base}/studies/{first_uid}/")
-    page.wait_for_function("window.__firstFrame")
+    page.wait_for_selector("#viewer-canvas[data-ready=true]")
     return page
 
 
 def _step(page, next_uid: str) -> tuple[float, bool]:
     """Press ``n``; milliseconds until the next study's image is drawn, and whether the display
     image came from the browser cache."""
+    from playwright.sync_api import Error as PlaywrightError
+
     t0 = page.evaluate("performance.timeOrigin + performance.now()")
     page.keyboard.press("n")
-    page.wait_for_function(f"location.pathname === '/studies/{next_uid}/' && window.__firstFrame")
+    # Polled from here (page.evaluate is not subject to the page's CSP; wait_for_function's
+    # string predicates are, and the CSP forbids eval). The times are the page's own.
+    deadline = time.monotonic() + 30
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"study {next_uid} was not drawn within 30 s")
+        time.sleep(0.01)
+        try:
+            if page.evaluate(f"location.pathname === '/studies/{next_uid}/' && !!window.__firstFrame"):
+                break
+        except PlaywrightError:  # the old page's context went away mid-navigation: ask again
+            continue
     end, cached = page.evaluate("""() => {
         const url = document.getElementById('viewer').dataset.displayUrl;
         const entry = performance.getEntriesByType('resource').find((e) => e.name.endsWith(url));
