@@ -19,7 +19,9 @@ at the first animation frame after viewer.js marks the canvas ``data-ready`` (th
 decoded, windowed and drawn) on the new page; both are epoch times from the same browser
 (``performance.timeOrigin + performance.now()``). Includes the ``/next/`` redirect, the
 page, its scripts and the image; the script also reports whether the display image came
-from the browser cache (``transferSize == 0``). Prints median / p95 / max per mode.
+from the browser cache (``transferSize == 0``) and the median of three parts (until the
+page's HTML arrived, then until the image's bytes were there, then decode, window and draw).
+Prints median / p95 / max per mode.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def _open(browser, base: str, first_uid: str):
     return page
 
 
-def _step(page, next_uid: str) -> tuple[float, bool]:
+def _step(page, next_uid: str) -> tuple[float, bool, dict[str, float]]:
     """Press ``n``; milliseconds until the next study's image is drawn, and whether the display
     image came from the browser cache."""
     from playwright.sync_api import Error as PlaywrightError
@@ -210,12 +212,22 @@ def _step(page, next_uid: str) -> tuple[float, bool]:
                 break
         except PlaywrightError:  # the old page's context went away mid-navigation: ask again
             continue
-    end, cached = page.evaluate("""() => {
+    end, cached, html_end, image_end = page.evaluate("""() => {
         const url = document.getElementById('viewer').dataset.displayUrl;
         const entry = performance.getEntriesByType('resource').find((e) => e.name.endsWith(url));
-        return [window.__firstFrame, !!entry && entry.transferSize === 0];
+        const nav = performance.getEntriesByType('navigation')[0];
+        return [window.__firstFrame, !!entry && entry.transferSize === 0,
+                performance.timeOrigin + nav.responseEnd,
+                entry ? performance.timeOrigin + entry.responseEnd : null];
     }""")
-    return end - t0, cached
+    # The parts: until the page's HTML arrived (redirect + page), then until the image's
+    # bytes were there (scripts, image request or cache), then decode + window + draw.
+    parts = {
+        "html": html_end - t0,
+        "image": (image_end - html_end) if image_end else float("nan"),
+        "draw": (end - image_end) if image_end else float("nan"),
+    }
+    return end - t0, cached, parts
 
 
 def main() -> None:
@@ -245,6 +257,7 @@ def main() -> None:
         }
         results: dict[str, list[float]] = {mode: [] for mode in servers}
         hits: dict[str, int] = dict.fromkeys(servers, 0)
+        parts: dict[str, dict[str, list[float]]] = {mode: {} for mode in servers}
         try:
             from playwright.sync_api import sync_playwright
 
@@ -255,9 +268,11 @@ def main() -> None:
                     order = list(pages) if i % 2 else list(reversed(pages))
                     time.sleep(args.dwell)  # the reader looks at the image; the prefetch runs
                     for mode in order:
-                        ms, cached = _step(pages[mode], next_uid)
+                        ms, cached, step_parts = _step(pages[mode], next_uid)
                         results[mode].append(ms)
                         hits[mode] += cached
+                        for key, value in step_parts.items():
+                            parts[mode].setdefault(key, []).append(value)
                 browser.close()
         finally:
             for proc, _ in servers.values():
@@ -290,9 +305,22 @@ def main() -> None:
                 f"{max(values):.0f}",
                 f"{hits[mode]}/{len(values)}",
                 f"{sum(v < 500 for v in values)}/{len(values)}",
+                *(f"{statistics.median(parts[mode][k]):.0f}" for k in ("html", "image", "draw")),
             ]
         )
-    print(markdown_table(["mode", "median ms", "p95 ms", "min ms", "max ms", "image from cache", "under 500 ms"], rows))
+    header = [
+        "mode",
+        "median ms",
+        "p95 ms",
+        "min ms",
+        "max ms",
+        "image from cache",
+        "under 500 ms",
+        "median: to HTML",
+        "then to image bytes",
+        "then decode+draw",
+    ]
+    print(markdown_table(header, rows))
 
 
 if __name__ == "__main__":
