@@ -56,6 +56,7 @@
     ready: false,
   };
   const overlays = new Map(); // source -> {label, url, image}
+  const renderHooks = []; // heatmap (issue #14 item 12): see onRender below
   const windowed = document.createElement("canvas");
   const wctx = windowed.getContext("2d");
   let grey = null; // Uint8Array, one grey value per pixel
@@ -122,6 +123,8 @@
       ctx.drawImage(overlay.image, 0, 0, imgW, imgH);
       ctx.globalAlpha = 1;
     }
+    // heatmap (issue #14 item 12): extra drawing in image coordinates (static/js/viewer-overlay.js)
+    renderHooks.forEach((hook) => hook(ctx, { overlay: overlay ? state.overlaySource : "", scale: state.scale }));
     // State for tests and assistive tools: what is drawn right now.
     canvas.dataset.overlayVisible = overlay ? "true" : "false";
     canvas.dataset.overlaySource = overlay ? state.overlaySource : "";
@@ -350,5 +353,12 @@
   window.addEventListener("resize", schedule);
   scanSources();
 
-  window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut };
+  /* heatmap (issue #14 item 12): onRender(fn) calls fn(ctx, {overlay, scale}) after each
+     frame with the image transform still set, so what it draws follows zoom and pan. */
+  function onRender(hook) {
+    renderHooks.push(hook);
+    schedule();
+  }
+
+  window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut, onRender, schedule };
 })();
