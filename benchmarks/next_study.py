@@ -1,7 +1,7 @@
 """Next study with ``n``: time from the key press to the next study's image drawn on the canvas,
 with and without the study page's prefetch of the next study's display image.
 
-    python benchmarks/next_study.py [--studies 20] [--size 2048] [--dwell 1.5] [--workers 2]
+    python benchmarks/next_study.py [--studies 20] [--size 2048] [--dwell 1.5] [--workers 2] [--mbit 100]
 
 Everything lives in a temporary directory: a SQLite database (embedded profile), media,
 collected static files. ``--studies + 1`` studies are ingested through the upload service
@@ -13,6 +13,8 @@ with the prefetch (the default) and one with ``VIEWER_PREFETCH_NEXT_STUDY = Fals
 headless chromium (Playwright) opens the top study on each in its own context and walks the
 worklist with ``n``, alternating between the two so machine load hits both alike. The reader
 looks at each study for ``--dwell`` seconds before pressing ``n`` (the prefetch runs then).
+``--mbit`` has chromium emulate a network of that bandwidth (and 2 ms latency) instead of
+loopback, where the image's transfer is nearly free.
 
 Measured in the browser: ``t0`` just before the key press (the old page's clock), the end
 at the first animation frame after viewer.js marks the canvas ``data-ready`` (the image
@@ -176,10 +178,18 @@ def _serve(var_dir: str, *, prefetch: bool, workers: int) -> tuple[subprocess.Po
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _open(browser, base: str, first_uid: str):
+def _open(browser, base: str, first_uid: str, mbit: float):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.add_init_script(FIRST_FRAME_PROBE)
     page = context.new_page()
+    if mbit:  # a reading-room network instead of loopback (Chromium's own throttling, both ways)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        rate = mbit * 1e6 / 8  # bytes per second
+        cdp.send(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 2, "downloadThroughput": rate, "uploadThroughput": rate},
+        )
     page.set_default_timeout(30_000)
     page.goto(base + "/accounts/login/")
     page.fill("#id_username", USERNAME)
@@ -236,6 +246,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048, help="image side in pixels")
     parser.add_argument("--dwell", type=float, default=1.5, help="seconds on each study before pressing n")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument(
+        "--mbit",
+        type=float,
+        default=0,
+        help="emulate a network of this many Mbit/s (2 ms latency) in chromium; 0: loopback",
+    )
     args = parser.parse_args()
 
     from tests.support.browser import CHROMIUM_ARGS, chromium
@@ -263,7 +279,7 @@ def main() -> None:
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
-                pages = {mode: _open(browser, base, uids[0]) for mode, (_, base) in servers.items()}
+                pages = {mode: _open(browser, base, uids[0], args.mbit) for mode, (_, base) in servers.items()}
                 for i, next_uid in enumerate(uids[1:], start=1):
                     order = list(pages) if i % 2 else list(reversed(pages))
                     time.sleep(args.dwell)  # the reader looks at the image; the prefetch runs
@@ -292,7 +308,7 @@ def main() -> None:
     )
     print(
         f"{args.studies} presses of n per mode, {args.size} px images (display PNG median {display_kb:.0f} KiB), "
-        f"dwell {args.dwell} s, gunicorn {args.workers} workers x 4 threads per server, database {engine}\n"
+        f"dwell {args.dwell} s, network {f'{args.mbit:g} Mbit/s + 2 ms (emulated)' if args.mbit else 'loopback'}, gunicorn {args.workers} workers x 4 threads per server, database {engine}\n"
     )
     rows = []
     for mode, values in results.items():
