@@ -181,3 +181,13 @@ def test_a_prefetch_of_the_display_image_is_audited_as_such(radiologist_client, 
     assert radiologist_client.get(url, HTTP_SEC_PURPOSE="prefetch").status_code == 200
     event = AuditEvent.objects.get(action="image.viewed", object_id=str(image.pk))
     assert event.details["prefetch"] is True and event.actor == radiologist
+
+
+def test_compare_page_picks_an_image_of_a_multi_image_prior(radiologist_client):
+    current, prior = _patient("pt-a", 0, 40)
+    second = ImageFactory(study=prior)
+    url = reverse("clinical:study_compare", args=[current.uid, prior.uid])
+    body = radiologist_client.get(url, {"prior_image": second.pk}).content.decode()
+    assert reverse("clinical:image_display", args=[prior.uid, second.pk]) in body
+    assert f"?prior_image={prior.images.order_by('id').first().pk}" in body  # the other image's link
+    assert "image 2" in body and second.original_name not in body  # ordinals, never file names

@@ -44,6 +44,7 @@ def test_open_a_prior_side_by_side(live_server, radiologist, monkeypatch):
         canvas_box = page.locator("#viewer-canvas").bounding_box()
         hint_box = page.locator(".viewer-hint").bounding_box()
         assert hint_box["y"] >= canvas_box["y"] + canvas_box["height"] - 1
+        shot(page, "priors-study")
         card.locator("a.prior-compare").click()
         page.wait_for_url("**/compare/**")
         page.wait_for_selector("#compare[data-ready=true]")
