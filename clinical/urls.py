@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clinical.views import claims, images, provenance, reviews, upload, viewer, worklist
+from clinical.views import claims, compare, images, provenance, reviews, upload, viewer, worklist
 
 app_name = "clinical"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("studies/<str:uid>/claim/heartbeat/", claims.claim_heartbeat, name="claim_heartbeat"),
     path("studies/<str:uid>/claim/take-over/", claims.claim_take_over, name="claim_take_over"),
     path("studies/<str:uid>/claim/release/", claims.claim_release, name="claim_release"),
+    path("studies/<str:uid>/compare/<str:prior_uid>/", compare.study_compare, name="study_compare"),
     path(_image + "display.png", images.image_display, name="image_display"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),

@@ -25,11 +25,23 @@ CACHE_CONTROL = "private, max-age=3600"
 VIEW_COALESCE_S = 600
 
 
+def _is_prefetch(request: HttpRequest) -> bool:
+    """The browser fetches it ahead of need (the study page's ``<link rel="prefetch">`` of the
+    next study's image): Chromium sends ``Sec-Purpose: prefetch``, older browsers ``Purpose``."""
+    purpose = request.headers.get("Sec-Purpose") or request.headers.get("Purpose") or ""
+    return purpose.split(";")[0].strip().lower() == "prefetch"
+
+
 def _png_response(request: HttpRequest, image: Image, name: str, kind: str) -> FileResponse:
     if not name or not default_storage.exists(name):
         raise Http404(f"No {kind} image stored")
+    details = {"study": image.study.uid, "kind": kind}
+    if _is_prefetch(request):
+        # Sent to the reader's browser, so recorded, but said to be a prefetch: the reader
+        # may never open that study (the page view, when it happens, is its own event).
+        details["prefetch"] = True
     audit_event_create(actor=request.user, action=AuditAction.IMAGE_VIEWED, obj=image, request=request,
-                       details={"study": image.study.uid, "kind": kind}, coalesce_s=VIEW_COALESCE_S)
+                       details=details, coalesce_s=VIEW_COALESCE_S)
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
     response["Cache-Control"] = CACHE_CONTROL
     return response

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from clinical.ingest import IngestError, sanitize_filename
+from clinical.selectors.uploads import RECENT_UPLOADS_HOURS, RECENT_UPLOADS_LIMIT, recent_uploads
 from clinical.services.ingest import image_ingest
 from radviewer.lib import metrics
 from radviewer.lib.auth import permission_required_403
@@ -30,7 +31,16 @@ TEMPLATE = "clinical/upload.html"
 @require_GET
 @permission_required_403("accounts.upload_studies")
 def upload_page(request: HttpRequest) -> HttpResponse:
-    return render(request, TEMPLATE, {"max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024)})
+    return render(request, TEMPLATE, {"max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024), **_recent(request)})
+
+
+def _recent(request: HttpRequest) -> dict:
+    """This user's uploads of the last day, from the database: they outlive a reload."""
+    return {
+        "recent_uploads": recent_uploads(user=request.user),
+        "recent_hours": RECENT_UPLOADS_HOURS,
+        "recent_limit": RECENT_UPLOADS_LIMIT,
+    }
 
 
 @csrf_exempt  # only so the size check runs before the body is parsed; CSRF is checked below
@@ -106,5 +116,6 @@ def _result(
     }
     status = status or (error.http_status if error else 200)
     # The script asks for the fragment (HX-Request); a plain form post gets the whole page.
-    template = f"{TEMPLATE}#upload_result" if request.htmx else TEMPLATE
-    return render(request, template, {**context, "results": [context]}, status=status)
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#upload_result", {**context, "results": [context]}, status=status)
+    return render(request, TEMPLATE, {**context, "results": [context], **_recent(request)}, status=status)

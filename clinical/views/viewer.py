@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,7 +18,9 @@ from clinical.models import Image, Prediction, Study
 from clinical.selectors.claims import ClaimState, claim_heartbeat_seconds
 from clinical.selectors.overlays import attribution_key, heatmap_method, prediction_classes
 from clinical.selectors.predictions import prediction_is_stuck
+from clinical.selectors.priors import study_priors
 from clinical.selectors.reviews import agree_refusal, reading_classes, undoable_review
+from clinical.selectors.studies import study_image
 from clinical.selectors.worklist import worklist_next_uid
 from clinical.services.claims import study_claim
 from clinical.services.triage import ai_hidden
@@ -112,6 +115,7 @@ def study_context(
     # The reading form's numbered classes: the scope's first (a blinded read does not give away
     # a scope only the AI inferred).
     shown_scope = "" if hidden and study.scope_source == "model" else study.scope
+    presets = preset_set(study, hidden=hidden)
     return {
         "study": study,
         "burned_in_warning": BURNED_IN_WARNING,
@@ -142,7 +146,55 @@ def study_context(
         "can_review": user.has_perm("accounts.review_studies"),
         "can_sign_off": user.has_perm("accounts.sign_off_studies") and not signed_off and not unreviewed,
         "sign_off_perm": user.has_perm("accounts.sign_off_studies"),
+        "preset_set": presets,
+        "window_presets": WINDOW_PRESETS[presets],
     }
+
+
+# Window presets per scope (the buttons; their values are in static/js/viewer.js). Chest
+# presets stretch dark / middle / bright ranges of a radiograph; an OCT B-scan has no such
+# tissue classes, only more or less contrast on the retinal layers.
+WINDOW_PRESETS = {
+    "cxr": [("default", "Default"), ("lung", "Lung"), ("soft", "Soft tissue"), ("bone", "Bone")],
+    "oct": [("default", "Default"), ("high", "High contrast"), ("low", "Low contrast")],
+}
+OCT_MODALITIES = {"OPT", "OCT"}
+
+
+def preset_set(study: Study, *, hidden: bool) -> str:
+    """Which presets the viewer offers: "oct" for a retinal OCT, else "cxr". A scope the model
+    inferred is AI output, so a blinded read goes by the DICOM modality alone."""
+    if study.scope == Study.Scope.OCT and not (hidden and study.scope_source == Study.ScopeSource.MODEL):
+        return "oct"
+    return "oct" if study.modality.upper() in OCT_MODALITIES else "cxr"
+
+
+def priors_context(study: Study, *, hidden: bool) -> list[dict[str, Any]]:
+    """The priors list: no AI of a prior on a blinded read (nor of a prior still blinded), and
+    no model-inferred scope either (it is AI output too)."""
+    rows = []
+    for prior in study_priors(study=study):
+        ai_shown = not hidden and not ai_hidden(prior.study)
+        rows.append({
+            "study": prior.study,
+            "image_count": prior.image_count,
+            "reading": prior.reading,
+            "ai_top_class": prior.ai_top_class if ai_shown else "",
+            "scope_shown": ai_shown or prior.study.scope_source != Study.ScopeSource.MODEL,
+        })
+    return rows
+
+
+def next_study_display_url(study: Study) -> str:
+    """The display image URL of the next study's first image (prefetched by the page, so
+    ``n`` finds it in the browser cache); "" at the end of the worklist. The setting
+    ``VIEWER_PREFETCH_NEXT_STUDY`` (default on) turns it off, for benchmarks/next_study.py."""
+    if not getattr(settings, "VIEWER_PREFETCH_NEXT_STUDY", True):
+        return ""
+    next_uid = worklist_next_uid(after_uid=study.uid)
+    nxt = Study.objects.filter(uid=next_uid).first() if next_uid else None
+    image = study_image(study=nxt) if nxt else None
+    return reverse("clinical:image_display", args=[nxt.uid, image.pk]) if image else ""
 
 
 def claim_context(claim: ClaimState) -> dict[str, Any]:
@@ -156,6 +208,8 @@ def study_page(request: HttpRequest, uid: str) -> HttpResponse:
     study = access_study_by_uid(request.user, uid, request=request)
     claim = study_claim(study=study, reader=request.user, request=request)  # opening it for reading claims it
     context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
+    context.update(priors=priors_context(study, hidden=context["ai_hidden"]),
+                   prefetch_url=next_study_display_url(study))
     return render(request, TEMPLATE, {**context, **claim_context(claim)})
 
 

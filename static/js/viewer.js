@@ -39,6 +39,10 @@
     lung: { center: 80, width: 150 },
     soft: { center: 128, width: 110 },
     bone: { center: 185, width: 120 },
+    // Retinal OCT (the page offers these instead of the chest ones when #viewer has
+    // data-presets="oct"): more or less contrast over the whole range, no tissue classes.
+    high: { center: 110, width: 130 },
+    low: { center: 127.5, width: 400 },
   };
   const storedCenter = parseFloat(root.dataset.windowCenter);
   const storedWidth = parseFloat(root.dataset.windowWidth);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
@@ -191,3 +192,25 @@ def test_multipart_without_a_boundary_gets_a_reason(radiologist_client):
     assert response.status_code == 400
     assert b"no valid boundary" in response.content and b"refused" in response.content
     assert not Image.objects.exists()
+
+
+def test_upload_page_lists_my_recent_uploads_after_a_reload(radiologist_client, radiologist, ml_admin):
+    """Bug 6: the results vanished on reload; the page now reads the user's uploads back."""
+    assert _post(radiologist_client, chest_png(seed=41), "first.png").status_code == 201
+    assert _post(radiologist_client, chest_png(seed=42), "second.png").status_code == 201
+    assert _post(radiologist_client, b"not an image", "bad.png").status_code >= 400
+    first, second = (Image.objects.get(original_name=n) for n in ("first.png", "second.png"))
+    body = radiologist_client.get(reverse("clinical:upload")).content.decode()  # a reload
+    recent = body[body.index('id="recent-uploads"') :]
+    recent = recent[: recent.index("</ul>")]
+    links = [reverse("clinical:study", args=[img.study.uid]) + f"?image={img.pk}" for img in (second, first)]
+    assert recent.index(links[0]) < recent.index(links[1])  # newest first
+    second.study.refresh_from_db()
+    assert f'<span class="status status-{second.study.status}">{second.study.get_status_display()}</span>' in recent
+    assert "first.png" not in recent and "bad.png" not in recent  # file names are not shown (PHI)
+    # Another user's uploads, and old ones, are not listed.
+    other = Study.objects.filter(pk=first.study_id)
+    other.update(submitted_by=ml_admin)
+    Image.objects.filter(pk=second.pk).update(created_at=second.created_at - timedelta(hours=25))
+    body = radiologist_client.get(reverse("clinical:upload")).content.decode()
+    assert "No uploads of yours in the last 24 hours" in body
