@@ -16,6 +16,7 @@ urlpatterns = [
     path("studies/<str:uid>/provenance", provenance.study_provenance_page, name="study_provenance"),
     path("studies/<str:uid>/sign-off/", reviews.sign_off, name="sign_off"),
     path(_image + "display.png", images.image_display, name="image_display"),
+    path(_image + "probe", images.image_probe, name="image_probe"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
     path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),
