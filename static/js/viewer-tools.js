@@ -22,7 +22,7 @@
  *   fitted again when the size changes.
  * - keyboard: arrows pan, + / - zoom about the centre, shift+left/right window width,
  *   shift+up/down level; the canvas is focusable (tabindex=0).
- * State for tests and assistive tools: canvas data-tool, data-measurements, data-magnifier,
+ * State for tests and assistive tools: canvas data-active-tool, data-measurements, data-magnifier,
  * data-probe; the #measure-list items and #probe-readout text.
  */
 (function () {
@@ -171,9 +171,9 @@
     function setTool(tool) {
       tools.tool = tool;
       tools.pending = [];
-      canvas.dataset.tool = tool || "";
+      canvas.dataset.activeTool = tool || "";
       canvas.classList.toggle("measuring", !!tool);
-      document.querySelectorAll("[data-tool]").forEach((b) => {
+      document.querySelectorAll("button[data-tool]").forEach((b) => {
         b.setAttribute("aria-pressed", b.dataset.tool === tool ? "true" : "false");
       });
       api.schedule();
@@ -270,7 +270,9 @@
               return;
             }
             let out = `x ${x}, y ${y}: stored ${body.stored.map(fmt).join(", ")}`;
-            if (body.rescaled) out += ` → ${body.rescaled.map(fmt).join(", ")}${body.units ? " " + body.units : ""}`;
+            // RescaleType "US" means unspecified units: shown as no unit.
+            const units = body.units && body.units !== "US" ? ` ${body.units}` : "";
+            if (body.rescaled) out += ` → ${body.rescaled.map(fmt).join(", ")}${units}`;
             probeOut.textContent = `${out} (display ${display})`;
           })
           .catch((err) => {
@@ -319,7 +321,7 @@
     };
 
     document.addEventListener("click", (e) => {
-      const target = e.target.closest("[data-tool-action], [data-tool]");
+      const target = e.target.closest("button[data-tool-action], button[data-tool]");
       if (!target) return;
       if (target.dataset.tool) setTool(tools.tool === target.dataset.tool ? null : target.dataset.tool);
       else if (actions[target.dataset.toolAction]) actions[target.dataset.toolAction]();
@@ -365,7 +367,7 @@
       e.preventDefault();
     });
 
-    canvas.dataset.tool = "";
+    canvas.dataset.activeTool = "";
     canvas.dataset.measurements = "0";
     canvas.dataset.magnifier = "false";
     canvas.dataset.probe = "false";

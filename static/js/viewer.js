@@ -443,15 +443,21 @@
 
   document.addEventListener("htmx:afterSettle", scanSources);
   if (window.ResizeObserver) {
-    // A new canvas size (window resize, full screen) fits the image again.
-    let lastSize = "";
+    // A new canvas size (window resize, full screen): a fitted image is fitted again; a zoomed
+    // one keeps its scale and the point at the centre of the canvas.
+    let last = null;
     new ResizeObserver(() => {
       const rect = canvas.getBoundingClientRect();
-      const size = `${Math.round(rect.width)}x${Math.round(rect.height)}`;
-      if (!state.ready) return;
-      if (size !== lastSize) fit();
-      lastSize = size;
-      schedule();
+      if (state.ready && last && (last.w !== rect.width || last.h !== rect.height)) {
+        if (Math.abs(state.scale - state.fitScale) < 1e-6 * state.fitScale) {
+          fit();
+        } else {
+          state.offsetX += (rect.width - last.w) / 2;
+          state.offsetY += (rect.height - last.h) / 2;
+        }
+      }
+      last = { w: rect.width, h: rect.height };
+      if (state.ready) schedule();
     }).observe(canvas);
   }
   window.addEventListener("resize", schedule);
