@@ -34,6 +34,7 @@
     const list = document.getElementById("measure-list");
     const probeOut = document.getElementById("probe-readout");
     const help = document.getElementById("shortcut-help");
+    const invertButton = document.querySelector('[data-tool-action="invert"]');
     const rowSp = parseFloat(root.dataset.spacingRow);
     const colSp = parseFloat(root.dataset.spacingCol);
     const hasSpacing = rowSp > 0 && colSp > 0;
@@ -161,6 +162,10 @@
         drawMeasurement(ctx, { kind: tools.tool, points: pts }, true);
       }
       drawLoupe(ctx);
+      // Reset (r or the button, in the core) turns invert off: the button follows what is drawn.
+      if (invertButton && invertButton.getAttribute("aria-pressed") !== String(api.state.invert)) {
+        setPressed('[data-tool-action="invert"]', api.state.invert);
+      }
     });
 
     /* --- tool state ---------------------------------------------------------------------- */
@@ -327,8 +332,6 @@
       else if (actions[target.dataset.toolAction]) actions[target.dataset.toolAction]();
     });
 
-    // r (core) resets the view: the invert button's state follows.
-    document.addEventListener("keydown", () => setPressed('[data-tool-action="invert"]', api.state.invert));
 
     const KEYS = {
       i: toggleInvert, "[": () => api.rotate(-1), "]": () => api.rotate(1), h: () => api.flip("h"),

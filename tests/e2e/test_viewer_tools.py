@@ -163,6 +163,22 @@ def test_viewer_tools(live_server, production_model, radiologist, monkeypatch):
         shot(page, "viewer-tools-magnifier")
         page.keyboard.press("m")
 
+        # Full screen: the viewer column fills the screen and the image is fitted to it.
+        height = canvas.bounding_box()["height"]
+        page.locator('[data-tool-action="fullscreen"]').click()
+        page.wait_for_function(
+            "document.fullscreenElement && document.fullscreenElement.contains(document.querySelector('#viewer-canvas'))"
+        )
+        expect(page.locator('[data-tool-action="fullscreen"]')).to_have_attribute("aria-pressed", "true")
+        page.wait_for_function(
+            f"document.querySelector('#viewer-canvas').getBoundingClientRect().height > {height + 50}"
+        )
+        _drawn(page)
+        grown = canvas.bounding_box()["height"]
+        assert float(canvas.get_attribute("data-scale")) == pytest.approx(grown / SIZE, abs=2e-3)  # fitted again
+        page.keyboard.press("f")
+        page.wait_for_function("!document.fullscreenElement")
+
         # Help lists the new keys.
         page.keyboard.press("?")
         expect(page.locator("#shortcut-help")).to_contain_text("rotate 90°")
