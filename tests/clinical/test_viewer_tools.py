@@ -47,6 +47,25 @@ def test_imager_pixel_spacing_is_the_fallback_and_said_so(radiologist):
     assert pixel_spacing(pydicom.dcmread(io.BytesIO(both))) == ((0.1, 0.1), "PixelSpacing")
 
 
+def test_enhanced_objects_give_spacing_in_the_pixel_measures_group():
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def group(spacing):
+        measures = Dataset()
+        measures.PixelSpacing = spacing
+        item = Dataset()
+        item.PixelMeasuresSequence = Sequence([measures])
+        return item
+
+    ds = Dataset()
+    ds.SharedFunctionalGroupsSequence = Sequence([group([0.01, 0.02])])
+    assert pixel_spacing(ds, 0) == ((0.01, 0.02), "PixelSpacing")
+    ds.PerFrameFunctionalGroupsSequence = Sequence([group([0.03, 0.04]), group([0.05, 0.06])])
+    assert pixel_spacing(ds, 1) == ((0.05, 0.06), "PixelSpacing")  # the displayed frame's own
+    assert pixel_spacing(Dataset()) == (None, "")
+
+
 def test_no_spacing_means_pixels_with_a_visible_warning(radiologist_client, radiologist):
     image = _ingest(make_cxr_dicom(rows=40, cols=30, extra={"PixelSpacing": [0, 0.2]}), actor=radiologist)
     assert image.pixel_spacing_row is None and image.spacing_source == ""
@@ -93,3 +112,35 @@ def test_probe_is_access_checked(client, integration_user, radiologist):
     assert client.get(url, {"x": 1, "y": 1}).status_code == 404
     client.logout()
     assert client.get(url, {"x": 1, "y": 1}).status_code in (302, 401, 403, 404)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_reads_spacing_of_images_stored_before_it(radiologist):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from clinical.models import Image
+
+    def migrate(target: str | None = None) -> None:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("clinical", target)] if target else executor.loader.graph.leaf_nodes("clinical"))
+
+    spaced = _ingest(make_cxr_dicom(rows=40, cols=30, extra={"ImagerPixelSpacing": [0.14, 0.15]}), actor=radiologist)
+    plain = _ingest(
+        make_cxr_dicom(
+            rows=40, cols=30, sop_uid="1.2.826.0.1.3680043.8.498.91", study_uid="1.2.826.0.1.3680043.8.498.9"
+        ),
+        actor=radiologist,
+    )
+    try:
+        migrate("0011_phi_protection")
+    finally:
+        migrate()
+    spaced = Image.objects.get(pk=spaced.pk)
+    assert (spaced.pixel_spacing_row, spaced.pixel_spacing_col, spaced.spacing_source) == (
+        0.14,
+        0.15,
+        "ImagerPixelSpacing",
+    )
+    assert Image.objects.get(pk=plain.pk).pixel_spacing_row is None
