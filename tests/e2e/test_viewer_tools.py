@@ -73,7 +73,7 @@ def test_viewer_tools(live_server, production_model, radiologist, monkeypatch):
         for size in ((1920, 1080), (1440, 900)):
             page, errors = _open(open_page, live_server, radiologist, image, size)
             _fits(page, *size)
-        shot(page, "viewer-tools-1440")
+            shot(page, f"viewer-tools-{size[0]}")
         canvas = page.locator("#viewer-canvas")
         expect(page.locator("#spacing-info")).to_have_text("spacing 0.2 × 0.2 mm")
 
@@ -176,6 +176,7 @@ def test_viewer_tools(live_server, production_model, radiologist, monkeypatch):
         _drawn(page)
         grown = canvas.bounding_box()["height"]
         assert float(canvas.get_attribute("data-scale")) == pytest.approx(grown / SIZE, abs=2e-3)  # fitted again
+        shot(page, "viewer-tools-fullscreen")
         page.keyboard.press("f")
         page.wait_for_function("!document.fullscreenElement")
 
