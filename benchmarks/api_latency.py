@@ -53,8 +53,15 @@ def run(args: list[str], env: dict) -> str:
 
 def prepare(var: Path, env: dict) -> str:
     run([PY, "manage.py", "migrate", "--noinput"], env)
-    run([PY, "-c", "from tests.support.models import register_random_model as r; "
-                   f"r(tracking_uri='sqlite:///{var}/mlflow/mlflow.db', name='radviewer-triage')"], env)
+    # Registered in MLflow and mirrored into the app's registry (what `make run` does for the
+    # starter model): without the mirror every study fails routing ("no production alias") at
+    # ingest and the figure would be that error path's, not the acknowledgement a PACS waits for.
+    run([PY, "-c", "import django; django.setup(); "
+                   "from django.conf import settings; "
+                   "from tests.support.models import register_random_model as r; "
+                   "from mlcore.services.registry import registry_sync; "
+                   "r(tracking_uri=settings.MLFLOW_TRACKING_URI, name=settings.MLFLOW_REGISTERED_MODEL); "
+                   "registry_sync(name=settings.MLFLOW_REGISTERED_MODEL)"], env)
     out = run([PY, "manage.py", "create_api_client", "--name", "bench-pacs", "--scopes", "submit,read",
                "--rate-limit", "1000000"], env)
     return re.search(r"token:\s+(\S+)", out).group(1)
@@ -160,7 +167,7 @@ def main() -> None:
                 try:
                     if requests.get(f"{base}/healthz", timeout=2).ok:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or busy starting
                     time.sleep(0.3)
             else:
                 raise RuntimeError((var / "gunicorn.log").read_text()[-2000:])
@@ -200,6 +207,10 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
 
+    failed = sorted(set(statuses) - {"processing", "queued"})
+    if failed:  # the acknowledgement of a study that could not be routed is not the figure wanted
+        raise SystemExit(f"studies in {failed} while polling: see the server log (no inference worker runs, "
+                         "so every study should still be processing)")
     print(f"Machine: {machine_description()}")
     profile = ("service profile (PostgreSQL, Redis broker and cache)" if args.services
                else "embedded profile (SQLite, filesystem broker)")

@@ -43,11 +43,13 @@ class WorklistFilterForm(forms.Form):
         required=False, label="Received to", widget=forms.DateInput(attrs={"type": "date"})
     )
     done = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    mine = forms.BooleanField(required=False, widget=forms.HiddenInput)  # the "Mine" tab
 
     def filters(self) -> WorklistFilters:
         """The selector's filters; invalid input falls back to the unfiltered list."""
         if not self.is_valid():
-            return WorklistFilters(done=self.data.get("done") in ("1", "true", "True", "on"))
+            done = self.data.get("done") in ("1", "true", "True", "on")
+            return WorklistFilters(done=done, mine=not done and self.data.get("mine") in ("1", "true", "True", "on"))
         data = self.cleaned_data
         scope = {"yes": True, "no": False}.get(data["out_of_scope"])
         return WorklistFilters(
@@ -58,6 +60,7 @@ class WorklistFilterForm(forms.Form):
             since=data["since"],
             until=data["until"],
             done=data["done"],
+            mine=data["mine"] and not data["done"],
         )
 
 

@@ -63,18 +63,21 @@ def run_prediction(*, prediction_id: int) -> None:
 
 
 @house_task(queue="inference", soft_time_limit=300, name="clinical.run_attribution")
-def run_attribution(*, prediction_id: int, method: str) -> None:
-    prediction = attribution_start(prediction_id=prediction_id, method=method)
+def run_attribution(*, prediction_id: int, method: str, target: str = "") -> None:
+    """``target``: the class to explain (default, and in messages sent before per-class
+    attributions: the prediction's top class within its scope)."""
+    prediction = attribution_start(prediction_id=prediction_id, method=method, target=target)
     if prediction is None:
         return
+    target = target or prediction.top_class
     try:
         route = ModelRoute(prediction.model_name, prediction.model_version, prediction.arm)
         png = attribution_png(route=route, pixels=image_display_pixels(prediction.image), method=method,
-                              target=prediction.top_class or None)
-        attribution_store_result(prediction_id=prediction_id, method=method, png=png)
-    except Exception as exc:  # recorded per method with its reason; the reader can ask again
-        log.exception("attribution %s/%s failed", prediction_id, method)
-        attribution_store_result(prediction_id=prediction_id, method=method,
+                              target=target or None)
+        attribution_store_result(prediction_id=prediction_id, method=method, png=png, target=target)
+    except Exception as exc:  # recorded per (method, class) with its reason; the reader can ask again
+        log.exception("attribution %s/%s/%s failed", prediction_id, method, target)
+        attribution_store_result(prediction_id=prediction_id, method=method, target=target,
                                  reason=f"{type(exc).__name__}: {exc}")
 
 

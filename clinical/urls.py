@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clinical.views import images, provenance, reviews, upload, viewer, worklist
+from clinical.views import claims, images, provenance, reviews, upload, viewer, worklist
 
 app_name = "clinical"
 
@@ -15,11 +15,18 @@ urlpatterns = [
     path("studies/<str:uid>/next/", viewer.study_next, name="study_next"),
     path("studies/<str:uid>/provenance", provenance.study_provenance_page, name="study_provenance"),
     path("studies/<str:uid>/sign-off/", reviews.sign_off, name="sign_off"),
+    # reading claims (issue 14 item 9)
+    path("studies/<str:uid>/claim/heartbeat/", claims.claim_heartbeat, name="claim_heartbeat"),
+    path("studies/<str:uid>/claim/take-over/", claims.claim_take_over, name="claim_take_over"),
+    path("studies/<str:uid>/claim/release/", claims.claim_release, name="claim_release"),
     path(_image + "display.png", images.image_display, name="image_display"),
     path(_image + "probe", images.image_probe, name="image_probe"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
     path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),
+    # heatmap (issue #14 item 12): the attribution block for a chosen class; a map's top region
+    path(_image + "attributions/", reviews.attributions, name="attributions"),
+    path(_image + "overlay-region/<str:source>.json", images.overlay_region, name="overlay_region"),
     path(_image + "retry/", reviews.retry, name="prediction_retry"),
     path(_image + "reviews/", reviews.review_submit, name="review"),
 ]

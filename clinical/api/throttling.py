@@ -2,7 +2,8 @@
 
 A fixed-window counter in Django's default cache (see ``CACHES`` in settings: LocMem per
 process in the embedded profile, Redis when ``RADVIEWER_CACHE_URL`` is set): one atomic
-``incr`` per request, whatever the limit. (DRF's ``SimpleRateThrottle`` keeps a timestamp per
+count per request (one round trip on Redis, radviewer.lib.cache), whatever the limit.
+(DRF's ``SimpleRateThrottle`` keeps a timestamp per
 request of the last minute and the cache pickles that list on every request: at a few
 hundred polls a second that is thousands of entries each way.) A burst across a minute
 boundary can reach twice the limit, the usual price of a fixed window. Over the limit ->
@@ -14,10 +15,10 @@ from __future__ import annotations
 import math
 import time
 
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from clinical.models import ApiClient
+from radviewer.lib.cache import window_count
 
 WINDOW_S = 60
 
@@ -32,12 +33,7 @@ class ApiClientRateThrottle(BaseThrottle):
         now = self.timer()
         window = int(now // WINDOW_S)
         key = f"throttle:api_client:{client.pk}:{window}"
-        cache.add(key, 0, timeout=2 * WINDOW_S)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # evicted between add and incr: count this request alone
-            cache.set(key, 1, timeout=2 * WINDOW_S)
-            count = 1
+        count = window_count(key, 2 * WINDOW_S)
         self._wait = (window + 1) * WINDOW_S - now
         return count <= max(1, client.rate_limit_per_minute)
 

@@ -31,7 +31,7 @@ def spacing_from_stored_copies(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinical", "0011_phi_protection"),
+        ("clinical", "0012_claims"),
     ]
 
     operations = [

@@ -18,6 +18,7 @@ from django.db.models import BooleanField, Case, Count, F, Max, Q, QuerySet, Val
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Review, Study
+from clinical.selectors.claims import claimed_by_others, mine_condition
 
 OPEN_STATUSES = (
     Study.Status.PROCESSING,
@@ -36,6 +37,9 @@ class WorklistFilters:
     since: date | None = None
     until: date | None = None
     done: bool = False  # the signed-off list instead of open studies
+    # "Mine": open studies the reader (``reader_id``) claimed or read (issue 14 item 9)
+    mine: bool = False
+    reader_id: int | None = None
 
 
 def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
@@ -46,6 +50,8 @@ def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
         qs = qs.filter(status=filters.status)
     else:
         qs = qs.filter(status__in=OPEN_STATUSES)
+    if filters.mine:
+        qs = qs.filter(mine_condition(reader_id=filters.reader_id)) if filters.reader_id else qs.none()
     if filters.modality in (Study.Scope.CXR, Study.Scope.OCT):  # by scope, header or inferred
         qs = qs.filter(scope=filters.modality)
     elif filters.modality:
@@ -115,12 +121,15 @@ def _final_readings(*, study_ids: list[int]) -> dict[int, tuple[tuple[str, str],
     return {study_id: tuple(r) for study_id, r in out.items()}
 
 
-def worklist_next_uid(*, after_uid: str) -> str | None:
+def worklist_next_uid(*, after_uid: str, reader_id: int | None = None) -> str | None:
     """The study after ``after_uid`` in the default worklist order (the ``n`` shortcut).
 
-    A study no longer on the list (signed off) leads to the top of the list.
+    A study no longer on the list (signed off) leads to the top of the list. Studies another
+    reader than ``reader_id`` is reading (a live claim) are skipped.
     """
-    uids = worklist(filters=WorklistFilters()).values_list("uid", flat=True)
+    qs = worklist(filters=WorklistFilters())
+    qs = qs.filter(~claimed_by_others(reader_id=reader_id) | Q(uid=after_uid))
+    uids = qs.values_list("uid", flat=True)
     found = False
     first = None
     for uid in uids.iterator(chunk_size=500):

@@ -104,13 +104,15 @@ def image_ingest(
                 callback_url=callback_url, idempotency_key=idempotency_key,
             )
             image = _image_create(result, study=study, stored_name=stored_name)
+            prediction_request(image=image)
+            # Last in the transaction: the audit chain's lock is held from here to the commit,
+            # and every writer of the installation queues on it.
             audit_event_create(
                 actor=actor, actor_label=_actor_label(actor, api_client), action=AuditAction.IMAGE_INGESTED,
                 obj=image, request=request,
                 details={"study": study.uid, "format": result.format, "source": source,
                          "sha256": result.sha256, "scope": result.scope},
             )
-            prediction_request(image=image)
     except IntegrityError:
         # A concurrent request stored the same file first: link to it instead.
         for name in saved:

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, Study
+from clinical.selectors.overlays import attribution_key, prediction_classes
 from clinical.selectors.predictions import prediction_cutoffs
 from clinical.services.notifications import study_ready
 from clinical.services.reviews import review_outcomes_record
@@ -66,8 +67,11 @@ def prediction_request(*, image: Image) -> Prediction:
         )
         _study_refresh(image.study)
         return prediction
+    # Created already queued (one INSERT): the message goes on commit, and a row whose
+    # message is lost is re-sent by the sweeper like any queued one.
     prediction, created = Prediction.objects.get_or_create(
-        image=image, model_name=route.name, model_version=route.version, defaults={"arm": route.arm}
+        image=image, model_name=route.name, model_version=route.version,
+        defaults={"arm": route.arm, "status": Prediction.Status.QUEUED, "queued_at": timezone.now()},
     )
     if not created and _is_shadow(prediction) and route.arm != Prediction.Arm.SHADOW:
         # The candidate that ran in shadow on this image now serves it (it became canary or
@@ -76,11 +80,12 @@ def prediction_request(*, image: Image) -> Prediction:
         prediction.refresh_from_db()
         if prediction.status == Prediction.Status.SUCCEEDED:
             _study_refresh(image.study)
-    if created or prediction.status == Prediction.Status.FAILED:
+    if created:
+        _send(prediction.pk)
+    elif prediction.status == Prediction.Status.FAILED:
         # A failed one starts a fresh round of attempts (the reaper counts them).
         Prediction.objects.filter(pk=prediction.pk).update(
-            status=Prediction.Status.QUEUED, failure_reason="", queued_at=timezone.now(),
-            task_id="", **({} if created else {"attempts": 0}),
+            status=Prediction.Status.QUEUED, failure_reason="", queued_at=timezone.now(), task_id="", attempts=0,
         )
         prediction.refresh_from_db()
         _send(prediction.pk)
@@ -387,45 +392,60 @@ def triage_refresh_for_version(*, model_name: str, model_version: str) -> int:
     return count
 
 
-def attribution_request(*, prediction: Prediction, method: str, actor: Any, request: Any = None) -> Prediction:
-    """Queue a captum attribution for ``prediction`` (idempotent per method):
-    queued -> running -> succeeded | failed, kept per method in ``prediction.attributions``."""
+def attribution_request(*, prediction: Prediction, method: str, actor: Any, request: Any = None,
+                        target: str = "") -> Prediction:
+    """Queue a captum attribution of ``target`` (a class of the prediction's scope; default:
+    its top class) for ``prediction``, idempotent per (method, class):
+    queued -> running -> succeeded | failed, kept in ``prediction.attributions`` under
+    :func:`clinical.selectors.overlays.attribution_key`."""
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"unknown attribution method {method!r}; accepted: {', '.join(ATTRIBUTION_METHODS)}")
+    if target and target not in prediction_classes(prediction):
+        raise ValueError(f"class {target!r} is not one this prediction can be explained for; accepted: "
+                         f"{', '.join(prediction_classes(prediction))}")
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction.pk)
-        current = prediction.attributions.get(method, {})
+        target = target or prediction.top_class
+        key = attribution_key(method, target, prediction.top_class)
+        current = prediction.attributions.get(key, {})
         if current.get("status") in ("queued", "running", "succeeded"):
             return prediction
-        prediction.attributions = {**prediction.attributions, method: {"status": "queued"}}
+        prediction.attributions = {**prediction.attributions, key: {"status": "queued", "target": target}}
         prediction.save(update_fields=["attributions"])
         audit_event_create(actor=actor, action=AuditAction.ATTRIBUTION_REQUESTED, obj=prediction,
-                           request=request, details={"method": method})
-        enqueue_on_commit(RUN_ATTRIBUTION, prediction_id=prediction.pk, method=method)
+                           request=request, details={"method": method, "class": target})
+        enqueue_on_commit(RUN_ATTRIBUTION, prediction_id=prediction.pk, method=method, target=target)
     return prediction
 
 
-def attribution_start(*, prediction_id: int, method: str) -> Prediction | None:
-    """-> running; None when this method's map is already there (a duplicate delivery)."""
+def attribution_start(*, prediction_id: int, method: str, target: str = "") -> Prediction | None:
+    """-> running; None when this (method, class) map is already there (a duplicate delivery)."""
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().select_related("image").get(pk=prediction_id)
-        if prediction.attributions.get(method, {}).get("status") == "succeeded":
+        target = target or prediction.top_class
+        key = attribution_key(method, target, prediction.top_class)
+        if prediction.attributions.get(key, {}).get("status") == "succeeded":
             return None
-        prediction.attributions = {**prediction.attributions, method: {"status": "running"}}
+        prediction.attributions = {**prediction.attributions, key: {"status": "running", "target": target}}
         prediction.save(update_fields=["attributions"])
     return prediction
 
 
 def attribution_store_result(*, prediction_id: int, method: str, png: bytes | None = None,
-                             reason: str = "") -> Prediction:
-    """-> succeeded with the overlay ``png`` (saved first), or -> failed with ``reason``."""
+                             reason: str = "", target: str = "") -> Prediction:
+    """-> succeeded with the overlay ``png`` (saved first, outside the row lock), or -> failed
+    with ``reason``; kept under the (method, ``target``) key (default: the top class)."""
+    top_class = Prediction.objects.values_list("top_class", flat=True).get(pk=prediction_id)
+    target = target or top_class
+    key = attribution_key(method, target, top_class)
     if png is not None:
-        name = default_storage.save(f"attributions/{prediction_id}-{method}.png", ContentFile(png))
-        result = {"status": "succeeded", "png": name}
+        suffix = "" if key == method else f"-{target}"
+        name = default_storage.save(f"attributions/{prediction_id}-{method}{suffix}.png", ContentFile(png))
+        result = {"status": "succeeded", "png": name, "target": target}
     else:
-        result = {"status": "failed", "reason": reason}
+        result = {"status": "failed", "reason": reason, "target": target}
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
-        prediction.attributions = {**prediction.attributions, method: result}
+        prediction.attributions = {**prediction.attributions, key: result}
         prediction.save(update_fields=["attributions"])
     return prediction

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinical.models import Image, Prediction, ResultDelivery, Review, Study
+from clinical.services.claims import study_claim_end_at_sign_off
 from clinical.services.display import image_display_bytes
 from clinical.services.notifications import study_ready
 from clinical.services.result_delivery import result_deliveries_schedule
@@ -190,6 +191,7 @@ def study_sign_off(*, study: Study, user: Any, request: Any = None) -> Study:
         study.signed_off_by = user
         study.signed_off_at = timezone.now()
         study.save(update_fields=["status", "signed_off_by", "signed_off_at"])
+        study_claim_end_at_sign_off(study=study, user=user, request=request)  # nobody reads it any more
         audit_event_create(actor=user, action=AuditAction.STUDY_SIGNED_OFF, obj=study, request=request,
                            details={"uid": study.uid})
         # The final SR goes to the client's result destinations (queued when this commits).

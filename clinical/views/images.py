@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from clinical.ingest import IngestError
 from clinical.models import Image, Prediction
+from clinical.selectors.overlays import attribution_key, overlay_png_region, prediction_classes
 from clinical.selectors.pixels import image_pixel_probe
 from clinical.services.display import image_display_ensure
 from clinical.services.triage import ai_hidden
@@ -62,16 +63,49 @@ def image_heatmap(request: HttpRequest, uid: str, image_id: int) -> FileResponse
     return _png_response(request, image, _succeeded_prediction(image).heatmap_png.name, "heatmap")
 
 
+def _overlay_png_name(request: HttpRequest, image: Image, source: str) -> str:
+    """The stored PNG of overlay ``source``: "attention" (the prediction-time map) or an
+    attribution method, for ``?class=`` (default: the top class); 404 when not ready."""
+    prediction = _succeeded_prediction(image)
+    if source == "attention":
+        return prediction.heatmap_png.name
+    if source not in ATTRIBUTION_METHODS:
+        raise Http404("No such attribution method")
+    target = request.GET.get("class") or ""
+    if target and target not in prediction_classes(prediction):
+        raise Http404("No such class for this prediction")
+    key = attribution_key(source, target or prediction.top_class, prediction.top_class)
+    state = prediction.attributions.get(key, {})
+    if state.get("status") != "succeeded":
+        raise Http404("This attribution is not ready")
+    return state.get("png", "")
+
+
 @require_GET
 def image_attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> FileResponse:
+    """A computed attribution map (RGBA, like the heat map); ``?class=`` picks the class."""
     if method not in ATTRIBUTION_METHODS:
         raise Http404("No such attribution method")
     study, image = study_and_image(request, uid, image_id)
     image.study = study
-    state = _succeeded_prediction(image).attributions.get(method, {})
-    if state.get("status") != "succeeded":
-        raise Http404("This attribution is not ready")
-    return _png_response(request, image, state.get("png", ""), method)
+    return _png_response(request, image, _overlay_png_name(request, image, method), method)
+
+
+@require_GET
+def overlay_region(request: HttpRequest, uid: str, image_id: int, source: str) -> JsonResponse:
+    """The highest-attention region of an overlay (``attention`` or an attribution method,
+    ``?class=``) as JSON in image pixels: ``box`` [x0, y0, x1, y1] and ``outline`` segments
+    (see clinical.selectors.overlays.attention_region); ``region`` is null for a flat map.
+    Derived from a map the reader already fetched (and whose fetch was audited)."""
+    study, image = study_and_image(request, uid, image_id)
+    image.study = study
+    name = _overlay_png_name(request, image, source)
+    if not name or not default_storage.exists(name):
+        raise Http404("No overlay image stored")
+    region = overlay_png_region(name, width=image.width, height=image.height)
+    response = JsonResponse({"source": source, "region": region})
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
 
 
 @require_GET

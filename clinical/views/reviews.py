@@ -12,16 +12,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinical.access import access_study_by_uid
 from clinical.forms import ReviewForm
 from clinical.models import Prediction
+from clinical.selectors.overlays import prediction_classes
 from clinical.services.predictions import attribution_request, prediction_retry
 from clinical.services.reviews import review_create, study_sign_off
 from clinical.services.triage import ai_hidden
 from clinical.views._common import error_messages, require_perm, study_and_image
-from clinical.views.viewer import TEMPLATE, attribution_states, study_context
+from clinical.views.viewer import TEMPLATE, attribution_states, explain_target, study_context
 from mlcore.services.inference import ATTRIBUTION_METHODS
 
 
@@ -87,22 +88,55 @@ def retry(request: HttpRequest, uid: str, image_id: int) -> HttpResponse:
     return _panel(request, study, image, "ai_panel")
 
 
-@require_http_methods(["GET", "POST"])
-def attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> HttpResponse:
-    """POST requests a captum attribution; GET is the polled state of one method."""
-    if method not in ATTRIBUTION_METHODS:
-        raise Http404("No such attribution method")
-    study, image = study_and_image(request, uid, image_id)
+def _explained_prediction(study, image) -> Prediction | HttpResponse:
     if ai_hidden(study):
         return HttpResponse("Blinded read: the AI is hidden until you save a verdict.", status=409)
     prediction = image.latest_prediction()
     if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
         return HttpResponse("There is no finished AI result to explain yet.", status=409)
+    return prediction
+
+
+def _requested_class(request: HttpRequest, prediction: Prediction) -> str:
+    """``class`` from the query or form (absent: the top class); 404 for a class outside the
+    prediction's scope, so a wrong class never silently explains another one."""
+    requested = request.POST.get("class") or request.GET.get("class") or ""
+    if requested and requested not in prediction_classes(prediction):
+        raise Http404("No such class for this prediction")
+    return explain_target(prediction, requested)
+
+
+@require_http_methods(["GET", "POST"])
+def attribution(request: HttpRequest, uid: str, image_id: int, method: str) -> HttpResponse:
+    """POST requests a captum attribution; GET is the polled state of one method. ``class``
+    picks the class explained (default: the top class)."""
+    if method not in ATTRIBUTION_METHODS:
+        raise Http404("No such attribution method")
+    study, image = study_and_image(request, uid, image_id)
+    prediction = _explained_prediction(study, image)
+    if isinstance(prediction, HttpResponse):
+        return prediction
+    target = _requested_class(request, prediction)
     if request.method == "POST":
         prediction = attribution_request(prediction=prediction, method=method, actor=request.user,
-                                         request=request)
-    state = next(s for s in attribution_states(prediction) if s["method"] == method)
+                                         request=request, target=target)
+    state = next(s for s in attribution_states(prediction, target) if s["method"] == method)
     return render(request, f"{TEMPLATE}#attribution", {"study": study, "image": image, "attribution": state})
+
+
+@require_GET
+def attributions(request: HttpRequest, uid: str, image_id: int) -> HttpResponse:
+    """The attribution block of the AI panel for the ``class`` chosen in its class select."""
+    study, image = study_and_image(request, uid, image_id)
+    prediction = _explained_prediction(study, image)
+    if isinstance(prediction, HttpResponse):
+        return prediction
+    target = _requested_class(request, prediction)
+    return render(request, f"{TEMPLATE}#attributions", {
+        "study": study, "image": image, "prediction": prediction,
+        "attributions": attribution_states(prediction, target),
+        "explain_class": target, "explain_classes": prediction_classes(prediction),
+    })
 
 
 def _image_id(request: HttpRequest) -> int | None:

@@ -14,8 +14,11 @@ from clinical.access import access_study_by_uid
 from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
+from clinical.selectors.claims import ClaimState, claim_heartbeat_seconds
+from clinical.selectors.overlays import attribution_key, heatmap_method, prediction_classes
 from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.worklist import worklist_next_uid
+from clinical.services.claims import study_claim
 from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
 from mlcore.services.inference import ATTRIBUTION_METHODS
@@ -57,13 +60,26 @@ def ood_statement(prediction: Prediction | None) -> str:
     return f"more unusual than {share} of the validation images the model was checked on{where}"
 
 
-def attribution_states(prediction: Prediction | None) -> list[dict[str, Any]]:
+def attribution_states(prediction: Prediction | None, target: str = "") -> list[dict[str, Any]]:
+    """Each attribution method's state for class ``target`` (default: the top class); the
+    ``source`` is the viewer's overlay key (the method alone for the top class)."""
     if prediction is None or prediction.status != Prediction.Status.SUCCEEDED:
         return []
-    return [
-        {"method": method, "label": label, **prediction.attributions.get(method, {})}
-        for method, label in ATTRIBUTION_METHODS.items()
-    ]
+    target = target or prediction.top_class
+    states = []
+    for method, label in ATTRIBUTION_METHODS.items():
+        key = attribution_key(method, target, prediction.top_class)
+        states.append({"method": method, "label": label, **prediction.attributions.get(key, {}),
+                       "source": key, "target": target, "top": target == prediction.top_class})
+    return states
+
+
+def explain_target(prediction: Prediction | None, requested: str | None) -> str:
+    """The class the attributions are shown for: ``requested`` when it is one of the
+    prediction's classes, else the top class ("" when there is none)."""
+    if prediction is None:
+        return ""
+    return requested if requested and requested in prediction_classes(prediction) else prediction.top_class
 
 
 def study_context(
@@ -104,7 +120,10 @@ def study_context(
         "probability_groups": probability_groups(prediction),
         "ood_statement": ood_statement(prediction),
         "model_synthetic": synthetic,
-        "attributions": attribution_states(prediction),
+        "attributions": attribution_states(prediction, explain_target(prediction, request.GET.get("class"))),
+        "explain_class": explain_target(prediction, request.GET.get("class")),
+        "explain_classes": prediction_classes(prediction),
+        "heatmap_method": heatmap_method(prediction) if prediction and prediction.heatmap_png else None,
         "reviews": sorted(active.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
         if active else [],
         "form": form or ReviewForm(),
@@ -118,12 +137,18 @@ def study_context(
     }
 
 
+def claim_context(claim: ClaimState) -> dict[str, Any]:
+    """The claim banner's context (issue 14 item 9)."""
+    return {"claim": claim, "claim_heartbeat_s": claim_heartbeat_seconds()}
+
+
 @require_GET
 def study_page(request: HttpRequest, uid: str) -> HttpResponse:
     """The viewer. Opening it is a view of the study: audited by the access function."""
     study = access_study_by_uid(request.user, uid, request=request)
+    claim = study_claim(study=study, reader=request.user, request=request)  # opening it for reading claims it
     context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
-    return render(request, TEMPLATE, context)
+    return render(request, TEMPLATE, {**context, **claim_context(claim)})
 
 
 @require_GET
@@ -143,7 +168,7 @@ def study_status(request: HttpRequest, uid: str) -> HttpResponse:
 def study_next(request: HttpRequest, uid: str) -> HttpResponse:
     """Go to the study after this one in worklist order (keyboard shortcut ``n``)."""
     access_study_by_uid(request.user, uid, request=request, audit=False)
-    next_uid = worklist_next_uid(after_uid=uid)
+    next_uid = worklist_next_uid(after_uid=uid, reader_id=request.user.pk)  # skips others' claims
     if next_uid is None:
         messages.info(request, "That was the last study on the worklist.")
         return redirect("clinical:worklist")

@@ -60,6 +60,10 @@ class AuditAction(models.TextChoices):
     MODEL_OPERATING_POINTS_APPLIED = "model.operating_points_applied", "Operating points (urgent thresholds) applied"
     ROLLOUT_BLINDED_SHARE_CHANGED = "rollout.blinded_share_changed", "Blinded-read share changed"
     STUDY_AI_REVEALED = "study.ai_revealed", "AI revealed after a blinded read's verdict"
+    # reading claims: several readers (issue 14 item 9)
+    STUDY_CLAIMED = "study.claimed", "Study claimed for reading (opened by a reader; not repeated while held)"
+    STUDY_CLAIM_TAKEN_OVER = "study.claim_taken_over", "Reading claim taken over from another reader"
+    STUDY_CLAIM_RELEASED = "study.claim_released", "Reading claim released (by its reader or at sign-off)"
     # the ML admin's console
     DATASET_IMPORT_REQUESTED = "dataset.import_requested", "Dataset import requested"
     DATASET_IMPORTED = "dataset.imported", "Dataset imported"

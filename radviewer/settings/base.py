@@ -321,6 +321,9 @@ SHOW_FILE_NAMES = env_bool("RADVIEWER_SHOW_FILE_NAMES", False)
 MAX_UPLOAD_BYTES = env_int("RADVIEWER_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("RADVIEWER_MAX_IMAGE_PIXELS", 80_000_000, minimum=10_000)
 WORKLIST_MAX_WAIT_MINUTES = env_int("RADVIEWER_MAX_WAIT_MINUTES", 240, minimum=1)
+# A study opened for reading is claimed by its reader; the claim lapses after this long
+# without activity on the page (clinical.models.StudyClaim, issue 14 item 9).
+CLAIM_TIMEOUT_MINUTES = env_int("RADVIEWER_CLAIM_TIMEOUT_MINUTES", 10, minimum=1)
 # Share of studies read with the AI hidden until the verdict, until the console sets one
 # (mlcore RolloutPolicy.blinded_percent; issue 11, docs/ml.md "Blinded reads").
 BLINDED_READS_DEFAULT_PERCENT = 3.0
@@ -409,7 +412,7 @@ PUBLIC_BASE_URL = env_str("RADVIEWER_PUBLIC_URL", "").rstrip("/")
 # URL to share the counters (production).
 CACHE_URL = env_str("RADVIEWER_CACHE_URL", "")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    CACHES = {"default": {"BACKEND": "radviewer.lib.cache.RedisCache",
                           "LOCATION": env_url("RADVIEWER_CACHE_URL", "", schemes=("redis", "rediss"))}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "radviewer"}}

@@ -66,6 +66,7 @@
     ready: false,
   };
   const overlays = new Map(); // source -> {label, url, image}
+  const renderHooks = []; // heatmap (issue #14 item 12): see onRender below
   const windowed = document.createElement("canvas");
   const wctx = windowed.getContext("2d");
   let grey = null; // Uint8Array, one grey value per pixel
@@ -168,6 +169,9 @@
     if (!grey) return;
     if (lutDirty) applyWindow();
     const overlay = drawScene(ctx, screenMatrix());
+    // heatmap (issue #14 item 12): extra drawing in image coordinates (static/js/viewer-overlay.js)
+    renderHooks.forEach((hook) => hook(ctx, { overlay: overlay ? state.overlaySource : "", scale: state.scale }));
+    // viewer tools: drawing in canvas CSS pixels, on top (measurements, magnifier)
     for (const hook of drawHooks) {
       ctx.save();
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -321,11 +325,17 @@
       const entry = { label: el.dataset.overlayLabel || source, url: el.dataset.overlayUrl, image: null };
       overlays.set(source, entry);
       if (sourceSelect) sourceSelect.add(new Option(entry.label, source));
+      // The first source announced (the prediction's attention map) is the default, whichever
+      // image arrives first; it is drawn once loaded.
+      if (!state.overlaySource) selectOverlay(source);
       loadImage(entry.url).then((img) => {
         entry.image = img;
-        if (!state.overlaySource) selectOverlay(source);
-        else schedule();
-      }).catch(() => { entry.failed = true; });
+        schedule();
+      }).catch(() => {
+        entry.failed = true;
+        const loaded = [...overlays.keys()].find((k) => overlays.get(k).image);
+        if (state.overlaySource === source && loaded) selectOverlay(loaded);
+      });
     });
   }
 
@@ -463,6 +473,14 @@
   window.addEventListener("resize", schedule);
   scanSources();
 
+  /* heatmap (issue #14 item 12): onRender(fn) calls fn(ctx, {overlay, scale}) after each
+     frame with the image transform still set, so what it draws follows zoom and pan. */
+  function onRender(hook) {
+    renderHooks.push(hook);
+    schedule();
+  }
+
+
   function greyAt(x, y) {
     const i = Math.floor(y) * imgW + Math.floor(x);
     return grey && x >= 0 && y >= 0 && x < imgW && y < imgH ? grey[i] : null;
@@ -476,6 +494,6 @@
     onPointerDown: (fn) => { pointerHooks.push(fn); },
   };
   window.RadViewerViewer = api;
-  window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut };
+  window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut, onRender, schedule };
   document.dispatchEvent(new CustomEvent("radviewer:viewer-ready", { detail: api }));
 })();
