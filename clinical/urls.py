@@ -21,6 +21,7 @@ urlpatterns = [
     path("studies/<str:uid>/claim/release/", claims.claim_release, name="claim_release"),
     path("studies/<str:uid>/compare/<str:prior_uid>/", compare.study_compare, name="study_compare"),
     path(_image + "display.png", images.image_display, name="image_display"),
+    path(_image + "probe", images.image_probe, name="image_probe"),
     path(_image + "heatmap.png", images.image_heatmap, name="image_heatmap"),
     path(_image + "attributions/<str:method>.png", images.image_attribution, name="image_attribution"),
     path(_image + "attributions/<str:method>/", reviews.attribution, name="attribution"),

@@ -29,10 +29,13 @@ from __future__ import annotations
 import io
 import re
 import struct
+from dataclasses import dataclass
 
+import numpy as np
 import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, pixel_array
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     UID,
@@ -42,7 +45,7 @@ from pydicom.uid import (
 )
 
 from clinical.ingest.deid import burned_in_annotation, check_key, check_uid_root, deidentify, patient_pseudonym
-from clinical.ingest.dicom_pixels import check_decodable, decode_frame
+from clinical.ingest.dicom_pixels import check_decodable, decode_frame, frame_view
 from clinical.ingest.errors import IngestError
 from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope
 from clinical.ingest.sniff import sniff
@@ -153,6 +156,51 @@ def decode_stored_dicom(data: bytes, *, max_pixels: int) -> DecodedImage:
     frames = _number_of_frames(ds)
     frame_index = choose_frame(frames, scope=scope, modality=modality)
     return decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class StoredFrame:
+    """The stored values of the displayed frame of an ingested DICOM, for the viewer's
+    pixel-value probe: ``stored`` (rows x cols, or rows x cols x 3 for colour) as in Pixel
+    Data, and the frame's Modality LUT attributes to rescale one value at a time."""
+
+    stored: np.ndarray
+    view: pydicom.Dataset
+    rescale_type: str
+
+    def value_at(self, x: int, y: int) -> tuple[list[float], list[float] | None]:
+        """(stored value(s), Modality LUT output or None for colour) at column x, row y."""
+        raw = self.stored[y, x]
+        stored = [float(v) for v in np.atleast_1d(raw)]
+        if self.stored.ndim != 2:
+            return stored, None
+        try:
+            rescaled = apply_modality_lut(np.asarray([raw]), self.view)
+        except (ValueError, KeyError, IndexError, AttributeError):
+            return stored, None
+        return stored, [float(np.asarray(rescaled).ravel()[0])]
+
+
+def read_stored_frame(data: bytes, *, max_pixels: int) -> StoredFrame:
+    """The displayed frame of a stored (de-identified) DICOM, undecoded by any LUT."""
+    ds = _read(data)
+    modality = str(ds.get("Modality", "")).strip().upper() or None
+    scope, _ = classify_scope(modality, ds.get("BodyPartExamined"))
+    check_decodable(ds)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if rows * cols > max_pixels:
+        raise IngestError("too_many_pixels", f"{cols}x{rows} pixels per frame exceeds {max_pixels:,}")
+    frames = _number_of_frames(ds)
+    frame_index = choose_frame(frames, scope=scope, modality=modality)
+    try:
+        stored = pixel_array(ds, index=frame_index if frames > 1 else None)
+    except (ValueError, RuntimeError, OSError, EOFError, KeyError, AttributeError) as exc:
+        raise IngestError("corrupt_dicom", f"the Pixel Data could not be decoded: {exc}") from exc
+    view = frame_view(ds, frame_index or 0)
+    rescale_type = str(view.get("RescaleType", "") or "").strip()
+    if not rescale_type and str(ds.get("Modality", "")).upper() == "CT":
+        rescale_type = "HU"
+    return StoredFrame(stored=stored, view=view, rescale_type=rescale_type)
 
 
 def classify_scope(modality: str | None, body_part: object = None) -> tuple[Scope, str | None]:

@@ -138,6 +138,7 @@ def decode_frame(
             "corrupt_dicom",
             f"the Modality/VOI LUT or palette of this image is invalid: {exc}",
         ) from exc
+    spacing, spacing_source = pixel_spacing(ds, frame_index or 0)
     return DecodedImage.of(
         display,
         raw,
@@ -160,8 +161,52 @@ def decode_frame(
             number_of_frames=number_of_frames,
             frame_index=frame_index if number_of_frames > 1 else None,
             body_part=str(ds.get("BodyPartExamined", "")).strip() or None,
+            pixel_spacing=spacing,
+            spacing_source=spacing_source,
         ),
     )
+
+
+_SPACING_KEYWORDS = ("PixelSpacing", "ImagerPixelSpacing")
+
+
+def pixel_spacing(ds: Dataset, index: int = 0) -> tuple[tuple[float, float] | None, str]:
+    """(row spacing, column spacing) in mm of frame ``index`` and the attribute it came from.
+
+    Pixel Spacing (0028,0030) is preferred (calibrated in the patient); Imager Pixel Spacing
+    (0018,1164) is at the detector plane (not corrected for geometric magnification). Enhanced
+    multi-frame objects carry Pixel Spacing in the Pixel Measures functional group. Both are
+    "row spacing \\ column spacing": the distance between rows (vertical), then between
+    columns (horizontal). Missing, malformed or non-positive values give (None, "").
+    """
+    sources: list[Any] = []  # per-frame group, shared group, then the top level
+    for seq, pick in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
+        groups = ds.get(seq)
+        if groups and pick < len(groups):
+            measures = groups[pick].get("PixelMeasuresSequence")
+            if measures:
+                sources.append(measures[0])
+    sources.append(ds)
+    for keyword in _SPACING_KEYWORDS:
+        for source in sources:
+            value = _spacing_value(source.get(keyword))
+            if value is not None:
+                return value, keyword
+    return None, ""
+
+
+def _spacing_value(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        items = [float(v) for v in value] if isinstance(value, MultiValue | list | tuple) else [float(value)]
+    except (TypeError, ValueError):
+        return None
+    if len(items) == 1:
+        items = items * 2
+    if len(items) != 2 or not all(np.isfinite(v) and v > 0 for v in items):
+        return None
+    return items[0], items[1]
 
 
 def frame_view(ds: Dataset, index: int) -> Dataset:

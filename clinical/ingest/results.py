@@ -30,6 +30,10 @@ class DicomInfo:
     number_of_frames: int
     frame_index: int | None  # frame shown (0-based) when the object has several, else None
     body_part: str | None
+    # (row spacing, column spacing) in mm, i.e. (vertical, horizontal) as DICOM orders it, and
+    # the attribute it came from ("PixelSpacing" or "ImagerPixelSpacing"); None/"" when absent.
+    pixel_spacing: tuple[float, float] | None = None
+    spacing_source: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

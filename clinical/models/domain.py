@@ -130,6 +130,12 @@ class Image(models.Model):
     frame_index = models.PositiveIntegerField(null=True, blank=True)
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
+    # Physical pixel size in mm for the viewer's measurements, captured at ingest from the DICOM
+    # header: row spacing (vertical) and column spacing (horizontal), and which attribute gave
+    # them. Null/blank for PNG/JPEG and for DICOM without spacing (the viewer measures in px).
+    pixel_spacing_row = models.FloatField(null=True, blank=True)
+    pixel_spacing_col = models.FloatField(null=True, blank=True)
+    spacing_source = models.CharField(max_length=32, blank=True, default="")
     # The header said Burned In Annotation YES: text in the pixels may identify the patient
     # and de-identification cannot remove it.
     burned_in_annotation = models.BooleanField(default=False)

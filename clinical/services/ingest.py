@@ -185,6 +185,7 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
 def _image_create(result: IngestResult, *, study: Study, stored_name: str) -> Image:
     decoded = result.decoded
     dicom = result.dicom
+    spacing = decoded.dicom.pixel_spacing if decoded.dicom else None
     image = Image.objects.create(
         study=study,
         file=stored_name,
@@ -200,6 +201,9 @@ def _image_create(result: IngestResult, *, study: Study, stored_name: str) -> Im
         frame_index=decoded.dicom.frame_index if decoded.dicom else None,
         window_center=decoded.window[0] if decoded.window else None,
         window_width=decoded.window[1] if decoded.window else None,
+        pixel_spacing_row=spacing[0] if spacing else None,
+        pixel_spacing_col=spacing[1] if spacing else None,
+        spacing_source=decoded.dicom.spacing_source if spacing else "",
         burned_in_annotation=bool(dicom and dicom.burned_in_annotation),
     )
     if image.burned_in_annotation and not study.burned_in_annotation:

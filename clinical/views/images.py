@@ -10,8 +10,10 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from clinical.ingest import IngestError
 from clinical.models import Image, Prediction
 from clinical.selectors.overlays import attribution_key, overlay_png_region, prediction_classes
+from clinical.selectors.pixels import image_pixel_probe
 from clinical.services.display import image_display_ensure
 from clinical.services.triage import ai_hidden
 from clinical.views._common import study_and_image
@@ -114,5 +116,29 @@ def overlay_region(request: HttpRequest, uid: str, image_id: int, source: str) -
         raise Http404("No overlay image stored")
     region = overlay_png_region(name, width=image.width, height=image.height)
     response = JsonResponse({"source": source, "region": region})
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+@require_GET
+def image_probe(request: HttpRequest, uid: str, image_id: int) -> JsonResponse:
+    """The stored value (and its Modality LUT output) at ?x=&y= (image pixel column and row)
+    of a DICOM image, for the viewer's pixel-value probe; 400 for bad coordinates or a
+    PNG/JPEG (the viewer shows their 8-bit display value itself)."""
+    study, image = study_and_image(request, uid, image_id)
+    image.study = study
+    try:
+        x, y = int(request.GET.get("x", "")), int(request.GET.get("y", ""))
+    except ValueError:
+        return JsonResponse({"error": "x and y must be integer pixel coordinates"}, status=400)
+    try:
+        probe = image_pixel_probe(image, x=x, y=y)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except IngestError as exc:
+        return JsonResponse({"error": f"the stored image cannot be read: {exc}"}, status=422)
+    audit_event_create(actor=request.user, action=AuditAction.IMAGE_VIEWED, obj=image, request=request,
+                       details={"study": study.uid, "kind": "probe"}, coalesce_s=VIEW_COALESCE_S)
+    response = JsonResponse(probe.as_dict())
     response["Cache-Control"] = CACHE_CONTROL
     return response

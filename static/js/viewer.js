@@ -7,7 +7,19 @@
  * - overlay: the RGBA heat map of the prediction (or a computed attribution), drawn over the
  *   image with the same transform, toggled with `o`, opacity from the slider;
  * - keys: n next study, o overlay, r reset, ? help (the reading-form keys a, 1-9, Enter are in
- *   reading.js).
+ *   reading.js; the tools' keys in viewer-tools.js).
+ * - orientation and invert (issue 14): rotation by quarter turns and horizontal/vertical flips
+ *   are part of the draw transform (screen = translate(offset) * scale * orient, orient about
+ *   the image centre), so the overlay and every tool drawing follow them; invert is folded into
+ *   the window lookup table.
+ *
+ * Tools (static/js/viewer-tools.js) and other add-ons use `window.RadViewerViewer`:
+ *   imageToScreen(x, y) / screenToImage(x, y)  image pixels <-> canvas CSS pixels;
+ *   onDraw(fn)         fn(ctx, api) after each frame, ctx in canvas CSS pixels (dpr applied);
+ *   onPointerDown(fn)  fn(event, imagePoint) before pan/window; return true to take the event;
+ *   drawScene(ctx, m)  draw image + overlay with screen matrix m (a DOMMatrix, e.g. a loupe);
+ *   rotate(quarterTurns), flip("h" | "v"), setInvert(on), zoomAt, panBy, setWindow, reset,
+ *   schedule (redraw), fit, state, greyAt(x, y) (the 8-bit display value), imageSize().
  *
  * Window/level approximation. The browser never sees the original DICOM values, only the
  * display PNG the server made through the Modality and VOI LUTs, i.e. with the DICOM window
@@ -50,6 +62,8 @@
 
   const state = {
     scale: 1, offsetX: 0, offsetY: 0, fitScale: 1,
+    orient: new DOMMatrix(), // quarter turns and flips only: entries in {-1, 0, 1}
+    invert: false,
     center: PRESETS.default.center, width: PRESETS.default.width,
     overlayOn: toggle ? toggle.checked : true,
     opacity: opacityInput ? opacityInput.value / 100 : 0.45,
@@ -86,6 +100,7 @@
   function applyWindow() {
     if (!grey) return;
     const lut = buildLut(state.center, state.width);
+    if (state.invert) for (let v = 0; v < 256; v++) lut[v] = 255 - lut[v];
     const d = windowedData.data;
     for (let i = 0, j = 0; i < grey.length; i++, j += 4) {
       const v = lut[grey[i]];
@@ -99,6 +114,49 @@
     const o = state.overlaySource && overlays.get(state.overlaySource);
     return o && o.image && o.image.complete && o.image.naturalWidth ? o : null;
   }
+
+  /* --- transform: image pixels -> canvas CSS pixels ----------------------------------- */
+  // Size of the image once oriented (a quarter turn swaps width and height).
+  function orientedSize() {
+    const o = state.orient;
+    return { w: Math.abs(o.a) * imgW + Math.abs(o.c) * imgH, h: Math.abs(o.b) * imgW + Math.abs(o.d) * imgH };
+  }
+
+  function orientMatrix() {
+    const { w, h } = orientedSize();
+    return new DOMMatrix().translate(w / 2, h / 2).multiply(state.orient).translate(-imgW / 2, -imgH / 2);
+  }
+
+  function screenMatrix() {
+    return new DOMMatrix().translate(state.offsetX, state.offsetY).scale(state.scale).multiply(orientMatrix());
+  }
+
+  function imageToScreen(x, y) {
+    const p = screenMatrix().transformPoint(new DOMPoint(x, y));
+    return { x: p.x, y: p.y };
+  }
+
+  function screenToImage(x, y) {
+    const p = screenMatrix().inverse().transformPoint(new DOMPoint(x, y));
+    return { x: p.x, y: p.y };
+  }
+
+  function drawScene(c, matrix) {
+    const dpr = window.devicePixelRatio || 1;
+    c.setTransform(new DOMMatrix().scale(dpr).multiply(matrix));
+    c.imageSmoothingEnabled = matrix.a * matrix.a + matrix.b * matrix.b < 9; // crisp pixels when zoomed far in
+    c.drawImage(windowed, 0, 0);
+    const overlay = state.overlayOn ? currentOverlay() : null;
+    if (overlay) {
+      c.globalAlpha = state.opacity;
+      c.drawImage(overlay.image, 0, 0, imgW, imgH);
+      c.globalAlpha = 1;
+    }
+    return overlay;
+  }
+
+  const drawHooks = [];
+  const pointerHooks = [];
 
   function render() {
     frame = 0;
@@ -115,23 +173,24 @@
     ctx.fillRect(0, 0, cw, ch);
     if (!grey) return;
     if (lutDirty) applyWindow();
-    ctx.setTransform(dpr * state.scale, 0, 0, dpr * state.scale, dpr * state.offsetX, dpr * state.offsetY);
-    ctx.imageSmoothingEnabled = state.scale < 3; // crisp pixels when zoomed far in
-    ctx.drawImage(windowed, 0, 0);
-    const overlay = state.overlayOn ? currentOverlay() : null;
-    if (overlay) {
-      ctx.globalAlpha = state.opacity;
-      ctx.drawImage(overlay.image, 0, 0, imgW, imgH);
-      ctx.globalAlpha = 1;
-    }
+    const overlay = drawScene(ctx, screenMatrix());
     // heatmap (issue #14 item 12): extra drawing in image coordinates (static/js/viewer-overlay.js)
     renderHooks.forEach((hook) => hook(ctx, { overlay: overlay ? state.overlaySource : "", scale: state.scale }));
+    // viewer tools: drawing in canvas CSS pixels, on top (measurements, magnifier)
+    for (const hook of drawHooks) {
+      ctx.save();
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      try { hook(ctx, api); } finally { ctx.restore(); }
+    }
     // State for tests and assistive tools: what is drawn right now.
     canvas.dataset.overlayVisible = overlay ? "true" : "false";
     canvas.dataset.overlaySource = overlay ? state.overlaySource : "";
     canvas.dataset.overlayOpacity = state.opacity.toFixed(2);
     canvas.dataset.window = `${Math.round(state.center)}/${Math.round(state.width)}`;
     canvas.dataset.scale = state.scale.toFixed(3);
+    canvas.dataset.rotation = String(orientation().rotation);
+    canvas.dataset.flip = orientation().flip;
+    canvas.dataset.invert = state.invert ? "true" : "false";
     updateReadout();
   }
 
@@ -154,10 +213,50 @@
   function fit() {
     const rect = canvas.getBoundingClientRect();
     if (!imgW || !rect.width) return;
-    state.fitScale = Math.min(rect.width / imgW, rect.height / imgH);
+    const { w, h } = orientedSize();
+    state.fitScale = Math.min(rect.width / w, rect.height / h);
     state.scale = state.fitScale;
-    state.offsetX = (rect.width - imgW * state.scale) / 2;
-    state.offsetY = (rect.height - imgH * state.scale) / 2;
+    state.offsetX = (rect.width - w * state.scale) / 2;
+    state.offsetY = (rect.height - h * state.scale) / 2;
+    schedule();
+  }
+
+  // Rotation in degrees clockwise as seen (0, 90, 180, 270) and the mirror applied after it.
+  // orient = flipH^k * rotate(rotation): a mirrored matrix has a = -cos, b = sin.
+  function orientation() {
+    const o = state.orient;
+    const mirrored = o.a * o.d - o.b * o.c < 0;
+    const rotation = ((Math.round(Math.atan2(o.b, mirrored ? -o.a : o.a) * 180 / Math.PI) % 360) + 360) % 360;
+    return { rotation, flip: mirrored ? "h" : "" };
+  }
+
+  function rotate(quarterTurns) {
+    state.orient = new DOMMatrix().rotate(90 * quarterTurns).multiply(state.orient);
+    roundOrient();
+    fit();
+  }
+
+  function flip(axis) {
+    state.orient = new DOMMatrix().scale(axis === "h" ? -1 : 1, axis === "v" ? -1 : 1).multiply(state.orient);
+    roundOrient();
+    fit();
+  }
+
+  function roundOrient() {
+    const o = state.orient;
+    state.orient = new DOMMatrix([Math.round(o.a), Math.round(o.b), Math.round(o.c), Math.round(o.d), 0, 0]);
+  }
+
+  function setInvert(on) {
+    state.invert = !!on;
+    lutDirty = true;
+    schedule();
+  }
+
+  function panBy(dx, dy) {
+    state.offsetX += dx;
+    state.offsetY += dy;
+    schedule();
   }
 
   function setWindow(center, width) {
@@ -168,6 +267,8 @@
   }
 
   function reset() {
+    state.orient = new DOMMatrix();
+    state.invert = false;
     fit();
     setWindow(PRESETS.default.center, PRESETS.default.width);
   }
@@ -229,11 +330,17 @@
       const entry = { label: el.dataset.overlayLabel || source, url: el.dataset.overlayUrl, image: null };
       overlays.set(source, entry);
       if (sourceSelect) sourceSelect.add(new Option(entry.label, source));
+      // The first source announced (the prediction's attention map) is the default, whichever
+      // image arrives first; it is drawn once loaded.
+      if (!state.overlaySource) selectOverlay(source);
       loadImage(entry.url).then((img) => {
         entry.image = img;
-        if (!state.overlaySource) selectOverlay(source);
-        else schedule();
-      }).catch(() => { entry.failed = true; });
+        schedule();
+      }).catch(() => {
+        entry.failed = true;
+        const loaded = [...overlays.keys()].find((k) => overlays.get(k).image);
+        if (state.overlaySource === source && loaded) selectOverlay(loaded);
+      });
     });
   }
 
@@ -252,6 +359,10 @@
   canvas.addEventListener("pointerdown", (e) => {
     const windowing = e.button === 2 || (e.button === 0 && e.shiftKey && !spaceHeld);
     if (e.button !== 0 && e.button !== 2) return;
+    if (e.button === 0 && !windowing && !spaceHeld && state.ready) {
+      const p = screenToImage(e.offsetX, e.offsetY);
+      if (pointerHooks.some((hook) => hook(e, p))) return;
+    }
     drag = { mode: windowing ? "window" : "pan", x: e.clientX, y: e.clientY };
     canvas.setPointerCapture(e.pointerId);
     canvas.classList.add(windowing ? "windowing" : "panning");
@@ -264,9 +375,7 @@
     drag.x = e.clientX;
     drag.y = e.clientY;
     if (drag.mode === "pan") {
-      state.offsetX += dx;
-      state.offsetY += dy;
-      schedule();
+      panBy(dx, dy);
     } else {
       setWindow(state.center + dy * 0.5, state.width + dx);
     }
@@ -340,7 +449,22 @@
 
   document.addEventListener("htmx:afterSettle", scanSources);
   if (window.ResizeObserver) {
-    new ResizeObserver(() => { if (state.ready) schedule(); }).observe(canvas);
+    // A new canvas size (window resize, full screen): a fitted image is fitted again; a zoomed
+    // one keeps its scale and the point at the centre of the canvas.
+    let last = null;
+    new ResizeObserver(() => {
+      const rect = canvas.getBoundingClientRect();
+      if (state.ready && last && (last.w !== rect.width || last.h !== rect.height)) {
+        if (Math.abs(state.scale - state.fitScale) < 1e-6 * state.fitScale) {
+          fit();
+        } else {
+          state.offsetX += (rect.width - last.w) / 2;
+          state.offsetY += (rect.height - last.h) / 2;
+        }
+      }
+      last = { w: rect.width, h: rect.height };
+      if (state.ready) schedule();
+    }).observe(canvas);
   }
   window.addEventListener("resize", schedule);
   scanSources();
@@ -352,5 +476,20 @@
     schedule();
   }
 
+
+  function greyAt(x, y) {
+    const i = Math.floor(y) * imgW + Math.floor(x);
+    return grey && x >= 0 && y >= 0 && x < imgW && y < imgH ? grey[i] : null;
+  }
+
+  const api = {
+    root, canvas, state, imageToScreen, screenToImage, drawScene, screenMatrix, schedule, render, fit, reset,
+    zoomAt, panBy, setWindow, rotate, flip, setInvert, orientation, greyAt,
+    imageSize: () => ({ width: imgW, height: imgH }),
+    onDraw: (fn) => { drawHooks.push(fn); schedule(); },
+    onPointerDown: (fn) => { pointerHooks.push(fn); },
+  };
+  window.RadViewerViewer = api;
   window.radViewer = { state, overlays, render, reset, setWindow, selectOverlay, buildLut, onRender, schedule };
+  document.dispatchEvent(new CustomEvent("radviewer:viewer-ready", { detail: api }));
 })();
