@@ -15,7 +15,7 @@ from clinical.forms import CLASS_CHOICES, ReviewForm
 from clinical.ingest.deid import BURNED_IN_WARNING
 from clinical.models import Image, Prediction, Study
 from clinical.selectors.predictions import prediction_is_stuck
-from clinical.selectors.worklist import worklist_next_uid
+from clinical.selectors.worklist import worklist_next_uid, worklist_position
 from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
 from mlcore.services.inference import ATTRIBUTION_METHODS
@@ -123,6 +123,7 @@ def study_page(request: HttpRequest, uid: str) -> HttpResponse:
     """The viewer. Opening it is a view of the study: audited by the access function."""
     study = access_study_by_uid(request.user, uid, request=request)
     context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
+    context["worklist_position"] = worklist_position(study=study)  # "case n of m"
     return render(request, TEMPLATE, context)
 
 

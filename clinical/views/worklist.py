@@ -1,7 +1,11 @@
 """The worklist: open studies in triage order (or the signed-off "Done" list), filterable.
 
 Fixed number of queries per page whatever its length: the selector's page query, the
-paginator's count, and one query for the shown studies' image counts and probabilities.
+paginator's count, one query for the shown studies' image counts and probabilities, one for
+their final readings, and one aggregate for the band counts at the top.
+
+Every column header is a link that sorts by it (``?sort=<key>``, again for ``-<key>``);
+``aria-sort`` says which column orders the table. No ``sort`` is the triage order.
 """
 
 from __future__ import annotations
@@ -13,11 +17,36 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from clinical.forms import WorklistFilterForm
-from clinical.selectors.worklist import worklist, worklist_row_details
+from clinical.selectors.worklist import worklist, worklist_band_counts, worklist_row_details
 from radviewer.lib.auth import permission_required_403
 
 PAGE_SIZE = 50
 TEMPLATE = "clinical/worklist.html"
+
+# (sort key, header); which columns each tab shows, in order.
+OPEN_COLUMNS = (
+    ("priority", "Priority"), ("received", "Waiting"), ("patient", "Patient"), ("age", "Age"),
+    ("sex", "Sex"), ("modality", "Modality"), ("view", "Body part / view"), ("description", "Description"),
+    ("source", "Source"), ("ai", "AI result"), ("images", "Images"), ("status", "Status"), ("study", "Study"),
+)
+DONE_COLUMNS = (
+    ("priority", "Priority"), ("signed_off", "Signed off"), ("patient", "Patient"), ("age", "Age"),
+    ("sex", "Sex"), ("modality", "Modality"), ("view", "Body part / view"), ("description", "Description"),
+    ("source", "Source"), ("reading", "Final reading"), ("ai", "AI result"), ("images", "Images"),
+    ("status", "Status"), ("study", "Study"),
+)
+
+
+def _headers(query, *, sort: str, done: bool) -> list[dict[str, str]]:
+    """Each column's header: its sort link (toggles direction) and its ``aria-sort``."""
+    current = sort or ("-signed_off" if done else "-priority")  # what the unsorted order is by
+    out = []
+    for key, label in DONE_COLUMNS if done else OPEN_COLUMNS:
+        params = query.copy()
+        params["sort"] = f"-{key}" if current == key else key
+        aria = "ascending" if current == key else "descending" if current == f"-{key}" else "none"
+        out.append({"key": key, "label": label, "url": f"?{params.urlencode()}", "aria_sort": aria})
+    return out
 
 
 @require_GET
@@ -38,6 +67,7 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
     tab_query = query.copy()
     tab_query.pop("done", None)
     tab_query.pop("status", None)
+    tab_query.pop("sort", None)  # the tabs have different columns
     context = {
         "form": form,
         "page": page,
@@ -46,6 +76,10 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
         "query": query.urlencode(),
         "tab_query": tab_query.urlencode(),
+        "headers": _headers(query, sort=filters.sort, done=filters.done),
+        "columns": len(DONE_COLUMNS if filters.done else OPEN_COLUMNS),
+        "counts": worklist_band_counts(),
+        "search": filters.q,
     }
     template = f"{TEMPLATE}#worklist_table" if request.htmx else TEMPLATE
     return render(request, template, context)

@@ -97,7 +97,7 @@ def test_done_tab_shows_the_final_reading_not_the_ai_label(radiologist_client, r
     assert final == "Lung opacity (non-COVID)"
     assert "COVID-19 pneumonia" in rows[amended.uid]  # the AI's label stays, in its own column
     assert "no reading" in rows[unread.uid]
-    assert "<th>Final reading</th>" in body
+    assert re.search(r'<th [^>]*><a [^>]*data-sort="reading">Final reading', body)
     assert "Final reading" not in radiologist_client.get(URL).content.decode()
 
 
@@ -128,7 +128,7 @@ def test_query_count_does_not_grow_with_rows(radiologist_client, django_assert_m
     for _ in range(27):
         study_row(images=2)
     assert _queries(radiologist_client) == few
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # 4 session/user/permissions, 5 for the page (band counts included)
         radiologist_client.get(URL)
 
 
