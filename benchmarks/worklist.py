@@ -171,7 +171,8 @@ def main() -> None:
         cases.append(("sorted by age desc, page 100", {"sort": "-age", "page": 100}, False))
         cases.append(("sorted by images, page 100", {"sort": "images", "page": 100}, False))
         key = Study.objects.exclude(patient_key="").order_by("id").values_list("patient_key", flat=True)[500]
-        accession = Study.objects.exclude(accession_number="").order_by("id").values_list("accession_number", flat=True)[100]
+        open_studies = Study.objects.exclude(status="signed_off").order_by("id")
+        accession = open_studies.exclude(accession_number="").values_list("accession_number", flat=True)[100]
         cases += [
             ("search: pseudonym short form", {"q": key[:11]}, False),
             ("search: pseudonym 4 hex digits", {"q": key[3:7]}, False),

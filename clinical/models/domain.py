@@ -97,13 +97,18 @@ class Study(models.Model):
             models.Index(fields=["status", "-triage_priority", "received_at"], name="worklist_idx"),
             models.Index(fields=["status", "received_at"], name="study_status_received_idx"),
             models.Index(fields=["api_client", "received_at"], name="study_client_received_idx"),
-            # The worklist's column sorts (clinical.selectors.worklist.SORTS), within a status.
-            models.Index(fields=["status", "patient_key"], name="worklist_patient_idx"),
-            models.Index(fields=["status", "age_band", "sex"], name="worklist_age_sex_idx"),
-            models.Index(fields=["status", "body_part", "view_position"], name="worklist_view_idx"),
-            models.Index(fields=["status", "description"], name="worklist_description_idx"),
-            models.Index(fields=["status", "source"], name="worklist_source_idx"),
-            models.Index(fields=["status", "top_class"], name="worklist_ai_idx"),
+            # The worklist's column sorts (clinical.selectors.worklist.SORTS). One column each, not
+            # (status, column): the open list filters on four statuses, so PostgreSQL orders by
+            # walking the column's index with an incremental sort for the tie-break (16 -> 4 ms
+            # at 10,000 studies, benchmarks/worklist.py). patient_key has its own index already.
+            models.Index(fields=["age_band"], name="worklist_age_idx"),
+            models.Index(fields=["sex"], name="worklist_sex_idx"),
+            models.Index(fields=["modality"], name="worklist_modality_idx"),
+            models.Index(fields=["body_part", "view_position"], name="worklist_view_idx"),
+            models.Index(fields=["description"], name="worklist_description_idx"),
+            models.Index(fields=["source"], name="worklist_source_idx"),
+            models.Index(fields=["top_class"], name="worklist_ai_idx"),
+            # The Done tab is one status: there (status, column) orders the whole scan.
             models.Index(fields=["status", "signed_off_at"], name="worklist_signed_off_idx"),
         ]
         constraints = [

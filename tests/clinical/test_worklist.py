@@ -379,3 +379,10 @@ def test_query_count_is_constant_at_5_and_50_rows_for_sorts_and_search(radiologi
     many, shown_many = count()
     assert shown_few < shown_many
     assert few == many <= 9
+
+
+def test_a_search_too_long_says_so_instead_of_silently_showing_everything(radiologist_client):
+    study_row()
+    body = radiologist_client.get(URL, {"q": "x" * 65}).content.decode()
+    assert 'class="banner warn filter-errors" role="alert"' in body
+    assert "Patient or accession:</strong> Ensure this value has at most 64 characters" in body
