@@ -5,6 +5,11 @@ study starves), then triage priority (urgent-class probability; out-of-scope = 1
 oldest first. Indexed on (status, -triage_priority, received_at); images and predictions are
 not joined here (``worklist_row_details`` adds them for the shown page only), so a page costs
 a fixed number of queries.
+
+Any column can order the list instead (``SORTS``; ties keep the triage order), and ``q``
+finds studies by pseudonym prefix or accession number. ``worklist_band_counts`` (the counts
+at the top of the worklist and on the home page) and ``worklist_position`` ("case n of m" in
+the viewer) are one aggregate query each.
 """
 
 from __future__ import annotations
