@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 
 from clinical.models import Review
-from clinical.selectors.worklist import OPEN_STATUSES, WorklistFilters
+from clinical.selectors.worklist import OPEN_STATUSES, WorklistFilters, sort_key
 from mlcore.selectors import class_catalogue
 
 CLASS_CHOICES = [(c.key, c.display_name) for c in class_catalogue()]
@@ -27,6 +27,11 @@ TRI_STATE = [("", "Any"), ("yes", "Yes"), ("no", "No")]
 
 
 class WorklistFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False, max_length=64, label="Patient or accession",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "pt-1a2b3c4d or accession",
+                                      "autocomplete": "off"}),
+    )
     status = forms.ChoiceField(
         required=False,
         choices=[("", "Any open status")] + [(s.value, s.label) for s in OPEN_STATUSES],
@@ -44,12 +49,18 @@ class WorklistFilterForm(forms.Form):
     )
     done = forms.BooleanField(required=False, widget=forms.HiddenInput)
     mine = forms.BooleanField(required=False, widget=forms.HiddenInput)  # the "Mine" tab
+    sort = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
+
+    def clean_sort(self) -> str:
+        """An unknown column is not an error worth losing the filters for: triage order."""
+        return sort_key(self.cleaned_data.get("sort") or "")
 
     def filters(self) -> WorklistFilters:
         """The selector's filters; invalid input falls back to the unfiltered list."""
         if not self.is_valid():
             done = self.data.get("done") in ("1", "true", "True", "on")
-            return WorklistFilters(done=done, mine=not done and self.data.get("mine") in ("1", "true", "True", "on"))
+            return WorklistFilters(done=done, mine=not done and self.data.get("mine") in ("1", "true", "True", "on"),
+                                   sort=sort_key(str(self.data.get("sort") or "")))
         data = self.cleaned_data
         scope = {"yes": True, "no": False}.get(data["out_of_scope"])
         return WorklistFilters(
@@ -61,6 +72,8 @@ class WorklistFilterForm(forms.Form):
             until=data["until"],
             done=data["done"],
             mine=data["mine"] and not data["done"],
+            sort=data["sort"],
+            q=data["q"],
         )
 
 

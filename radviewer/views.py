@@ -7,11 +7,14 @@ from django.templatetags.static import static
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
+from clinical.selectors.worklist import worklist_band_counts
 from radviewer.lib.middleware import database_unavailable
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    """The start page; a reader also sees the open studies per priority band."""
+    counts = worklist_band_counts() if request.user.has_perm("accounts.view_worklist") else None
+    return render(request, "home.html", {"counts": counts})
 
 
 @require_GET

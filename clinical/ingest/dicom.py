@@ -45,9 +45,10 @@ from pydicom.uid import (
 )
 
 from clinical.ingest.deid import burned_in_annotation, check_key, check_uid_root, deidentify, patient_pseudonym
+from clinical.ingest.descriptors import age_band, coded, sex_code, study_description
 from clinical.ingest.dicom_pixels import check_decodable, decode_frame, frame_view
 from clinical.ingest.errors import IngestError
-from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope
+from clinical.ingest.results import DecodedImage, DicomIngestResult, Scope, StudyDescriptors
 from clinical.ingest.sniff import sniff
 
 CXR_MODALITIES = frozenset({"CR", "DX"})
@@ -120,6 +121,7 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         study_uid=original_uids["study"],
     )
     burned_in = burned_in_annotation(ds)
+    descriptors = study_descriptors(ds, modality=modality)  # before the header is cleaned
     try:
         deid_warnings = deidentify(ds, pseudonym_key=pseudonym_key, pseudonym=pseudonym, uid_root=uid_root)
         deid_bytes = _write(ds, tsyntax)
@@ -139,6 +141,32 @@ def ingest_dicom(data: bytes, *, pseudonym_key: bytes, max_pixels: int, uid_root
         scope_warning=scope_warning,
         deid_warnings=tuple(deid_warnings),
         burned_in_annotation=burned_in,
+        descriptors=descriptors,
+    )
+
+
+def study_descriptors(ds: pydicom.Dataset, *, modality: str | None) -> StudyDescriptors:
+    """Age band, sex, body part, view and a vocabulary-only description from the original
+    header (``clinical.ingest.descriptors``). A value that cannot be read is left blank: these
+    help a reader pick a row, they are no reason to refuse an image."""
+
+    def text(keyword: str) -> str:
+        try:
+            return str(ds.get(keyword, "") or "").strip(_PADDING)
+        except _READ_ERRORS:
+            return ""
+
+    study_date = next((d for d in (text(k) for k in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"))
+                       if d), "")
+    body_part, view = coded(text("BodyPartExamined")), coded(text("ViewPosition"))
+    return StudyDescriptors(
+        age_band=age_band(patient_age=text("PatientAge"), birth_date=text("PatientBirthDate"),
+                          study_date=study_date),
+        sex=sex_code(text("PatientSex")),
+        body_part=body_part,
+        view_position=view,
+        description=study_description(descriptions=(text("StudyDescription"), text("SeriesDescription")),
+                                      modality=modality or "", body_part=body_part, view=view),
     )
 
 

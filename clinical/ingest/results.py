@@ -65,6 +65,15 @@ class DecodedImage:
                    width=int(width), height=int(height), **facts)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, kw_only=True)
+class StudyDescriptors:
+    age_band: str = ""
+    sex: str = ""
+    body_part: str = ""
+    view_position: str = ""
+    description: str = ""
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class DicomIngestResult:
     """A DICOM object decoded and de-identified.
@@ -90,6 +99,10 @@ class DicomIngestResult:
     # PatientSex): re-identifying, kept only in the protected mapping so that results returned
     # to the source PACS file under the same patient and study there.
     original_patient: dict[str, str] = field(default_factory=dict)
+    # What tells worklist rows apart without identifying anyone, from the original header
+    # (``clinical.ingest.descriptors``): age band, M/F/O, body part, view, vocabulary-only
+    # description. Safe to keep on the study row.
+    descriptors: StudyDescriptors = field(default_factory=StudyDescriptors)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -54,6 +54,14 @@ class Study(models.Model):
     scope_source = models.CharField(max_length=8, choices=ScopeSource.choices, blank=True)
     scope_warning = models.TextField(blank=True)
     patient_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # What tells worklist rows apart without PHI, taken from the original header at ingest and
+    # reduced there (``clinical.ingest.descriptors``): a coarse age band (ages over 89 are
+    # "90+"), M/F/O, coded body part and view, and a description of vocabulary words only.
+    age_band = models.CharField(max_length=8, blank=True)
+    sex = models.CharField(max_length=1, blank=True)
+    body_part = models.CharField(max_length=16, blank=True)
+    view_position = models.CharField(max_length=16, blank=True)
+    description = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
     # 0..1: probability mass on urgent classes; out-of-scope images get 1.0 for a human look.
@@ -89,6 +97,19 @@ class Study(models.Model):
             models.Index(fields=["status", "-triage_priority", "received_at"], name="worklist_idx"),
             models.Index(fields=["status", "received_at"], name="study_status_received_idx"),
             models.Index(fields=["api_client", "received_at"], name="study_client_received_idx"),
+            # The worklist's column sorts (clinical.selectors.worklist.SORTS). One column each, not
+            # (status, column): the open list filters on four statuses, so PostgreSQL orders by
+            # walking the column's index with an incremental sort for the tie-break (16 -> 4 ms
+            # at 10,000 studies, benchmarks/worklist.py). patient_key has its own index already.
+            models.Index(fields=["age_band"], name="worklist_age_idx"),
+            models.Index(fields=["sex"], name="worklist_sex_idx"),
+            models.Index(fields=["modality"], name="worklist_modality_idx"),
+            models.Index(fields=["body_part", "view_position"], name="worklist_view_idx"),
+            models.Index(fields=["description"], name="worklist_description_idx"),
+            models.Index(fields=["source"], name="worklist_source_idx"),
+            models.Index(fields=["top_class"], name="worklist_ai_idx"),
+            # The Done tab is one status: there (status, column) orders the whole scan.
+            models.Index(fields=["status", "signed_off_at"], name="worklist_signed_off_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -5,20 +5,45 @@ study starves), then triage priority (urgent-class probability; out-of-scope = 1
 oldest first. Indexed on (status, -triage_priority, received_at); images and predictions are
 not joined here (``worklist_row_details`` adds them for the shown page only), so a page costs
 a fixed number of queries.
+
+Any column can order the list instead (``SORTS``; ties keep the triage order), and ``q``
+finds studies by pseudonym prefix or accession number. ``worklist_band_counts`` (the counts
+at the top of the worklist and on the home page) and ``worklist_position`` ("case n of m" in
+the viewer) are one aggregate query each.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, F, Max, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from clinical.models import Image, Prediction, Review, Study
+from clinical.models import Image, OriginalIdentifiers, Prediction, Review, Study
 from clinical.selectors.claims import claimed_by_others, mine_condition
+from radviewer.lib.phi_crypto import phi_lookup_hmac
+
+# A study whose triage priority reaches this is in the "urgent" band (badge and counts).
+URGENT_BAND_THRESHOLD = 0.5
 
 OPEN_STATUSES = (
     Study.Status.PROCESSING,
@@ -40,10 +65,62 @@ class WorklistFilters:
     # "Mine": open studies the reader (``reader_id``) claimed or read (issue 14 item 9)
     mine: bool = False
     reader_id: int | None = None
+    sort: str = ""  # a key of SORTS, "-" in front for descending; "" = triage order
+    q: str = ""  # pseudonym (prefix) or accession number (exact or prefix)
+
+
+# Column sort keys -> the fields they order by (ascending). Ties fall back to triage order.
+# "ai" orders by the denormalised top class, which stays blank for a blinded read until the
+# AI is revealed, so a sort never tells where a hidden result would have put a study.
+SORTS: dict[str, tuple[str, ...]] = {
+    "priority": ("escalated", "triage_priority"),
+    "received": ("received_at",),
+    "signed_off": ("signed_off_at",),
+    "patient": ("patient_key",),
+    "age": ("age_band",),
+    "sex": ("sex",),
+    "modality": ("modality",),
+    "view": ("body_part", "view_position"),
+    "description": ("description",),
+    "source": ("source", "api_client__name", "submitted_by__username"),
+    "ai": ("top_class",),
+    "images": ("n_images",),
+    "reading": ("final_label",),
+    "status": ("status",),
+    "study": ("uid",),
+}
+DEFAULT_ORDER = ("-escalated", "-triage_priority", "received_at", "id")
+DONE_ORDER = ("-signed_off_at", "id")
+_PSEUDONYM = re.compile(r"(?:pt-)?([0-9a-f]{4,20})")
+PSEUDONYM_SHORT = 11  # "pt-" and 8 hex digits: what the worklist shows
+
+
+def sort_key(value: str) -> str:
+    """``value`` if it names a sort (``col`` or ``-col``), else "" (triage order)."""
+    return value if value.removeprefix("-") in SORTS else ""
+
+
+def _search(qs: QuerySet[Study], q: str) -> QuerySet[Study]:
+    """Pseudonym prefix (``pt-1a2b3c4d`` or ``1a2b3c4d``, 4 hex digits at least), or accession
+    number: the one sent with a REST upload (exact or prefix), or the sender's DICOM accession
+    (exact; kept only as a keyed hash beside the protected mapping, never shown)."""
+    q = q.strip()
+    if not q:
+        return qs
+    match = Q(accession_number__startswith=q)
+    pseudonym = _PSEUDONYM.fullmatch(q.lower())
+    if pseudonym:
+        match |= Q(patient_key__startswith=f"pt-{pseudonym.group(1)}")
+    by_dicom_accession = OriginalIdentifiers.objects.filter(accession_hmac=phi_lookup_hmac(q)).values("image__study_id")
+    return qs.filter(match | Q(pk__in=by_dicom_accession))
+
+
+def _escalated(cutoff: datetime) -> Case:
+    return Case(When(received_at__lt=cutoff, then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
 def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
-    qs = Study.objects.all()
+    qs = Study.objects.select_related("api_client", "submitted_by")
     if filters.done:
         qs = qs.filter(status=Study.Status.SIGNED_OFF)
     elif filters.status:
@@ -64,15 +141,75 @@ def worklist(*, filters: WorklistFilters) -> QuerySet[Study]:
         qs = qs.filter(received_at__date__gte=filters.since)
     if filters.until:
         qs = qs.filter(received_at__date__lte=filters.until)
+    qs = _search(qs, filters.q)
     cutoff = timezone.now() - timedelta(minutes=settings.WORKLIST_MAX_WAIT_MINUTES)
-    qs = qs.annotate(
-        escalated=Case(
-            When(received_at__lt=cutoff, then=Value(True)), default=Value(False), output_field=BooleanField()
-        ),
+    qs = qs.annotate(escalated=_escalated(cutoff))
+    base = DONE_ORDER if filters.done else DEFAULT_ORDER
+    sort = sort_key(filters.sort)
+    if not sort:
+        return qs.order_by(*base)
+    fields = SORTS[sort.removeprefix("-")]
+    if "n_images" in fields:  # only when asked: a count per open study is not free
+        qs = qs.annotate(n_images=Coalesce(Subquery(
+            Image.objects.filter(study_id=OuterRef("pk")).order_by().values("study_id")
+            .annotate(n=Count("id")).values("n")[:1], output_field=IntegerField()), 0))
+    if "final_label" in fields:  # the latest review's label (the Done tab's final reading)
+        qs = qs.annotate(final_label=Subquery(
+            Review.objects.filter(image__study_id=OuterRef("pk")).order_by("-created_at", "-id").values("label")[:1]))
+    prefix = "-" if sort.startswith("-") else ""
+    return qs.order_by(*(f"{prefix}{f}" for f in fields), *base)
+
+
+@dataclass(frozen=True)
+class BandCounts:
+    escalated: int
+    urgent: int
+    routine: int
+    out_of_scope: int
+    total: int  # every open study, those in no band (blinded reads, triage pending) included
+
+
+def worklist_band_counts() -> BandCounts:
+    """Open studies per priority band, in one aggregate query, with the precedence of the
+    worklist's badge (``priority_band``): escalated, then blinded (not counted: its AI is
+    hidden), out of scope, pending (not counted), urgent or routine."""
+    cutoff = timezone.now() - timedelta(minutes=settings.WORKLIST_MAX_WAIT_MINUTES)
+    escalated = Q(received_at__lt=cutoff)
+    blinded = Q(blinded_read=True, ai_revealed_at__isnull=True)
+    pending = Q(status__in=(Study.Status.PROCESSING, Study.Status.FAILED), top_class="")
+    shown = ~escalated & ~blinded
+    out_of_scope = shown & Q(out_of_scope=True)
+    triaged = shown & Q(out_of_scope=False) & ~pending
+    row = Study.objects.filter(status__in=OPEN_STATUSES).aggregate(
+        n_escalated=Count("id", filter=escalated),
+        n_out_of_scope=Count("id", filter=out_of_scope),
+        n_urgent=Count("id", filter=triaged & Q(triage_priority__gte=URGENT_BAND_THRESHOLD)),
+        n_routine=Count("id", filter=triaged & Q(triage_priority__lt=URGENT_BAND_THRESHOLD)),
+        n_total=Count("id"),
     )
-    if filters.done:
-        return qs.order_by("-signed_off_at")
-    return qs.order_by("-escalated", "-triage_priority", "received_at", "id")
+    return BandCounts(**{key.removeprefix("n_"): value for key, value in row.items()})
+
+
+@dataclass(frozen=True)
+class WorklistPosition:
+    number: int  # 1-based
+    total: int
+
+
+def worklist_position(*, study: Study) -> WorklistPosition | None:
+    """Where ``study`` stands in the default worklist order of open studies ("case n of m"),
+    in one aggregate query; None when it is not on the list (signed off)."""
+    if study.status not in OPEN_STATUSES:
+        return None
+    cutoff = timezone.now() - timedelta(minutes=settings.WORKLIST_MAX_WAIT_MINUTES)
+    p, r = study.triage_priority, study.received_at
+    ahead = (Q(triage_priority__gt=p) | Q(triage_priority=p, received_at__lt=r)
+             | Q(triage_priority=p, received_at=r, id__lt=study.pk))
+    escalated = Q(received_at__lt=cutoff)
+    before = escalated & ahead if r < cutoff else escalated | (~escalated & ahead)
+    row: dict[str, Any] = Study.objects.filter(status__in=OPEN_STATUSES).aggregate(
+        before=Count("id", filter=before), total=Count("id"))
+    return WorklistPosition(number=row["before"] + 1, total=row["total"])
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,14 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
             return study
         modality = result.dicom.modality or ""
         patient_key = result.dicom.patient_pseudonym
+        d = result.dicom.descriptors  # reduced before de-identification (clinical.ingest.descriptors)
+        descriptors = {"age_band": d.age_band, "sex": d.sex, "body_part": d.body_part,
+                       "view_position": d.view_position, "description": d.description}
     else:
         uid = new_uid()
         modality = MODALITY_FOR_RASTER
         patient_key = ""
+        descriptors = {}
     api_client = fields.pop("api_client")
     actor = fields.pop("actor")
     return Study.objects.create(
@@ -178,6 +182,7 @@ def _study_for(result: IngestResult, **fields: Any) -> Study:
         blinded_read=blinded_read_chosen(study_uid=uid),
         submitted_by=actor if getattr(actor, "is_authenticated", False) else None,
         api_client_id=getattr(api_client, "pk", None),
+        **descriptors,
         **fields,
     )
 

@@ -7,12 +7,16 @@ from datetime import datetime, timedelta
 from django import template
 from django.utils import timezone
 
+from clinical.selectors.worklist import PSEUDONYM_SHORT, URGENT_BAND_THRESHOLD
 from mlcore.selectors import class_display_name
 
 register = template.Library()
 
-# Urgent-class probability mass at or above which a study is shown in the "urgent" band.
-URGENT_BAND_THRESHOLD = 0.5
+
+@register.filter
+def pseudonym_short(key: str) -> str:
+    """The worklist's short form of a patient pseudonym: "pt-" and its first 8 hex digits."""
+    return (key or "")[:PSEUDONYM_SHORT]
 
 
 @register.filter

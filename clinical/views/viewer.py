@@ -21,7 +21,7 @@ from clinical.selectors.predictions import prediction_is_stuck
 from clinical.selectors.priors import study_priors
 from clinical.selectors.reviews import agree_refusal, reading_classes, undoable_review
 from clinical.selectors.studies import study_image
-from clinical.selectors.worklist import worklist_next_uid
+from clinical.selectors.worklist import worklist_next_uid, worklist_position
 from clinical.services.claims import study_claim
 from clinical.services.triage import ai_hidden
 from mlcore.selectors import class_keys, class_scope, synthetic_versions
@@ -209,7 +209,8 @@ def study_page(request: HttpRequest, uid: str) -> HttpResponse:
     claim = study_claim(study=study, reader=request.user, request=request)  # opening it for reading claims it
     context = study_context(request, study, image_id=_int_or_none(request.GET.get("image")))
     context.update(priors=priors_context(study, hidden=context["ai_hidden"]),
-                   prefetch_url=next_study_display_url(study))
+                   prefetch_url=next_study_display_url(study),
+                   worklist_position=worklist_position(study=study))  # "case n of m"
     return render(request, TEMPLATE, {**context, **claim_context(claim)})
 
 
