@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -245,11 +246,27 @@ def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
 
 
+_NUMERIC = re.compile(r"[0-9.]+")
+
+
 def leaks(text: str | bytes, planted: Planted) -> list[str]:
-    """Planted markers (>= 6 characters) found in ``text``, case-insensitively."""
+    """Planted markers (>= 6 characters) found in ``text``, case-insensitively.
+
+    A marker made only of digits and dots (IS, DS, DA, TM, DT values) counts only as a whole
+    number: inside a longer run of digits and dots it is a chance match within one of the
+    UIDs the de-identification generates (random-looking digit strings; with hundreds of
+    numeric markers and thousands of UID digits such a match happened in about one run in
+    ten), not a kept value, which DICOM, JSON and HTML all delimit with something else."""
     haystack = text.decode("latin-1") if isinstance(text, bytes) else text
     haystack = haystack.lower()
-    return sorted(m for m in planted.markers if len(m) >= 6 and m.lower() in haystack)
+    found = []
+    for marker in planted.markers:
+        if len(marker) < 6 or marker.lower() not in haystack:
+            continue
+        if _NUMERIC.fullmatch(marker) and not re.search(rf"(?<![0-9.]){re.escape(marker)}(?![0-9.])", haystack):
+            continue
+        found.append(marker)
+    return sorted(found)
 
 
 def assert_deidentified(stored: bytes, planted: Planted, *, pseudonym: str, allowed: dict[int, str]) -> None:
