@@ -65,8 +65,11 @@ def _services(var_dir: str) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def _start_workers(n: int, var_dir: str) -> list[subprocess.Popen]:
+def _start_workers(n: int, var_dir: str, threads: int | None) -> list[subprocess.Popen]:
     procs, logs = [], []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if threads:  # torch's intra-op threads (it reads OMP_NUM_THREADS at start)
+        env["OMP_NUM_THREADS"] = str(threads)
     for i in range(n):
         log_path = Path(var_dir) / f"worker-{n}-{i}.log"
         logs.append(log_path)
@@ -91,7 +94,7 @@ def _start_workers(n: int, var_dir: str) -> list[subprocess.Popen]:
                     f"bench{n}-{i}@%h",
                 ],
                 cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=env,
                 stdout=open(log_path, "w"),  # noqa: SIM115 (closed with the process)
                 stderr=subprocess.STDOUT,
             )
@@ -147,6 +150,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="inference worker counts to measure, in order")
     parser.add_argument("--model", default=None, help="model variant (default: the default variant)")
     parser.add_argument("--size", type=int, default=1024, help="rows = columns of the 12-bit DX instances")
+    parser.add_argument(
+        "--torch-threads",
+        default="auto",
+        help="torch threads per worker: 'auto' = CPUs / workers (OMP_NUM_THREADS), "
+        "'default' = torch's own default (every CPU, in every worker), or a number",
+    )
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
 
@@ -169,7 +178,13 @@ def main() -> None:
 
         rows = []
         for n in counts:
-            procs = _start_workers(n, var_dir)
+            if args.torch_threads == "auto":
+                threads: int | None = max(1, (os.cpu_count() or 1) // n)
+            elif args.torch_threads == "default":
+                threads = None
+            else:
+                threads = int(args.torch_threads)
+            procs = _start_workers(n, var_dir, threads)
             try:
                 warm = _ingest(instances(2 * n), f"warm{n}")
                 _wait(warm, timeout=600)
@@ -186,7 +201,7 @@ def main() -> None:
             )
             waits = [(done - created).total_seconds() for created, done, _ in preds]
             model_ms = [ms for _, _, ms in preds if ms]
-            rows.append((n, len(ids), ingested, wall, waits, model_ms))
+            rows.append((n, threads or "default", len(ids), ingested, wall, waits, model_ms))
 
     print(f"Machine: {machine_description()}")
     print(
@@ -194,16 +209,16 @@ def main() -> None:
         "PostgreSQL + Redis (broker and cache) on the same machine\n"
     )
     print(
-        "| inference workers | images | ingest s | drained in s | images/s | x of 1 worker | wait p50 s | "
-        "wait p95 s | model ms/image (median) |"
+        "| inference workers | torch threads each | images | ingest s | drained in s | images/s | x of the first "
+        "| wait p50 s | wait p95 s | model ms/image (median) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = None
-    for n, k, ingested, wall, waits, model_ms in rows:
+    for n, threads, k, ingested, wall, waits, model_ms in rows:
         rate = k / wall
         base = base or rate
         print(
-            f"| {n} | {k} | {ingested:.1f} | {wall:.1f} | {rate:.2f} | {rate / base:.2f} | "
+            f"| {n} | {threads} | {k} | {ingested:.1f} | {wall:.1f} | {rate:.2f} | {rate / base:.2f} | "
             f"{statistics.median(waits):.1f} | {percentile(waits, 95):.1f} | "
             f"{statistics.median(model_ms) if model_ms else float('nan'):.0f} |"
         )

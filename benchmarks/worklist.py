@@ -190,7 +190,8 @@ def main() -> None:
             median, p95, queries, rows = _measure(client, "/worklist/", params, args.repeats, htmx)
             print(f"| {label} | {median:.1f} | {p95:.1f} | {queries} | {rows} |")
         print("\nQueries include 4 for session, user and permissions; the worklist itself is "
-              "5 (count, page, image counts with top-class probabilities, final readings, band counts).")
+              "6 (count, page, image counts with top-class probabilities, final readings, live reading claims, "
+              "band counts).")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@
  * Window/level approximation. The browser never sees the original DICOM values, only the
  * display PNG the server made through the Modality and VOI LUTs, i.e. with the DICOM window
  * stored on the Image (window_center/window_width). Hence:
- *   - "Default" is the identity window in display space (centre 127.5, width 255): exactly
+ *   - "Default" is the identity window in display space (centre 127.5, width 255; drawn as
+ *     the image itself, no lookup table): exactly
  *     the stored DICOM window, or the full range when the image had none (PNG/JPEG).
  *   - Lung / Soft tissue / Bone are relative windows in display space (dark range stretched,
  *     middle range narrowed, bright range stretched), not Hounsfield windows: radiographs
@@ -74,7 +75,8 @@
   const renderHooks = []; // heatmap (issue #14 item 12): see onRender below
   const windowed = document.createElement("canvas");
   const wctx = windowed.getContext("2d");
-  let grey = null; // Uint8Array, one grey value per pixel
+  let source = null; // the loaded display image
+  let grey = null; // Uint8Array, one grey value per pixel, read from `source` when first needed
   let windowedData = null;
   let imgW = 0;
   let imgH = 0;
@@ -97,8 +99,32 @@
     return lut;
   }
 
+  /* The Default window at no inversion is the identity: the display image is drawn as sent,
+     and its pixels are read back (getImageData of a few megapixels, the longest step of
+     opening a study) only when a window, an inversion or the probe first needs them. */
+  function isIdentity() {
+    return state.center === PRESETS.default.center && state.width === PRESETS.default.width && !state.invert;
+  }
+
+  function ensureGrey() {
+    if (grey || !source) return;
+    wctx.clearRect(0, 0, imgW, imgH);
+    wctx.drawImage(source, 0, 0);
+    const rgba = wctx.getImageData(0, 0, imgW, imgH);
+    grey = new Uint8Array(imgW * imgH);
+    for (let i = 0, j = 0; i < grey.length; i++, j += 4) grey[i] = rgba.data[j];
+    windowedData = rgba;
+  }
+
   function applyWindow() {
-    if (!grey) return;
+    if (!source) return;
+    lutDirty = false;
+    if (isIdentity()) {
+      wctx.clearRect(0, 0, imgW, imgH);
+      wctx.drawImage(source, 0, 0);
+      return;
+    }
+    ensureGrey();
     const lut = buildLut(state.center, state.width);
     if (state.invert) for (let v = 0; v < 256; v++) lut[v] = 255 - lut[v];
     const d = windowedData.data;
@@ -107,7 +133,6 @@
       d[j] = v; d[j + 1] = v; d[j + 2] = v; d[j + 3] = 255;
     }
     wctx.putImageData(windowedData, 0, 0);
-    lutDirty = false;
   }
 
   function currentOverlay() {
@@ -171,7 +196,7 @@
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, cw, ch);
-    if (!grey) return;
+    if (!source) return;
     if (lutDirty) applyWindow();
     const overlay = drawScene(ctx, screenMatrix());
     // heatmap (issue #14 item 12): extra drawing in image coordinates (static/js/viewer-overlay.js)
@@ -297,11 +322,7 @@
     imgH = img.naturalHeight;
     windowed.width = imgW;
     windowed.height = imgH;
-    wctx.drawImage(img, 0, 0);
-    const rgba = wctx.getImageData(0, 0, imgW, imgH);
-    grey = new Uint8Array(imgW * imgH);
-    for (let i = 0, j = 0; i < grey.length; i++, j += 4) grey[i] = rgba.data[j];
-    windowedData = rgba;
+    source = img;
     lutDirty = true;
     reset();
     state.ready = true;
@@ -478,6 +499,7 @@
 
 
   function greyAt(x, y) {
+    ensureGrey();
     const i = Math.floor(y) * imgW + Math.floor(x);
     return grey && x >= 0 && y >= 0 && x < imgW && y < imgH ? grey[i] : null;
   }
