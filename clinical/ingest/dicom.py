@@ -174,6 +174,12 @@ def decode_stored_dicom(data: bytes, *, max_pixels: int) -> DecodedImage:
     """Decode the displayed frame of a DICOM object RadViewer already ingested (its stored,
     de-identified copy): the same checks, frame choice and LUTs as ``ingest_dicom``, without
     de-identifying again. Used to render the viewer PNG outside the acknowledgement path."""
+    ds, modality, frames, frame_index = _stored_displayed_frame(data, max_pixels=max_pixels)
+    return decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
+
+
+def _stored_displayed_frame(data: bytes, *, max_pixels: int) -> tuple[pydicom.Dataset, str | None, int, int]:
+    """A stored DICOM read and checked, with its modality, frame count and displayed frame."""
     ds = _read(data)
     modality = str(ds.get("Modality", "")).strip().upper() or None
     scope, _ = classify_scope(modality, ds.get("BodyPartExamined"))
@@ -182,8 +188,7 @@ def decode_stored_dicom(data: bytes, *, max_pixels: int) -> DecodedImage:
     if rows * cols > max_pixels:
         raise IngestError("too_many_pixels", f"{cols}x{rows} pixels per frame exceeds {max_pixels:,}")
     frames = _number_of_frames(ds)
-    frame_index = choose_frame(frames, scope=scope, modality=modality)
-    return decode_frame(ds, frame_index=frame_index, number_of_frames=frames, modality=modality)
+    return ds, modality, frames, choose_frame(frames, scope=scope, modality=modality)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -211,15 +216,7 @@ class StoredFrame:
 
 def read_stored_frame(data: bytes, *, max_pixels: int) -> StoredFrame:
     """The displayed frame of a stored (de-identified) DICOM, undecoded by any LUT."""
-    ds = _read(data)
-    modality = str(ds.get("Modality", "")).strip().upper() or None
-    scope, _ = classify_scope(modality, ds.get("BodyPartExamined"))
-    check_decodable(ds)
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    if rows * cols > max_pixels:
-        raise IngestError("too_many_pixels", f"{cols}x{rows} pixels per frame exceeds {max_pixels:,}")
-    frames = _number_of_frames(ds)
-    frame_index = choose_frame(frames, scope=scope, modality=modality)
+    ds, _, frames, frame_index = _stored_displayed_frame(data, max_pixels=max_pixels)
     try:
         stored = pixel_array(ds, index=frame_index if frames > 1 else None)
     except (ValueError, RuntimeError, OSError, EOFError, KeyError, AttributeError) as exc:
