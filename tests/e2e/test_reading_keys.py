@@ -6,6 +6,7 @@ until the test finishes it by hand)."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from clinical.models import Prediction, Review, Study
@@ -42,7 +43,8 @@ def _study(radiologist, seed: int, *, finished: bool) -> tuple[Study, Prediction
             out_of_scope=False,
         )
         Study.objects.filter(pk=study.pk).update(scope=Study.Scope.CXR, scope_source="model")
-        _study_refresh(study)
+        with transaction.atomic():  # it locks the study row (PostgreSQL refuses that outside one)
+            _study_refresh(study)
     else:
         Prediction.objects.filter(pk=prediction.pk).update(status=Prediction.Status.RUNNING)
     study.refresh_from_db()
