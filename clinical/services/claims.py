@@ -62,13 +62,7 @@ def study_claim(*, study: Study, reader: Any, request: Any = None, now: datetime
             return _state(study, claim, reader)
         previous = claim.reader.get_username() if claim is not None else ""
         claim = _claim_write(study, claim, reader, now)
-        audit_event_create(
-            actor=reader,
-            action=AuditAction.STUDY_CLAIMED,
-            obj=study,
-            request=request,
-            details={"uid": study.uid, **({"expired_claim_of": previous} if previous else {})},
-        )
+        _audit_claimed(study, reader, previous, request)
     return _state(study, claim, reader)
 
 
@@ -99,13 +93,7 @@ def study_claim_take_over(*, study: Study, reader: Any, request: Any = None, now
                 details={"uid": study.uid, "from": previous, "claimed_since": since.isoformat()},
             )
         else:
-            audit_event_create(
-                actor=reader,
-                action=AuditAction.STUDY_CLAIMED,
-                obj=study,
-                request=request,
-                details={"uid": study.uid, **({"expired_claim_of": previous} if previous else {})},
-            )
+            _audit_claimed(study, reader, previous, request)
     return _state(study, claim, reader)
 
 
@@ -142,6 +130,17 @@ def study_claim_end_at_sign_off(*, study: Study, user: Any, request: Any = None)
         obj=study,
         request=request,
         details={"uid": study.uid, "reason": "signed_off", "reader": holder, "claimed_since": claimed_at.isoformat()},
+    )
+
+
+def _audit_claimed(study: Study, reader: Any, previous: str, request: Any) -> None:
+    """``study.claimed``, naming the reader whose lapsed claim it replaced, if any."""
+    audit_event_create(
+        actor=reader,
+        action=AuditAction.STUDY_CLAIMED,
+        obj=study,
+        request=request,
+        details={"uid": study.uid, **({"expired_claim_of": previous} if previous else {})},
     )
 
 
