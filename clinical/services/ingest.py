@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Value
 
 from clinical.ingest import IngestError, IngestResult, ingest_bytes
 from clinical.ingest.deid import BURNED_IN_WARNING
@@ -45,14 +46,20 @@ class ImageIngestOutcome:
 
 
 def _existing_image(result: IngestResult) -> Image | None:
-    image = Image.objects.select_related("study").filter(sha256=result.sha256).first()
-    if image is None and result.dicom is not None:
-        image = (
-            Image.objects.select_related("study")
-            .filter(original_ids__sop_uid_hmac=phi_lookup_hmac(result.dicom.original_uids["sop"]))
-            .first()
-        )
-    return image
+    """The stored image with these bytes or, for DICOM, this SOP Instance UID (bytes first).
+
+    One narrow query (primary keys only) answers the common case, a new file, with nothing
+    found; the image itself is loaded only when there is one."""
+    matches = (Image.objects.filter(sha256=result.sha256).order_by()
+               .annotate(by_bytes=Value(True)).values_list("pk", "by_bytes"))
+    if result.dicom is not None:
+        by_sop = (Image.objects.filter(original_ids__sop_uid_hmac=phi_lookup_hmac(result.dicom.original_uids["sop"]))
+                  .order_by().annotate(by_bytes=Value(False)).values_list("pk", "by_bytes"))
+        matches = matches.union(by_sop, all=True)
+    found = sorted(matches, key=lambda row: (not row[1], row[0]))
+    if not found:
+        return None
+    return Image.objects.select_related("study").filter(pk=found[0][0]).first()
 
 
 def _actor_label(actor: Any, api_client: Any) -> str:
@@ -104,7 +111,7 @@ def image_ingest(
                 callback_url=callback_url, idempotency_key=idempotency_key,
             )
             image = _image_create(result, study=study, stored_name=stored_name)
-            prediction_request(image=image)
+            prediction_request(image=image, new_image=True)
             # Last in the transaction: the audit chain's lock is held from here to the commit,
             # and every writer of the installation queues on it.
             audit_event_create(

@@ -52,11 +52,12 @@ def _is_shadow(prediction: Prediction) -> bool:
     return prediction.arm == Prediction.Arm.SHADOW
 
 
-def prediction_request(*, image: Image) -> Prediction:
+def prediction_request(*, image: Image, new_image: bool = False) -> Prediction:
     """Queue triage of ``image`` on the model the inference service routes its study to.
 
     With no production model, a failed prediction records why, so the reader sees the
-    reason and can retry once a model is registered.
+    reason and can retry once a model is registered. ``new_image``: the image was created in
+    this transaction, so it has no prediction yet and the row is inserted without a lookup.
     """
     try:
         route = choose_model(study_uid=image.study.uid)
@@ -69,10 +70,13 @@ def prediction_request(*, image: Image) -> Prediction:
         return prediction
     # Created already queued (one INSERT): the message goes on commit, and a row whose
     # message is lost is re-sent by the sweeper like any queued one.
-    prediction, created = Prediction.objects.get_or_create(
-        image=image, model_name=route.name, model_version=route.version,
-        defaults={"arm": route.arm, "status": Prediction.Status.QUEUED, "queued_at": timezone.now()},
-    )
+    fields = {"arm": route.arm, "status": Prediction.Status.QUEUED, "queued_at": timezone.now()}
+    if new_image:
+        prediction, created = Prediction.objects.create(
+            image=image, model_name=route.name, model_version=route.version, **fields), True
+    else:
+        prediction, created = Prediction.objects.get_or_create(
+            image=image, model_name=route.name, model_version=route.version, defaults=fields)
     if not created and _is_shadow(prediction) and route.arm != Prediction.Arm.SHADOW:
         # The candidate that ran in shadow on this image now serves it (it became canary or
         # production): one prediction per (image, version), so its result is shown now.

@@ -82,7 +82,7 @@ def test_training_imports_without_mlflow_and_defaults_agree():
 
 def test_recipe_options_are_validated_and_image_size_folds_into_the_overrides():
     for bad in ({"intensity": "clahe"}, {"augment_downscale": 0.5}, {"source_balance": 1.5},
-                {"ema_decay": 1.0}, {"image_size": 8}):
+                {"ema_decay": 1.0}, {"image_size": 8}, {"ema_start_epoch": 40}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainConfig(store_uri="x", tracking_uri="y", **bad)
     cfg = TrainConfig(store_uri="x", tracking_uri="y", model_overrides={"dropout": 0.0}, image_size=96)
@@ -103,3 +103,48 @@ def test_source_balance_shares_each_class_among_its_sources():
     assert covid_big == pytest.approx(covid_small)  # each source of a class drawn equally often
     assert w[:8].sum() == pytest.approx(8) and w[8:].sum() == pytest.approx(4)  # class totals kept
     assert torch.equal(source_balanced_weights(split, power=0.0), torch.ones(12, dtype=torch.double))
+
+
+def test_delayed_ema_starts_from_the_start_epochs_weights_and_is_invisible_before():
+    import lightning as L
+
+    from mlcore.ml.training.common import delayed_ema
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1, bias=False)
+            self.seen_in_validation = []
+
+        def training_step(self, batch, _):
+            return (self.lin(batch[0]) - 10.0).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.seen_in_validation.append(self.lin.weight.detach().item())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    data = torch.utils.data.TensorDataset(torch.ones(4, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=1)
+    torch.manual_seed(0)
+    model = Tiny()
+    weights_after_epoch = []
+
+    class Record(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            weights_after_epoch.append(pl_module.lin.weight.detach().item())
+
+    ema = delayed_ema(decay=0.5, start_epoch=2)
+    trainer = L.Trainer(max_epochs=4, callbacks=[ema, Record()], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        accelerator="cpu")
+    trainer.fit(model, loader, loader)
+    # Epochs 0 and 1 validate the trained weights (no average yet), not the random start.
+    assert model.seen_in_validation[0] == pytest.approx(weights_after_epoch[0])
+    assert model.seen_in_validation[4] == pytest.approx(weights_after_epoch[1])
+    # From epoch 2 validation sees the average, which lags the trained weights going to 10.
+    assert model.seen_in_validation[8] < weights_after_epoch[2]
+    assert weights_after_epoch[1] < model.seen_in_validation[8]  # averaged from epoch 2 on only
+    assert int(ema._average_model.n_averaged) == 8  # 4 steps in each of epochs 2 and 3
+    assert model.lin.weight.detach().item() == pytest.approx(model.seen_in_validation[-1])  # fit ends averaged

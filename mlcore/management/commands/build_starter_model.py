@@ -23,15 +23,19 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--ema-decay", type=float, default=None,
-                            help="EXPERIMENTAL (diverged on real-cxr, see docs/benchmarks.md): "
-                                 "a candidate with an EMA of the weights")
+                            help="candidate: an exponential moving average of the weights (per step)")
+        parser.add_argument("--ema-start-epoch", type=int, default=None,
+                            help="candidate: the epoch the moving average starts from")
+        parser.add_argument("--label-smoothing", type=float, default=None,
+                            help="candidate: label smoothing of the training loss (0 = off)")
         parser.add_argument("--source-balance", type=float, default=None,
                             help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
         parser.add_argument("--refit-ood", action="store_true",
                             help="no training: refit the shipped file's out-of-scope detector on its own weights")
 
-    def handle(self, *args, data, store, out, epochs, seed, ema_decay, source_balance, force, refit_ood, **opts):
+    def handle(self, *args, data, store, out, epochs, seed, ema_decay, ema_start_epoch, label_smoothing,
+               source_balance, force, refit_ood, **opts):
         # Here, not at module level: torch and Lightning load when this command runs, not on
         # every manage.py call that lists the commands.
         from mlcore.ml.training.callbacks import print_epoch
@@ -54,7 +58,9 @@ class Command(BaseCommand):
                 f"flagged: {'?' if rate is None else f'{100 * rate:.1f} %'}); now run `manage.py model_card`"))
             return
 
-        given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("source_balance", source_balance))
+        given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("ema_start_epoch", ema_start_epoch),
+                 ("label_smoothing", label_smoothing),
+                 ("source_balance", source_balance))
         recipe = {k: v for k, v in given if v is not None}
         try:
             build = starter_model_build(data_dir=data or STARTER_DATA, store_uri=store, out=out or STARTER_FILE,

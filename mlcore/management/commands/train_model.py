@@ -51,8 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--source-balance", type=float, default=_default("source_balance"),
                             help="share each class's draws among its sources (0 off .. 1 equal)")
         parser.add_argument("--ema-decay", type=float, default=_default("ema_decay"),
-                            help="EXPERIMENTAL (diverged on real-cxr, see docs/benchmarks.md): "
-                                 "exponential moving average of the weights per step")
+                            help="exponential moving average of the weights per step (off by default)")
+        parser.add_argument("--ema-start-epoch", type=int, default=_default("ema_start_epoch"),
+                            help="the epoch the moving average starts from")
         parser.add_argument("--no-augment", action="store_true")
         parser.add_argument("--dropout", type=float, default=None, help="override the variant's dropout")
         parser.add_argument("--precision", default=_default("precision"),
@@ -91,7 +92,8 @@ class Command(BaseCommand):
                 class_weighting=o["class_weighting"], intensity=o["intensity"],
                 augment=not o["no_augment"], augment_noise=o["augment_noise"],
                 augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
-                ema_decay=o["ema_decay"], precision=o["precision"], seed=o["seed"],
+                ema_decay=o["ema_decay"], ema_start_epoch=o["ema_start_epoch"],
+                precision=o["precision"], seed=o["seed"],
                 max_time_s=o["max_time"],
                 **{k: v for k, v in (("backend", o["backend"]), ("num_workers_ray", o["ray_workers"]))
                    if v is not None},

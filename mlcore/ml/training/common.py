@@ -62,15 +62,62 @@ def build_system(config: TrainConfig, backbone: nn.Module, dm: RadDataModule) ->
 
 
 def weight_averaging(config: TrainConfig) -> list:
-    """The EMA callback when ``config.ema_decay`` is set (Lightning's EMAWeightAveraging:
-    validation and checkpoints see the averaged weights, and fit ends with them)."""
+    """The EMA callback when ``config.ema_decay`` is set: validation and checkpoints see the
+    averaged weights once averaging has started (``config.ema_start_epoch``), and fit ends
+    with them."""
     if config.ema_decay is None:
         return []
-    from lightning.pytorch.callbacks import (
-        EMAWeightAveraging,  # only with EMA: not in every Lightning pyproject accepts
-    )
+    return [delayed_ema(decay=config.ema_decay, start_epoch=config.ema_start_epoch)]
 
-    return [EMAWeightAveraging(decay=config.ema_decay)]
+
+def delayed_ema(*, decay: float, start_epoch: int):
+    """Lightning's EMAWeightAveraging, started at ``start_epoch`` and invisible before.
+
+    Lightning's own ``update_starting_at_epoch`` does not hold back the per-step updates (its
+    step rule fires whenever ``update_starting_at_step`` is unset), and before the first
+    update it validates and checkpoints the weights the averaged copy was made from (the
+    random initialisation). Here the average starts from the weights of ``start_epoch``,
+    validation sees the trained weights until then, and a checkpoint holds the averaged
+    weights only once there are some.
+    """
+    # Only with EMA: not every Lightning that pyproject accepts has it.
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    class DelayedEMA(EMAWeightAveraging):
+        def __init__(self) -> None:
+            super().__init__(decay=decay)
+            self.start_epoch = start_epoch
+            self._epoch = 0
+            self._swapped = False
+
+        def _started(self) -> bool:
+            return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._epoch = trainer.current_epoch
+
+        def should_update(self, step_idx=None, epoch_idx=None) -> bool:
+            return step_idx is not None and self._epoch >= self.start_epoch
+
+        def on_validation_epoch_start(self, trainer, pl_module) -> None:
+            if self._started():
+                self._swap_models(pl_module)
+                self._swapped = True
+
+        def on_validation_epoch_end(self, trainer, pl_module) -> None:
+            if self._swapped:
+                self._swap_models(pl_module)
+                self._swapped = False
+
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            if self._started():
+                super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            if self._started():
+                super().on_train_end(trainer, pl_module)
+
+    return DelayedEMA()
 
 
 def trainer_kwargs(config: TrainConfig, *, precision: str, accelerator: str) -> dict[str, Any]:

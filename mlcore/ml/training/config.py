@@ -80,12 +80,13 @@ class TrainConfig:
     # Share each class's training draws among its sources (0 = off, 1 = equally): see
     # mlcore.ml.training.datamodule.source_balanced_weights.
     source_balance: float = 0.0
-    # Exponential moving average of the weights (decay per step; None = off): validation,
-    # the checkpoint and the final model use the averaged weights, which vary less from epoch
-    # to epoch than the raw ones on a small, noisy set. EXPERIMENTAL: its one real-cxr run
-    # (vit-h16-128, 0.998) diverged on val while the train loss fell as usual; not to be used
-    # for a model that serves until that is understood (docs/benchmarks.md).
+    # Exponential moving average of the weights (decay per step; None = off), started at
+    # ``ema_start_epoch``: validation, the checkpoint and the final model use the averaged
+    # weights once it has started. Started at epoch 0 (its one real-cxr run, vit-h16-128, 0.998,
+    # 2026-12-02) the average is still mostly the first epochs' weights after 12 epochs (0.998
+    # per step over 53 steps an epoch), and val F1 stayed near chance; docs/benchmarks.md.
     ema_decay: float | None = None
+    ema_start_epoch: int = 0
     # Classes with fewer val images than this are left out of the checkpoint monitor
     # (val_macro_f1): their F1 is too noisy to choose an epoch by. Reports keep every class.
     monitor_min_support: int = 10
@@ -110,6 +111,8 @@ class TrainConfig:
             problems.append("augment_noise must be >= 0 and augment_downscale >= 1")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             problems.append(f"ema_decay must be None or in (0, 1), got {self.ema_decay}")
+        if not 0 <= self.ema_start_epoch < self.epochs:
+            problems.append(f"ema_start_epoch must be in [0, epochs), got {self.ema_start_epoch}")
         if not 0.0 <= self.source_balance <= 1.0:
             problems.append(f"source_balance must be in [0, 1], got {self.source_balance}")
         if self.monitor_min_support < 1:
