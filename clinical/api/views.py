@@ -197,7 +197,7 @@ class StudyDetailView(ApiView):
     @extend_schema(operation_id="studies_retrieve", summary="A study's status and full result",
                    responses={(200, JSON): s.StudyResultSerializer, **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
-        study = access_study_for_client(self.client, uid, queryset=study_queryset())
+        study = access_study_for_client(self.client, uid, queryset=study_queryset(include_patient=False))
         self.audit(AuditAction.STUDY_VIEWED, study, coalesce=True, uid=study.uid)
         return Response(study_result(study, client=self.client, request=request))
 
@@ -209,7 +209,7 @@ class StudyFhirView(ApiView):
                    responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT, (200, JSON): OpenApiTypes.OBJECT,
                               **error_responses(401, 403, 404, 429)})
     def get(self, request, uid: str):
-        study = access_study_for_client(self.client, uid, queryset=study_queryset())
+        study = access_study_for_client(self.client, uid, queryset=study_queryset(include_patient=False))
         self.audit(AuditAction.STUDY_RESULT_EXPORTED, study, format="fhir")
         report = diagnostic_report(study_result(study, client=self.client, request=request),
                                    patient_key=study.patient_key)

@@ -30,11 +30,20 @@ def absolute(path: str, request: Any = None) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
 
-def study_queryset():
+PATIENT_FIELDS = ("patient_id", "patient_name", "issuer_of_patient_id", "patient_birth_date", "patient_sex")
+
+
+def study_queryset(*, include_patient: bool = True):
     """A study with everything ``study_result`` reads, in four queries (study, images with
-    their protected mapping row, predictions, reviews with readers) whatever the image count."""
+    their protected mapping row, predictions, reviews with readers) whatever the image count.
+
+    ``include_patient=False`` leaves the source's patient module (encrypted) unread: only an
+    SR filed back into the PACS carries it, and a status poll should not decrypt a name."""
+    images = Image.objects.order_by("id").select_related("original_ids")
+    if not include_patient:
+        images = images.defer(*(f"original_ids__{name}" for name in PATIENT_FIELDS))
     return Study.objects.prefetch_related(
-        Prefetch("images", queryset=Image.objects.order_by("id").select_related("original_ids").prefetch_related(
+        Prefetch("images", queryset=images.prefetch_related(
             "predictions", Prefetch("reviews", queryset=Review.objects.select_related("reader")),
         ))
     )

@@ -79,7 +79,7 @@ def webhook_schedule(*, study_id: int) -> WebhookDelivery | None:
     url = (row["callback_url"] or (client.default_callback_url if client else "")).strip()
     if client is None or not url:
         return None
-    study = study_queryset().get(pk=study_id)
+    study = study_queryset(include_patient=False).get(pk=study_id)
     body = _payload(study, client)
     digest = hashlib.sha256(body).hexdigest()
     try:

@@ -317,3 +317,26 @@ def test_sr_for_an_image_of_a_private_sop_class_refers_to_that_class(pacs, produ
     ref = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
     assert ref.ReferencedSOPClassUID == private_class
     assert sr.PatientID == "MRN123"
+
+
+def test_a_status_poll_is_a_fixed_number_of_queries_and_decrypts_no_patient_field(pacs, dicom_study, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from radviewer.lib import phi_crypto
+
+    decrypted = []
+    real = phi_crypto.phi_decrypt
+    monkeypatch.setattr(phi_crypto, "phi_decrypt", lambda token: decrypted.append(real(token)) or decrypted[-1])
+    pacs.get(dicom_study["links"]["self"])  # the first read of the study is audited; later ones coalesce
+    decrypted.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = pacs.get(dicom_study["links"]["self"])
+    assert response.status_code == 200
+    assert response.json()["images"][0]["source_ids"]["accession_number"] == "ACC-9"
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    # the client, the study, its images with their mapping row, predictions, reviews
+    assert len(selects) == 5, selects
+    assert "ACC-9" in decrypted and "Doe^Jane" not in decrypted and len(decrypted) == 4  # 3 UIDs + accession
+    sr = pydicom.dcmread(io.BytesIO(pacs.get(dicom_study["links"]["sr"]).content))
+    assert str(sr.PatientName) == "Doe^Jane"  # the SR filed back into the PACS still names the patient
