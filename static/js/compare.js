@@ -12,29 +12,8 @@
   const root = document.getElementById("compare");
   if (!root) return;
   const linkBox = document.getElementById("compare-link");
-  // Display-space windows, the same values as viewer.js's presets.
-  const PRESETS = {
-    default: { center: 127.5, width: 255 },
-    lung: { center: 80, width: 150 },
-    soft: { center: 128, width: 110 },
-    bone: { center: 185, width: 120 },
-    high: { center: 110, width: 130 },
-    low: { center: 127.5, width: 400 },
-  };
+  const { PRESETS, buildLut } = window.RadViewerWindow; // static/js/window-lut.js
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-
-  function buildLut(center, width) {
-    const lut = new Uint8Array(256);
-    const w = Math.max(width, 2);
-    const lo = center - 0.5 - (w - 1) / 2;
-    const hi = center - 0.5 + (w - 1) / 2;
-    for (let v = 0; v < 256; v++) {
-      if (v <= lo) lut[v] = 0;
-      else if (v > hi) lut[v] = 255;
-      else lut[v] = Math.round(((v - (center - 0.5)) / (w - 1) + 0.5) * 255);
-    }
-    return lut;
-  }
 
   function makePane(el) {
     const canvas = el.querySelector("canvas");

@@ -47,16 +47,7 @@
   const sourceSelect = document.getElementById("overlay-source");
   const help = document.getElementById("shortcut-help");
 
-  const PRESETS = {
-    default: { center: 127.5, width: 255 },
-    lung: { center: 80, width: 150 },
-    soft: { center: 128, width: 110 },
-    bone: { center: 185, width: 120 },
-    // Retinal OCT (the page offers these instead of the chest ones when #viewer has
-    // data-presets="oct"): more or less contrast over the whole range, no tissue classes.
-    high: { center: 110, width: 130 },
-    low: { center: 127.5, width: 400 },
-  };
+  const { PRESETS, buildLut } = window.RadViewerWindow; // static/js/window-lut.js
   const storedCenter = parseFloat(root.dataset.windowCenter);
   const storedWidth = parseFloat(root.dataset.windowWidth);
   const hasStoredWindow = Number.isFinite(storedCenter) && Number.isFinite(storedWidth) && storedWidth > 0;
@@ -84,20 +75,6 @@
   let lutDirty = true;
 
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-
-  /* DICOM PS3.3 C.11.2.1.2.1 linear window function, in display units. */
-  function buildLut(center, width) {
-    const lut = new Uint8Array(256);
-    const w = Math.max(width, 2);
-    const lo = center - 0.5 - (w - 1) / 2;
-    const hi = center - 0.5 + (w - 1) / 2;
-    for (let v = 0; v < 256; v++) {
-      if (v <= lo) lut[v] = 0;
-      else if (v > hi) lut[v] = 255;
-      else lut[v] = Math.round(((v - (center - 0.5)) / (w - 1) + 0.5) * 255);
-    }
-    return lut;
-  }
 
   /* The Default window at no inversion is the identity: the display image is drawn as sent,
      and its pixels are read back (getImageData of a few megapixels, the longest step of
