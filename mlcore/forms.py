@@ -10,7 +10,7 @@ from django import forms
 
 from mlcore.models import AcceptanceCriteria, DatasetVersion, ModelAlias
 from mlcore.selectors.training import dataset_versions_for_training
-from mlcore.services.datasets import IMPORT_FORMATS
+from mlcore.services.dataset_imports import IMPORT_FORMATS
 
 
 class TrainingJobForm(forms.Form):

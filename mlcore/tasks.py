@@ -6,7 +6,7 @@ import logging
 
 from mlcore.models import TrainingJob
 from mlcore.services import training_jobs
-from mlcore.services.datasets import dataset_import_run, dataset_imports_fail_stale
+from mlcore.services.dataset_imports import dataset_import_run, dataset_imports_fail_stale
 from mlcore.services.drift import drift_check_run
 from mlcore.services.evaluations import evaluation_run
 from mlcore.services.registry import registry_sync

@@ -26,12 +26,8 @@ from django.utils import timezone
 
 from mlcore.models import DatasetVersion, Evaluation, ModelAlias, ModelVersion, PipelineRun, ReviewOutcome, TrainingJob
 from mlcore.selectors.rollout import rollout_policy
-from mlcore.services.datasets import (
-    DatasetStoreUnavailable,
-    canonical_store_uri,
-    dataset_snapshot_create,
-    dataset_version_ensure_current,
-)
+from mlcore.services.dataset_snapshots import DatasetStoreUnavailable, dataset_snapshot_create
+from mlcore.services.datasets import canonical_store_uri, dataset_version_ensure_current
 from mlcore.services.gate import gate_check
 from mlcore.services.promotion import alias_move
 from mlcore.services.rollout import rollout_policy_update

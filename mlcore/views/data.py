@@ -13,12 +13,8 @@ from mlcore.forms import DatasetImportForm
 from mlcore.ml.data import SPLITS
 from mlcore.models import DatasetVersion
 from mlcore.selectors.data import dataset_figures, dataset_overview, dataset_version_get, dataset_versions
-from mlcore.services.datasets import (
-    CURRENT_SLUG,
-    dataset_import_request,
-    dataset_version_ensure_current,
-    dataset_version_refresh,
-)
+from mlcore.services.dataset_imports import dataset_import_request
+from mlcore.services.datasets import CURRENT_SLUG, dataset_version_ensure_current, dataset_version_refresh
 from radviewer.lib.auth import permission_required_403
 
 ACTIVE = (DatasetVersion.Status.QUEUED, DatasetVersion.Status.IMPORTING)

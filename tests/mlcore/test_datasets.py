@@ -20,12 +20,8 @@ from PIL import Image
 from mlcore.ml.data import open_store
 from mlcore.models import DatasetVersion
 from mlcore.selectors.data import dataset_overview, dataset_versions
-from mlcore.services.datasets import (
-    dataset_import_request,
-    dataset_import_run,
-    dataset_version_ensure_current,
-    dataset_version_register,
-)
+from mlcore.services.dataset_imports import dataset_import_request, dataset_import_run
+from mlcore.services.datasets import dataset_version_ensure_current, dataset_version_register
 from mlcore.services.feedback import feedback_sample_add
 from radviewer.audit.models import AuditEvent
 from radviewer.lib.tasks import route_task, task_by_name

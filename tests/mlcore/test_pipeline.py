@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from mlcore.ml.data import LocalDatasetStore, make_synthetic_dataset
 from mlcore.models import DatasetVersion, PipelineRun, ReviewOutcome
-from mlcore.services.datasets import DatasetStoreUnavailable, dataset_snapshot_create
+from mlcore.services.dataset_snapshots import DatasetStoreUnavailable, dataset_snapshot_create
 from mlcore.services.feedback import feedback_sample_add
 from mlcore.services.pipeline import pipeline_check, pipeline_run_execute, pipeline_trigger
 from radviewer.audit.models import AuditEvent

@@ -10,7 +10,8 @@ from django.utils.text import slugify
 from mlcore.management.commands._common import TqdmProgress
 from mlcore.ml.data import open_store
 from mlcore.models import DatasetVersion
-from mlcore.services.datasets import CURRENT_SLUG, IMPORT_FORMATS, dataset_import_request, dataset_import_run
+from mlcore.services.dataset_imports import IMPORT_FORMATS, dataset_import_request, dataset_import_run
+from mlcore.services.datasets import CURRENT_SLUG
 
 FORMATS = tuple(IMPORT_FORMATS)
 
