@@ -66,7 +66,7 @@ def drift_check() -> None:
 def pipeline_run(*, run_id: int) -> None:
     """Run or resume one continuous-training run (finished steps are skipped)."""
     from mlcore.models import PipelineRun
-    from mlcore.services.pipeline import pipeline_run_execute
+    from mlcore.services.pipeline_run import pipeline_run_execute
 
     try:
         pipeline_run_execute(run_id=run_id)

@@ -1,6 +1,6 @@
 """Continuous-training pipeline runs: snapshot -> train -> evaluate -> candidate -> shadow,
 then the admin's decision through the gate. Moved through their states by
-``mlcore.services.pipeline`` only."""
+``mlcore.services.pipeline`` and ``mlcore.services.pipeline_run`` only."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from mlcore.ml.data import LocalDatasetStore, make_synthetic_dataset
 from mlcore.models import DatasetVersion, PipelineRun, ReviewOutcome
 from mlcore.services.dataset_snapshots import DatasetStoreUnavailable, dataset_snapshot_create
 from mlcore.services.feedback import feedback_sample_add
-from mlcore.services.pipeline import pipeline_check, pipeline_run_execute, pipeline_trigger
+from mlcore.services.pipeline import pipeline_check, pipeline_trigger
+from mlcore.services.pipeline_run import pipeline_run_execute
 from radviewer.audit.models import AuditEvent
 from tests.clinical.factories import chest_png
 from tests.support.registry import registry_fixture  # noqa: F401 (the registry fixture)
@@ -170,7 +171,7 @@ def test_pipeline_page_lists_runs_and_the_button_starts_one(ml_admin_client, rad
 @pytest.mark.parametrize("auto", [False, True])
 def test_decision_step_waits_for_the_admin_or_takes_the_canary_when_every_criterion_passes(registry, auto):
     from mlcore.models import ModelAlias, RolloutPolicy
-    from mlcore.services.pipeline import STEP_FUNCTIONS
+    from mlcore.services.pipeline_run import STEP_FUNCTIONS
     from tests.support.registry import NAME, evaluate
 
     registry.PIPELINE_AUTO_CANARY = auto
