@@ -1,7 +1,7 @@
 """Integration API latency on loopback: STOW-RS acknowledgement and REST status polling.
 
     python benchmarks/api_latency.py [--clients 8] [--stores 10] [--polls 25] [--size 1024]
-                                     [--workers 2] [--threads 4] [--services]
+                                     [--workers 4] [--threads 1] [--services]
 
 Starts a real server - gunicorn from the venv, embedded profile (SQLite, filesystem broker)
 in a temporary RADVIEWER_VAR_DIR, or with ``--services`` PostgreSQL and Redis - with a registered random-weight model so triage is routed
@@ -139,8 +139,9 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=10, help="STOW-RS requests per client")
     parser.add_argument("--polls", type=int, default=25, help="status polls per client")
     parser.add_argument("--size", type=int, default=1024, help="rows = columns of the 12-bit CXR")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile.embedded: 2)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="gunicorn workers (as shipped on 2 cores: Procfile.embedded and gunicorn.conf.py, 4)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (as shipped: 1, sync workers)")
     parser.add_argument("--services", action="store_true",
                         help="the production service profile instead of the embedded default: PostgreSQL "
                              "(a fresh database on 127.0.0.1:5432), Redis as broker and cache (db 13)")
