@@ -212,24 +212,33 @@ def _snapshot_slug(run: PipelineRun) -> str:
     return f"ct-{base}-{run.pk}-{run.created_at:%Y%m%d%H%M%S}"
 
 
+# TrainConfig fields beyond the console form's that a retrain keeps from the production
+# version (the starter's moving average of the weights), with their types.
+CARRIED_FIELDS = {"ema_decay": float, "ema_start_epoch": int}
+
+
 def pipeline_recipe(*, name: str) -> dict[str, Any]:
-    """The training recipe: the production version's (from its run's params), else the
-    starter recipe; ``PIPELINE_RECIPE`` overrides any field (and may add ``TrainConfig``
-    extras such as ``max_train_batches``)."""
+    """The training recipe: the production version's (from its run's params; the starter's
+    run records its recipe under ``recipe.``), else the starter recipe; ``PIPELINE_RECIPE``
+    overrides any field (and may add ``TrainConfig`` extras such as ``max_train_batches``).
+    A moving average that would start after the last epoch starts at a quarter of them."""
     recipe: dict[str, Any] = {}
     prod = (ModelAlias.objects.filter(name=name, alias=ModelAlias.Alias.PRODUCTION)
             .select_related("model_version").first())
     params = prod.model_version.params if prod else {}
-    casts = {"image_size": int, "epochs": int, "batch_size": int, "seed": int, "lr": float}
-    for form, key in RECIPE_FIELDS.items():
-        value = params.get(key)
+    casts = {"image_size": int, "epochs": int, "batch_size": int, "seed": int, "lr": float, **CARRIED_FIELDS}
+    for form, key in (*RECIPE_FIELDS.items(), *((k, k) for k in CARRIED_FIELDS)):
+        value = params.get(key, params.get(f"recipe.{key}"))
         if value in (None, "", "None"):
             continue
         try:
             recipe[form] = casts[form](value) if form in casts else str(value)
         except (TypeError, ValueError):
             continue
-    return {**recipe, **dict(settings.PIPELINE_RECIPE or {})}
+    out = {**recipe, **dict(settings.PIPELINE_RECIPE or {})}
+    if "ema_start_epoch" in out and out.get("epochs") is not None and out["ema_start_epoch"] >= int(out["epochs"]):
+        out["ema_start_epoch"] = int(out["epochs"]) // 4
+    return out
 
 
 def _step_train(run: PipelineRun) -> tuple[str, str, dict[str, Any]]:

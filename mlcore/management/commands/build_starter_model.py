@@ -1,7 +1,8 @@
 """`make starter-model`: reproduce the shipped starter model from the real images.
 
 Builds the real-cxr dataset store (de-duplicated, split by patient with seed 42) when it is
-missing, trains the recipe (TrainConfig defaults: the default variant at 128 px; fp32; fixed epochs and seed),
+missing, trains the recipe (TrainConfig defaults: the default variant at 128 px; fp32; fixed epochs and seed;
+an EMA of the weights from epoch 10),
 registers the run, computes the model card's figures and replaces
 ``mlcore/starter/radviewer-starter.pt`` only when the new model is better on ``final_eval``
 (``--force`` replaces it regardless). Then ``manage.py model_card`` rewrites the card's figures.
@@ -23,9 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--ema-decay", type=float, default=None,
-                            help="candidate: an exponential moving average of the weights (per step)")
+                            help="moving average of the weights, decay per step (the recipe: 0.998)")
         parser.add_argument("--ema-start-epoch", type=int, default=None,
-                            help="candidate: the epoch the moving average starts from")
+                            help="the epoch the moving average starts from (the recipe: 10)")
         parser.add_argument("--label-smoothing", type=float, default=None,
                             help="candidate: label smoothing of the training loss (0 = off)")
         parser.add_argument("--source-balance", type=float, default=None,
