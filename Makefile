@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - set up and run RadViewer at http://127.0.0.1:$(PORT) (embedded default)"
 	@echo "make test   - set up and run ruff, import-linter and the whole test suite"
-	@echo "make starter-model - retrain the shipped starter model on ../shared/data/real-cxr (about 50 min on 2 CPU cores)"
+	@echo "make starter-model - retrain the shipped starter model on ../shared/data/real-cxr (15-50 min on 2 CPU cores)"
 	@echo "make demo-model    - train a model on synthetic phantoms (demos and tests only)"
 
 $(VENV)/bin/python:
@@ -61,6 +61,7 @@ demo-model: migrate
 starter-model: migrate
 	$(PY) manage.py build_starter_model
 	$(PY) manage.py model_card
+	$(PY) manage.py build_drift_reference --starter
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
