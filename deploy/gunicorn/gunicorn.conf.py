@@ -5,7 +5,9 @@
 # its GIL. On the 2-core box, 4 sync workers against 2 workers x 4 threads, 8 PACS clients on
 # PostgreSQL + Redis: STOW-RS p95 123-133 ms against 149-162, poll p95 34-40 ms against 44-48,
 # 30 % more polls per second (docs/benchmarks.md, "PACS API"). Slow clients never reach a
-# worker: the reverse proxy in front buffers request bodies (nginx does by default).
+# worker: the reverse proxy in front buffers request bodies (nginx does by default). Lockouts
+# and rate limits must then count in Redis (RADVIEWER_CACHE_URL), not per process. The
+# embedded profile (Procfile.embedded: per-process memory cache, no proxy) keeps 2 x 4 threads.
 import os
 
 bind = "0.0.0.0:8000"

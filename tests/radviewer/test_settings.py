@@ -28,12 +28,20 @@ PROD = {
     "RADVIEWER_PSEUDONYM_KEY": secrets.token_urlsafe(32),
     "RADVIEWER_PHI_KEY": "Y6kUpSiu0ZqW0wJ2oMBbY1hYm1e8W5p3oHqD0y9RZ2w=,2dKQfHfo8O5gq7Xk2gUePpmBN6A1H6e5v7Qm3Qm1c3w=",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "RADVIEWER_CACHE_URL": "redis://127.0.0.1:6379/1",
 }
 
 
 def test_production_check_deploy_is_clean():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=PROD)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_without_a_shared_cache_is_warned():
+    """Lockouts and rate limits in each web process's memory: N workers, N times the tries."""
+    env = {k: v for k, v in PROD.items() if k != "RADVIEWER_CACHE_URL"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0 and "radviewer.W001" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "RADVIEWER_PSEUDONYM_KEY",
