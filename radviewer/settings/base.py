@@ -200,8 +200,10 @@ STORAGES = {
 }
 
 # --- celery -----------------------------------------------------------------------------------
+# The embedded default names its (meaningless) host so kombu does not warn "No hostname was
+# supplied" in every process that connects: the same transport as "filesystem://".
 CELERY_BROKER_URL = env_url(
-    "CELERY_BROKER_URL", "filesystem://", schemes=("filesystem", "redis", "rediss", "amqp", "amqps")
+    "CELERY_BROKER_URL", "filesystem://localhost//", schemes=("filesystem", "redis", "rediss", "amqp", "amqps")
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -95,7 +95,7 @@ def test_profile_follows_environment():
         assert engine == "django.db.backends.postgresql"
     else:
         assert engine == "radviewer.lib.sqlite"  # django.db.backends.sqlite3 + in-process writer queue
-    assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://")
+    assert settings.CELERY_BROKER_URL == (os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost//")
     # Tests run on the MLflow store the environment names, else on one of their own
     # (decided at start-up, so asked of fresh processes: tests here move os.environ).
     code = "from django.conf import settings; print(settings.MLFLOW_TRACKING_URI)"
