@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024, help="rows = columns of the 12-bit CXR")
     parser.add_argument("--workers", type=int, default=4,
                         help="gunicorn workers (gunicorn.conf.py on 2 cores: 4; Procfile.embedded: 2)")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gunicorn.conf.py: 1, sync workers; Procfile.embedded: 4)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per worker (gunicorn.conf.py: 1, sync workers; Procfile.embedded: 4)")
     parser.add_argument("--services", action="store_true",
                         help="the production service profile instead of the embedded default: PostgreSQL "
                              "(a fresh database on 127.0.0.1:5432), Redis as broker and cache (db 13)")
