@@ -57,6 +57,7 @@ def build_system(config: TrainConfig, backbone: nn.Module, dm: RadDataModule) ->
         class_weights=dm.class_weights,
         class_keys=dm.class_keys,
         label_smoothing=config.label_smoothing,
+        mixup_alpha=config.mixup_alpha,
         monitor_min_support=config.monitor_min_support,
     )
 

@@ -63,6 +63,9 @@ class TrainConfig:
     run_name: str | None = None
     log_system_metrics: bool = True
     label_smoothing: float = 0.0
+    # Mixup of training images and their labels, Beta(alpha, alpha) weights (0 = off); see
+    # ClassifierSystem._mixup.
+    mixup_alpha: float = 0.0
     gradient_clip_val: float | None = 1.0  # global-norm clipping; ViTs from scratch spike
     # Square root: plain inverse frequency gives real-cxr's 4-image TB class ~100x the weight
     # of a CXR class, which it then memorises.
@@ -115,6 +118,8 @@ class TrainConfig:
             problems.append(f"ema_start_epoch must be in [0, epochs), got {self.ema_start_epoch}")
         if not 0.0 <= self.source_balance <= 1.0:
             problems.append(f"source_balance must be in [0, 1], got {self.source_balance}")
+        if not 0.0 <= self.mixup_alpha <= 10.0:
+            problems.append(f"mixup_alpha must be in [0, 10] (0 = off), got {self.mixup_alpha}")
         if self.monitor_min_support < 1:
             problems.append(f"monitor_min_support must be >= 1, got {self.monitor_min_support}")
         if self.backend == "ray" and self.num_workers_ray < 1:

@@ -65,6 +65,7 @@ class ClassifierSystem(L.LightningModule):
         class_weights: torch.Tensor | Sequence[float] | None = None,
         class_keys: Sequence[str] = CLASS_KEYS,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
         monitor_min_support: int = 10,
     ) -> None:
         super().__init__()
@@ -85,12 +86,29 @@ class ClassifierSystem(L.LightningModule):
         return F.cross_entropy(logits.float(), y, weight=self.class_weights,
                                label_smoothing=self.hparams.label_smoothing)
 
+    def _mixup(self, x: torch.Tensor, y: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Mixup (Zhang et al. 2018): each image blended with another of the batch by a weight
+        drawn from Beta(alpha, alpha), the loss blended the same way. It trains the model to be
+        unsure between two pictures' labels in proportion, which tempers its confidence where
+        classes overlap (Thulasidasan et al. 2019). Draws come from torch's seeded generator, so
+        a run repeats. Returns the input, both label sets and the first one's weight."""
+        alpha = float(self.hparams.mixup_alpha)
+        if alpha <= 0 or x.shape[0] < 2:
+            return x, y, y, 1.0
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.randperm(x.shape[0], device=x.device)
+        return lam * x + (1.0 - lam) * x[perm], y, y[perm], lam
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
+        x, y_a, y_b, lam = self._mixup(x, y)
         logits = self(x)
-        loss = self._loss(logits, y)
+        loss = self._loss(logits, y_a)
+        if lam < 1.0:
+            loss = lam * loss + (1.0 - lam) * self._loss(logits, y_b)
         acc = (logits.argmax(dim=1) == y).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True,
                  batch_size=y.shape[0])
