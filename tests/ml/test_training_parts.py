@@ -82,12 +82,40 @@ def test_training_imports_without_mlflow_and_defaults_agree():
 
 def test_recipe_options_are_validated_and_image_size_folds_into_the_overrides():
     for bad in ({"intensity": "clahe"}, {"augment_downscale": 0.5}, {"source_balance": 1.5},
-                {"ema_decay": 1.0}, {"image_size": 8}, {"ema_start_epoch": 40}):
+                {"ema_decay": 1.0}, {"image_size": 8}, {"ema_start_epoch": 40},
+                {"mixup_alpha": -0.1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainConfig(store_uri="x", tracking_uri="y", **bad)
     cfg = TrainConfig(store_uri="x", tracking_uri="y", model_overrides={"dropout": 0.0}, image_size=96)
     assert cfg.backbone_overrides == {"dropout": 0.0, "img_size": 96}
     assert TrainConfig(store_uri="x", tracking_uri="y").backbone_overrides == {}
+
+
+def test_mixup_blends_images_and_loss_by_one_seeded_weight():
+    from torch import nn
+
+    from mlcore.ml.training.system import ClassifierSystem
+
+    n = len(CLASS_KEYS)
+    x = torch.rand(6, 1, 4, 4)
+    y = torch.tensor([0, 1, 2, 3, 4, 5])
+    off = ClassifierSystem(backbone=nn.Sequential(nn.Flatten(), nn.Linear(16, n)))
+    assert off._mixup(x, y)[3] == 1.0 and off._mixup(x, y)[0] is x  # the default: no mixing
+    system = ClassifierSystem(backbone=nn.Sequential(nn.Flatten(), nn.Linear(16, n)), mixup_alpha=0.4)
+    torch.manual_seed(3)
+    mixed, y_a, y_b, lam = system._mixup(x, y)
+    assert 0.0 < lam < 1.0 and torch.equal(y_a, y)
+    perm = torch.tensor([int((y == b).nonzero()) for b in y_b])  # y_b is y permuted
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
+    torch.manual_seed(3)
+    again = system._mixup(x, y)
+    assert again[3] == lam and torch.equal(again[0], mixed)  # seeded: a run repeats
+    # The step's loss is the same blend of the two labels' losses.
+    torch.manual_seed(3)
+    loss = system.training_step((x, y), 0)
+    logits = system(mixed)
+    expected = lam * system._loss(logits, y_a) + (1 - lam) * system._loss(logits, y_b)
+    assert torch.allclose(loss, expected)
 
 
 def test_source_balance_shares_each_class_among_its_sources():

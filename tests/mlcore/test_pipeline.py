@@ -255,13 +255,13 @@ def test_the_retrain_recipe_keeps_the_starters_moving_average(settings):
     name = settings.MLFLOW_REGISTERED_MODEL
     params = {"model_name": "vit-h16-128", "recipe.epochs": "40", "recipe.seed": "42", "recipe.lr": "0.0005",
               "recipe.batch_size": "32", "recipe.precision": "32-true", "recipe.image_size": "None",
-              "recipe.ema_decay": "0.998", "recipe.ema_start_epoch": "10"}
+              "recipe.ema_decay": "0.998", "recipe.ema_start_epoch": "10", "recipe.mixup_alpha": "0.2"}
     version = ModelVersion.objects.create(name=name, version="1", params=params)
     ModelAlias.objects.create(name=name, alias=ModelAlias.Alias.PRODUCTION, model_version=version)
     settings.PIPELINE_RECIPE = {}
     assert pipeline_recipe(name=name) == {"variant": "vit-h16-128", "epochs": 40, "seed": 42, "lr": 0.0005,
                                           "batch_size": 32, "precision": "32-true", "ema_decay": 0.998,
-                                          "ema_start_epoch": 10}
+                                          "ema_start_epoch": 10, "mixup_alpha": 0.2}
     settings.PIPELINE_RECIPE = {"epochs": 2}
     recipe = pipeline_recipe(name=name)
     assert recipe["epochs"] == 2 and recipe["ema_start_epoch"] == 0 and recipe["ema_decay"] == 0.998
