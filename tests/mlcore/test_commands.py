@@ -136,3 +136,26 @@ def test_demo_model_is_registered_without_an_alias_and_labelled_synthetic(isolat
     assert ModelVersion.objects.get(version="1").synthetic
     event = AuditEvent.objects.get(action="model.registered")
     assert event.actor_label == "cli:ensure_demo_model"
+
+
+@pytest.mark.parametrize("command", [["train_model", "--model", "vit-tiny-test", "--epochs", "1"],
+                                     ["build_starter_model", "--epochs", "1"]])
+def test_training_commands_stop_before_training_on_an_unmigrated_database(tmp_path, command):
+    """A fresh checkout's database has no tables: the commands say so at once instead of
+    training for minutes and failing on a missing table when they register the version."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "RADVIEWER_DATASET_URI": str(tmp_path / "store")}
+    done = subprocess.run([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *command,
+                           "--store", str(tmp_path / "store")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "unapplied migrations" in done.stderr and "manage.py migrate" in done.stderr
+    assert "Traceback" not in done.stderr and "epoch" not in done.stdout

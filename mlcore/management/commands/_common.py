@@ -9,6 +9,26 @@ from tqdm import tqdm
 from mlcore.ml.data import open_store
 
 
+def require_migrated_database(*, doing: str) -> None:
+    """Stop before a long run whose end writes to the database (registering a version) when
+    that database is not migrated: a fresh checkout's ``manage.py train_model`` otherwise
+    trains for minutes and then fails on a missing table."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        raise CommandError(f"cannot read the database {connection.settings_dict.get('NAME')!s} before "
+                           f"{doing}: {exc}") from None
+    if pending:
+        raise CommandError(f"the database {connection.settings_dict.get('NAME')!s} has {len(pending)} unapplied "
+                           f"migrations: run `python manage.py migrate` before {doing} "
+                           "(`make starter-model` and `make run` do)")
+
+
 def open_store_or_fail(uri: str | None):
     try:
         return open_store(uri or settings.DATASET_STORE_URI)

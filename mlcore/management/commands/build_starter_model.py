@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.management.commands._common import require_migrated_database
+
 
 class Command(BaseCommand):
     help = "Train the starter model recipe on real-cxr and replace the shipped file if it is better."
@@ -61,6 +63,7 @@ class Command(BaseCommand):
                 f"flagged: {'?' if rate is None else f'{100 * rate:.1f} %'}); now run `manage.py model_card`"))
             return
 
+        require_migrated_database(doing="training the starter model (its version is registered there)")
         given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("ema_start_epoch", ema_start_epoch),
                  ("label_smoothing", label_smoothing), ("mixup_alpha", mixup_alpha),
                  ("source_balance", source_balance))

@@ -12,7 +12,7 @@ from dataclasses import fields
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mlcore.management.commands._common import open_store_or_fail
+from mlcore.management.commands._common import open_store_or_fail, require_migrated_database
 from mlcore.models import ModelVersion, TrainingJob
 from mlcore.selectors.evaluations import version_aliases
 from mlcore.services.datasets import dataset_version_ensure
@@ -81,6 +81,7 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(list_models()))
             return
         open_store_or_fail(o["store"])  # a bad URI fails before anything heavy starts
+        require_migrated_database(doing="training (the job and the version are recorded there)")
         store_uri = o["store"] or settings.DATASET_STORE_URI
         overrides = {} if o["dropout"] is None else {"dropout": o["dropout"]}
         try:
