@@ -114,3 +114,27 @@ def test_confusion_png_is_a_png_of_the_right_shape():
     assert img.format == "PNG" and img.width > 9 * 40 and img.height > 9 * 40
     with pytest.raises(ValueError, match="9 class keys"):
         confusion_matrix_png(np.zeros((2, 2)), CLASS_KEYS)
+
+
+def test_ece_sampling_floor_separates_chance_from_miscalibration():
+    from mlcore.ml.evaluation.metrics import ece_sampling_floor, expected_calibration_error
+
+    rng = np.random.default_rng(1)
+
+    def split(n, overconfidence=0.0):
+        conf = rng.uniform(0.5, 1.0, n)
+        probs = np.stack([conf, 1 - conf], axis=1)
+        labels = np.where(rng.random(n) < conf - overconfidence, 0, 1)  # right with prob. conf - over
+        return probs, labels
+
+    small, large = ece_sampling_floor(split(240)[0]), ece_sampling_floor(split(5000)[0])
+    assert 0.02 < small["median"] < small["p95"] < 0.1  # ~240 images: ECE is biased upwards
+    assert large["p95"] < small["median"]  # the floor falls with the split's size
+    probs, labels = split(240)
+    assert ece_sampling_floor(probs, seed=3) == ece_sampling_floor(probs, seed=3)  # seeded
+    p95 = small["p95"]  # the same distribution of confidences
+    calibrated = [expected_calibration_error(*split(240)) <= p95 for _ in range(40)]
+    assert sum(calibrated) >= 34  # a calibrated model stays under the 95th percentile
+    probs, labels = split(240, overconfidence=0.12)
+    assert expected_calibration_error(probs, labels) > ece_sampling_floor(probs)["p95"]
+    assert ece_sampling_floor(np.zeros((0, 2))) is None

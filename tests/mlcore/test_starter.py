@@ -82,3 +82,9 @@ def test_the_shipped_starter_file_loads(isolated_registry):
     bundle = ModelBundle.load_file(STARTER_FILE)  # checks classes, variant and weights
     assert bundle.class_keys == CLASS_KEYS and STARTER_FILE.stat().st_size <= 12 * 1024 * 1024
     assert bundle.metadata["card"]["splits"]["final_eval"]["n"] > 0
+
+
+def test_the_model_card_shows_the_shipped_files_figures():
+    """docs/model-card.md's figures are generated from the shipped file (`manage.py model_card`):
+    a file replaced without regenerating the card fails here."""
+    assert "up to date" in run("model_card", "--check")

@@ -21,6 +21,7 @@ from mlcore.ml.evaluation.calibration import softmax_with_temperature
 from mlcore.ml.evaluation.metrics import (
     CXR4_KEYS,
     binary_auc,
+    ece_sampling_floor,
     expected_calibration_error,
     reliability_table,
 )
@@ -135,6 +136,7 @@ def card_figures(bundle: Any, store: Any, *, splits: Sequence[str] = ("test", "f
         figures["reliability"] = reliability_table(probs, labels)
         figures["ece"] = expected_calibration_error(probs, labels)
         figures["ece_uncalibrated"] = expected_calibration_error(raw, labels)
+        figures["ece_floor"] = ece_sampling_floor(probs, seed=seed)
         figures["scope_undecided_rate"] = float(1.0 - decided.mean())
         if bundle.ood is not None:
             flags, _, _ = bundle.ood.flag(outputs.embeddings, outputs.descriptors, outputs.input_std)
@@ -153,6 +155,13 @@ def card_figures(bundle: Any, store: Any, *, splits: Sequence[str] = ("test", "f
 
 def _fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _floor(floor: dict | None, n: int) -> str:
+    if not floor:
+        return ""
+    return (f"; a perfectly calibrated model with these confidences would show {_fmt(floor['median'])} on {n} "
+            f"images (95 % of draws up to {_fmt(floor['p95'])}: above that is miscalibration, not chance)")
 
 
 def _ci(cell: list[float | None] | None) -> str:
@@ -192,7 +201,7 @@ def render_card_figures(bundle: Any, *, file_name: str = "", file_sha256: str = 
         lines += ["", f"### `{split}` (n={fig['n']}), scored as served (scope decided by the model)", "",
                   f"- CXR 4-class macro-F1: **{_ci(fig['macro_f1_cxr4'])}**; accuracy {_fmt(fig['accuracy'])}",
                   f"- ECE (15 bins) after temperature scaling: **{_fmt(fig['ece'])}** "
-                  f"(without: {_fmt(fig.get('ece_uncalibrated'))})",
+                  f"(without: {_fmt(fig.get('ece_uncalibrated'))})" + _floor(fig.get("ece_floor"), fig["n"]),
                   f"- flagged out of scope although in scope: {_fmt(100 * fig.get('ood_flag_rate', 0), 1)} %; "
                   f"scope undecided: {_fmt(100 * fig.get('scope_undecided_rate', 0), 1)} %", "",
                   "| class | n | sensitivity | specificity | F1 | AUC |", "|---|---:|---:|---:|---:|---:|"]
