@@ -21,7 +21,8 @@ ROLLBACK_PLAN = "one action: /ml/ Roll back (production returns to the version t
 RECIPE_KEYS = (
     "model_name", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
     "augment", "augment_noise", "augment_downscale", "intensity", "class_weighting", "label_smoothing",
-    "mixup_alpha", "source_balance", "ema_decay", "gradient_clip_val", "include_feedback", "max_train_batches",
+    "mixup_alpha", "focal_gamma",
+    "source_balance", "ema_decay", "gradient_clip_val", "include_feedback", "max_train_batches",
 )
 # Params that differ between any two runs without a recipe change: left out of "what changed".
 _NOISE_PREFIXES = ("data.counts.", "data.class_weights", "tracking_uri", "run_name", "output_dir",

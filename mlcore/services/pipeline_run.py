@@ -215,7 +215,8 @@ def _snapshot_slug(run: PipelineRun) -> str:
 # TrainConfig fields beyond the console form's that a retrain keeps from the production
 # version (the starter's moving average of the weights, how its loss treats labels), with
 # their types.
-CARRIED_FIELDS = {"ema_decay": float, "ema_start_epoch": int, "label_smoothing": float, "mixup_alpha": float}
+CARRIED_FIELDS = {"ema_decay": float, "ema_start_epoch": int, "label_smoothing": float, "mixup_alpha": float,
+                  "focal_gamma": float}
 
 
 def pipeline_recipe(*, name: str) -> dict[str, Any]:

@@ -38,7 +38,8 @@ from radviewer.lib.auth import permission_required_403
 
 RECIPE_KEYS = ("model_name", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "seed",
                "precision", "precision_resolved", "accelerator", "augment", "class_weighting", "intensity",
-               "label_smoothing", "mixup_alpha", "include_feedback", "source_balance", "ema_decay", "n_parameters",
+               "label_smoothing", "mixup_alpha", "focal_gamma",
+               "include_feedback", "source_balance", "ema_decay", "n_parameters",
                "torch_version")
 FLIPS_PER_PAGE = 100  # thumbnails per page of the flip list
 FLIP_KINDS = {"to_urgent": "moves up to urgent", "to_routine": "moves down to routine",

@@ -176,3 +176,22 @@ def test_delayed_ema_starts_from_the_start_epochs_weights_and_is_invisible_befor
     assert weights_after_epoch[1] < model.seen_in_validation[8]  # averaged from epoch 2 on only
     assert int(ema._average_model.n_averaged) == 8  # 4 steps in each of epochs 2 and 3
     assert model.lin.weight.detach().item() == pytest.approx(model.seen_in_validation[-1])  # fit ends averaged
+
+
+def test_focal_loss_is_weighted_cross_entropy_at_gamma_0_and_spares_confident_images():
+    import torch.nn.functional as F
+
+    from mlcore.ml.training.system import focal_loss
+
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 5), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    assert torch.allclose(focal_loss(logits, y, gamma=0.0, weight=w), F.cross_entropy(logits, y, weight=w))
+    confident = torch.tensor([[8.0, 0, 0, 0, 0]])
+    unsure = torch.tensor([[0.5, 0, 0, 0, 0]])
+    zero = torch.tensor([0])
+    ratio_confident = focal_loss(confident, zero, gamma=2.0) / F.cross_entropy(confident, zero)
+    ratio_unsure = focal_loss(unsure, zero, gamma=2.0) / F.cross_entropy(unsure, zero)
+    assert ratio_confident < 1e-5 and 0.3 < ratio_unsure < 0.6  # (1 - p)^2 of each
+    with pytest.raises(ValueError, match="focal_gamma"):
+        TrainConfig(store_uri="x", tracking_uri="y", focal_gamma=-1)

@@ -33,6 +33,8 @@ class Command(BaseCommand):
                             help="candidate: label smoothing of the training loss (0 = off)")
         parser.add_argument("--mixup-alpha", type=float, default=None,
                             help="candidate: mixup of training images, Beta(alpha, alpha) weights (0 = off)")
+        parser.add_argument("--focal-gamma", type=float, default=None,
+                            help="candidate: focal loss exponent (0 = cross-entropy)")
         parser.add_argument("--source-balance", type=float, default=None,
                             help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
@@ -40,7 +42,7 @@ class Command(BaseCommand):
                             help="no training: refit the shipped file's out-of-scope detector on its own weights")
 
     def handle(self, *args, data, store, out, epochs, seed, ema_decay, ema_start_epoch, label_smoothing,
-               mixup_alpha, source_balance, force, refit_ood, **opts):
+               mixup_alpha, focal_gamma, source_balance, force, refit_ood, **opts):
         # Here, not at module level: torch and Lightning load when this command runs, not on
         # every manage.py call that lists the commands.
         from mlcore.ml.training.callbacks import print_epoch
@@ -66,6 +68,7 @@ class Command(BaseCommand):
         require_migrated_database(doing="training the starter model (its version is registered there)")
         given = (("epochs", epochs), ("seed", seed), ("ema_decay", ema_decay), ("ema_start_epoch", ema_start_epoch),
                  ("label_smoothing", label_smoothing), ("mixup_alpha", mixup_alpha),
+                 ("focal_gamma", focal_gamma),
                  ("source_balance", source_balance))
         recipe = {k: v for k, v in given if v is not None}
         try:

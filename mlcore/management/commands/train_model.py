@@ -52,6 +52,8 @@ class Command(BaseCommand):
                             help="share each class's draws among its sources (0 off .. 1 equal)")
         parser.add_argument("--mixup-alpha", type=float, default=_default("mixup_alpha"),
                             help="mixup of training images, Beta(alpha, alpha) weights (0 = off)")
+        parser.add_argument("--focal-gamma", type=float, default=_default("focal_gamma"),
+                            help="focal loss exponent (0 = cross-entropy)")
         parser.add_argument("--ema-decay", type=float, default=_default("ema_decay"),
                             help="exponential moving average of the weights per step (off by default)")
         parser.add_argument("--ema-start-epoch", type=int, default=_default("ema_start_epoch"),
@@ -95,7 +97,7 @@ class Command(BaseCommand):
                 class_weighting=o["class_weighting"], intensity=o["intensity"],
                 augment=not o["no_augment"], augment_noise=o["augment_noise"],
                 augment_downscale=o["augment_downscale"], source_balance=o["source_balance"],
-                mixup_alpha=o["mixup_alpha"],
+                mixup_alpha=o["mixup_alpha"], focal_gamma=o["focal_gamma"],
                 ema_decay=o["ema_decay"], ema_start_epoch=o["ema_start_epoch"],
                 precision=o["precision"], seed=o["seed"],
                 max_time_s=o["max_time"],

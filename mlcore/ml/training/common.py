@@ -58,6 +58,7 @@ def build_system(config: TrainConfig, backbone: nn.Module, dm: RadDataModule) ->
         class_keys=dm.class_keys,
         label_smoothing=config.label_smoothing,
         mixup_alpha=config.mixup_alpha,
+        focal_gamma=config.focal_gamma,
         monitor_min_support=config.monitor_min_support,
     )
 

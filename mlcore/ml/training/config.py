@@ -66,6 +66,8 @@ class TrainConfig:
     # Mixup of training images and their labels, Beta(alpha, alpha) weights (0 = off); see
     # ClassifierSystem._mixup.
     mixup_alpha: float = 0.0
+    # Focal loss exponent (0 = cross-entropy); see mlcore.ml.training.system.focal_loss.
+    focal_gamma: float = 0.0
     gradient_clip_val: float | None = 1.0  # global-norm clipping; ViTs from scratch spike
     # Square root: plain inverse frequency gives real-cxr's 4-image TB class ~100x the weight
     # of a CXR class, which it then memorises.
@@ -120,6 +122,8 @@ class TrainConfig:
             problems.append(f"source_balance must be in [0, 1], got {self.source_balance}")
         if not 0.0 <= self.mixup_alpha <= 10.0:
             problems.append(f"mixup_alpha must be in [0, 10] (0 = off), got {self.mixup_alpha}")
+        if not 0.0 <= self.focal_gamma <= 10.0:
+            problems.append(f"focal_gamma must be in [0, 10] (0 = cross-entropy), got {self.focal_gamma}")
         if self.monitor_min_support < 1:
             problems.append(f"monitor_min_support must be >= 1, got {self.monitor_min_support}")
         if self.backend == "ray" and self.num_workers_ray < 1:

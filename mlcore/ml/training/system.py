@@ -52,6 +52,19 @@ def warmup_cosine(step: int, *, warmup: int, total: int, floor: float = 0.01) ->
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def focal_loss(logits: torch.Tensor, y: torch.Tensor, *, gamma: float, weight: torch.Tensor | None = None,
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by ``(1 - p_true) ** gamma``, so
+    images the model already gets right with confidence stop pulling it towards 0/1. Used for
+    calibration (Mukhoti et al. 2020: lower ECE after temperature scaling than cross-entropy).
+    Weighted and averaged like ``F.cross_entropy`` (divided by the summed weights of the
+    targets); ``gamma=0`` is cross-entropy."""
+    ce = F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
+    p_true = F.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+    w = torch.ones_like(ce) if weight is None else weight[y]
+    return (w * (1.0 - p_true).clamp_min(0).pow(gamma) * ce).sum() / w.sum().clamp_min(1e-12)
+
+
 class ClassifierSystem(L.LightningModule):
     def __init__(
         self,
@@ -66,6 +79,7 @@ class ClassifierSystem(L.LightningModule):
         class_keys: Sequence[str] = CLASS_KEYS,
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
+        focal_gamma: float = 0.0,
         monitor_min_support: int = 10,
     ) -> None:
         super().__init__()
@@ -83,8 +97,12 @@ class ClassifierSystem(L.LightningModule):
         return self.backbone(x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), y, weight=self.class_weights,
-                               label_smoothing=self.hparams.label_smoothing)
+        gamma = float(self.hparams.focal_gamma)
+        if gamma <= 0:
+            return F.cross_entropy(logits.float(), y, weight=self.class_weights,
+                                   label_smoothing=self.hparams.label_smoothing)
+        return focal_loss(logits.float(), y, gamma=gamma, weight=self.class_weights,
+                          label_smoothing=self.hparams.label_smoothing)
 
     def _mixup(self, x: torch.Tensor, y: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
