@@ -231,6 +231,19 @@ def starter_model_build(*, data_dir: Path | str = STARTER_DATA, store_uri: str |
                         version=result.model_version, figures=figures)
 
 
+def _shipped_with_store(path: Path, data_dir: Path | str, store_uri: str | None):
+    from mlcore.ml.bundle import BundleFileError, ModelBundle
+
+    try:
+        bundle = ModelBundle.load_file(path)
+    except BundleFileError as exc:
+        raise StarterModelError(f"the starter model file cannot be used: {exc}") from None
+    store = starter_dataset(data_dir=data_dir, store_uri=store_uri or str(settings.VAR_DIR / "datasets" / "real-cxr"))
+    if store.manifest_hash() != bundle.metadata.get("manifest_hash"):
+        raise StarterModelError(f"{store!r} is not the data set {path.name} was trained on (manifest hash differs)")
+    return bundle, store
+
+
 def starter_ood_refit(*, path: Path | str = STARTER_FILE, data_dir: Path | str = STARTER_DATA,
                       store_uri: str | None = None) -> dict:
     """Refit the out-of-scope detector of the shipped file on its own weights, after the
@@ -240,19 +253,12 @@ def starter_ood_refit(*, path: Path | str = STARTER_FILE, data_dir: Path | str =
     import time
 
     from mlcore.ml import tracking
-    from mlcore.ml.bundle import BundleFileError, ModelBundle
     from mlcore.ml.evaluation.card import card_figures
     from mlcore.ml.evaluation.ood import OODDetector
     from mlcore.ml.evaluation.runner import bundle_outputs
 
     path = Path(path)
-    try:
-        bundle = ModelBundle.load_file(path)
-    except BundleFileError as exc:
-        raise StarterModelError(f"the starter model file cannot be used: {exc}") from None
-    store = starter_dataset(data_dir=data_dir, store_uri=store_uri or str(settings.VAR_DIR / "datasets" / "real-cxr"))
-    if store.manifest_hash() != bundle.metadata.get("manifest_hash"):
-        raise StarterModelError(f"{store!r} is not the data set {path.name} was trained on (manifest hash differs)")
+    bundle, store = _shipped_with_store(path, data_dir, store_uri)
     model = bundle.build()
     out_train, y_train = bundle_outputs(bundle, store, "train", model=model)
     out_val, _ = bundle_outputs(bundle, store, "val", model=model)
@@ -263,5 +269,26 @@ def starter_ood_refit(*, path: Path | str = STARTER_FILE, data_dir: Path | str =
                                     "git_commit": tracking.git_commit()}
     figures = card_figures(bundle, store)
     bundle.metadata["card"] = figures
+    bundle.save_file(path)
+    return figures
+
+
+def starter_figures_refresh(*, path: Path | str = STARTER_FILE, data_dir: Path | str = STARTER_DATA,
+                            store_uri: str | None = None) -> dict:
+    """Recompute the card's figures stored in the shipped file when the figures gained a field
+    (the ECE sampling floor, say): weights, temperature, scope rule and detector stay as they
+    are, so every served probability does too. Records when and at which commit; rewrites the
+    file; returns the figures."""
+    import time
+
+    from mlcore.ml import tracking
+    from mlcore.ml.evaluation.card import card_figures
+
+    path = Path(path)
+    bundle, store = _shipped_with_store(path, data_dir, store_uri)
+    figures = card_figures(bundle, store)
+    bundle.metadata["card"] = figures
+    bundle.metadata["figures_recomputed"] = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                             "git_commit": tracking.git_commit()}
     bundle.save_file(path)
     return figures

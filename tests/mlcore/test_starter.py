@@ -88,3 +88,38 @@ def test_the_model_card_shows_the_shipped_files_figures():
     """docs/model-card.md's figures are generated from the shipped file (`manage.py model_card`):
     a file replaced without regenerating the card fails here."""
     assert "up to date" in run("model_card", "--check")
+
+
+def test_refreshing_the_figures_keeps_the_weights_and_records_it(tmp_path):
+    """`build_starter_model --refresh-figures`: the card's figures are recomputed from the data
+    (now with the ECE sampling floor) while the weights stay; another data set is refused."""
+    from mlcore.ml.data import open_store
+    from mlcore.services.starter import StarterModelError, starter_dataset, starter_figures_refresh
+    from tests.ml.conftest import texture, write_image
+
+    tree = tmp_path / "real-cxr"
+    for c, key in enumerate(("lung-covid", "lung-normal", "lung-opacity", "lung-viral-pneumonia")):
+        for i in range(12):
+            write_image(tree / key / f"{i}.png", texture(100 * c + i, size=48))
+    store_uri = str(tmp_path / "store")
+    store = starter_dataset(data_dir=tree, store_uri=store_uri)
+    torch.manual_seed(0)
+    bundle = ModelBundle(model_name="vit-tiny-test", state_dict=build_model("vit-tiny-test").state_dict(),
+                         preprocess=PreprocessConfig(image_size=32, mean=0.4, std=0.2),
+                         metadata={"manifest_hash": store.manifest_hash(), "card": {"splits": {}}})
+    path = bundle.save_file(tmp_path / "radviewer-starter.pt")
+    weights = ModelBundle.load_file(path).state_dict
+
+    figures = starter_figures_refresh(path=path, data_dir=tree, store_uri=store_uri)
+    after = ModelBundle.load_file(path)
+    assert after.metadata["card"] == figures and after.metadata["figures_recomputed"]["git_commit"]
+    split = next(iter(figures["splits"].values()))
+    assert 0 <= split["ece_floor"]["median"] <= split["ece_floor"]["p95"] <= 1
+    assert all(torch.equal(weights[k], after.state_dict[k]) for k in weights)
+
+    other = tmp_path / "other"
+    write_image(other / "lung-covid" / "x.png", texture(999, size=48))
+    starter_dataset(data_dir=other, store_uri=str(tmp_path / "other-store"))
+    with pytest.raises(StarterModelError, match="manifest hash differs"):
+        starter_figures_refresh(path=path, data_dir=other, store_uri=str(tmp_path / "other-store"))
+    assert open_store(store_uri).manifest_hash() == store.manifest_hash()

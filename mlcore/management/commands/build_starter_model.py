@@ -38,11 +38,13 @@ class Command(BaseCommand):
         parser.add_argument("--source-balance", type=float, default=None,
                             help="candidate: 0..1, how far sampling evens out sources within a class")
         parser.add_argument("--force", action="store_true", help="write the file even if it is not better")
+        parser.add_argument("--refresh-figures", action="store_true",
+                            help="no training: recompute the figures stored in the shipped file (weights unchanged)")
         parser.add_argument("--refit-ood", action="store_true",
                             help="no training: refit the shipped file's out-of-scope detector on its own weights")
 
     def handle(self, *args, data, store, out, epochs, seed, ema_decay, ema_start_epoch, label_smoothing,
-               mixup_alpha, focal_gamma, source_balance, force, refit_ood, **opts):
+               mixup_alpha, focal_gamma, source_balance, force, refit_ood, refresh_figures, **opts):
         # Here, not at module level: torch and Lightning load when this command runs, not on
         # every manage.py call that lists the commands.
         from mlcore.ml.training.callbacks import print_epoch
@@ -50,9 +52,20 @@ class Command(BaseCommand):
             STARTER_DATA,
             STARTER_FILE,
             StarterModelError,
+            starter_figures_refresh,
             starter_model_build,
             starter_ood_refit,
         )
+
+        if refresh_figures:
+            try:
+                starter_figures_refresh(path=out or STARTER_FILE, data_dir=data or STARTER_DATA, store_uri=store)
+            except StarterModelError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(self.style.SUCCESS(
+                f"recomputed the figures stored in {out or STARTER_FILE}; now run `manage.py model_card` and "
+                "`manage.py build_drift_reference --starter` (the file's bytes changed)"))
+            return
 
         if refit_ood:
             try:

@@ -188,6 +188,8 @@ def render_card_figures(bundle: Any, *, file_name: str = "", file_sha256: str = 
         + (" with uncommitted changes" if meta.get("git_dirty") else ""),
         *([f"- out-of-scope detector refitted on the same weights (train/val, serving preprocessing) at "
            f"{meta['ood_refit']['at']}, commit `{meta['ood_refit']['git_commit']}`"] if meta.get("ood_refit") else []),
+        *([f"- figures below recomputed from the same file (weights unchanged) at {meta['figures_recomputed']['at']}, "
+           f"commit `{meta['figures_recomputed']['git_commit']}`"] if meta.get("figures_recomputed") else []),
         f"- data: manifest hash `{str(meta.get('manifest_hash', '?'))[:16]}…`",
         "- recipe: " + ", ".join(f"{k}={recipe[k]}" for k in sorted(recipe)
                                  if k not in ("registered_model_name", "experiment", "run_name")),
