@@ -140,3 +140,4 @@ def test_reliability_before_after_counts_and_ece():
     assert sum(row["n"] for row in out["before"]) == 4 == sum(row["n"] for row in out["after"])
     assert out["ece_before"] == pytest.approx(0.2)  # confidence 0.95, accuracy 0.75
     assert out["ece_after"] == pytest.approx(0.0)
+    assert 0 < out["ece_floor"]["median"] <= out["ece_floor"]["p95"]  # 4 images: chance is large

@@ -130,7 +130,7 @@ def test_version_page_for_ml_admin_and_forbidden_for_radiologist(two_versions, e
     page = ml_admin_client.get(url)
     assert page.status_code == 200
     body = page.content.decode()
-    assert "production" in body and "COVID-19 pneumonia" in body and "ECE after temperature scaling" in body
+    assert "production" in body and "COVID-19 pneumonia" in body and "ECE after temperature scaling" in body and "chance alone gives a perfectly calibrated model" in body
     assert body.count("<svg") >= 5  # confusion, ROC, reliability, per-class, training curves
     assert f"evaluation {evaluation.pk} on" in body.lower() or f"Evaluation {evaluation.pk} on" in body
     assert "Evaluate on" in body and 'value="synthetic-eval" selected' in body

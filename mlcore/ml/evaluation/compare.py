@@ -28,6 +28,7 @@ from mlcore.ml.evaluation.metrics import (
     CXR4_KEYS,
     _json_safe,
     binary_auc,
+    ece_sampling_floor,
     expected_calibration_error,
     reliability_table,
 )
@@ -237,11 +238,13 @@ def roc_points(probs: np.ndarray, labels: np.ndarray | Sequence[int], class_keys
 
 def reliability_before_after(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray | Sequence[int]
                              ) -> dict[str, Any]:
-    """Reliability tables and ECE before (temperature 1) and after temperature scaling."""
+    """Reliability tables and ECE before (temperature 1) and after temperature scaling, and
+    the ECE chance alone gives a perfectly calibrated model at this size (``ece_floor``)."""
     labels = np.asarray(labels, dtype=np.int64)
     return _json_safe({
         "before": reliability_table(np.asarray(raw, dtype=np.float64), labels),
         "after": reliability_table(np.asarray(calibrated, dtype=np.float64), labels),
         "ece_before": expected_calibration_error(raw, labels),
         "ece_after": expected_calibration_error(calibrated, labels),
+        "ece_floor": ece_sampling_floor(np.asarray(calibrated, dtype=np.float64)),
     })
